@@ -1,0 +1,218 @@
+//! In-memory [`Host`] for unit tests of filter glue: records replies, logs,
+//! properties and counters; the clock is set by the test.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proxy_wasm::types::LogLevel;
+
+use crate::host::{CasOutcome, Host, HostError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCall {
+    pub token: u32,
+    pub cluster: String,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeHost {
+    /// Milliseconds since the Unix epoch.
+    pub now: RefCell<u64>,
+    headers: RefCell<Vec<(String, String)>>,
+    properties: RefCell<HashMap<String, Vec<u8>>>,
+    shared: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+    calls: RefCell<Vec<HttpCall>>,
+    call_response: RefCell<(Vec<(String, String)>, Option<Vec<u8>>)>,
+    replies: RefCell<Vec<(u32, Vec<(String, String)>, Vec<u8>)>>,
+    logs: RefCell<Vec<(LogLevel, String)>>,
+    counter_names: RefCell<Vec<String>>,
+    counter_values: RefCell<HashMap<u32, i64>>,
+    pub fail_dispatch: RefCell<bool>,
+}
+
+impl FakeHost {
+    pub fn at(unix_secs: u64) -> Self {
+        let h = FakeHost::default();
+        *h.now.borrow_mut() = unix_secs * 1000;
+        h
+    }
+    pub fn set_time_ms(&self, ms: u64) {
+        *self.now.borrow_mut() = ms;
+    }
+    pub fn advance(&self, d: Duration) {
+        *self.now.borrow_mut() += d.as_millis() as u64;
+    }
+    pub fn set_headers(&self, headers: &[(&str, &str)]) {
+        *self.headers.borrow_mut() = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.request_header(name)
+    }
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers
+            .borrow()
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .count()
+    }
+    pub fn set_call_response(&self, headers: &[(&str, &str)], body: Option<&[u8]>) {
+        *self.call_response.borrow_mut() = (
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body.map(<[u8]>::to_vec),
+        );
+    }
+    pub fn calls(&self) -> Vec<HttpCall> {
+        self.calls.borrow().clone()
+    }
+    pub fn replies(&self) -> Vec<(u32, Vec<(String, String)>, Vec<u8>)> {
+        self.replies.borrow().clone()
+    }
+    pub fn logs(&self) -> Vec<(LogLevel, String)> {
+        self.logs.borrow().clone()
+    }
+    pub fn counter(&self, name: &str) -> i64 {
+        let names = self.counter_names.borrow();
+        names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| self.counter_values.borrow().get(&(i as u32)).copied())
+            .unwrap_or(0)
+    }
+    pub fn counter_names(&self) -> Vec<String> {
+        self.counter_names.borrow().clone()
+    }
+    pub fn raw_property(&self, key: &str) -> Option<Vec<u8>> {
+        self.properties.borrow().get(key).cloned()
+    }
+    pub fn put_property(&self, path: &[&str], value: &[u8]) {
+        self.properties
+            .borrow_mut()
+            .insert(path.join("."), value.to_vec());
+    }
+}
+
+impl Host for FakeHost {
+    fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(*self.now.borrow())
+    }
+    fn request_header(&self, name: &str) -> Option<String> {
+        self.headers
+            .borrow()
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+    fn request_headers(&self) -> Vec<(String, String)> {
+        self.headers.borrow().clone()
+    }
+    fn set_request_header(&self, name: &str, value: Option<&str>) {
+        let mut h = self.headers.borrow_mut();
+        h.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        if let Some(v) = value {
+            h.push((name.to_ascii_lowercase(), v.to_string()));
+        }
+    }
+    fn add_request_header(&self, name: &str, value: &str) {
+        self.headers
+            .borrow_mut()
+            .push((name.to_ascii_lowercase(), value.to_string()));
+    }
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.properties.borrow().get(&path.join(".")).cloned()
+    }
+    fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+        self.put_property(path, value);
+        Ok(())
+    }
+    fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        match self.shared.borrow().get(key) {
+            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+            None => (None, None),
+        }
+    }
+    fn set_shared_data(
+        &self,
+        key: &str,
+        value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<CasOutcome, HostError> {
+        let mut shared = self.shared.borrow_mut();
+        let current = shared.get(key).map(|(_, c)| *c);
+        if let (Some(want), Some(have)) = (cas, current) {
+            if want != have {
+                return Ok(CasOutcome::Conflict);
+            }
+        }
+        let next = current.unwrap_or(0) + 1;
+        shared.insert(key.to_string(), (value.to_vec(), next));
+        Ok(CasOutcome::Written)
+    }
+    fn dispatch_http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        _body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        if *self.fail_dispatch.borrow() {
+            return Err(HostError {
+                call: "dispatch_http_call",
+                status: "BadArgument".into(),
+            });
+        }
+        let mut calls = self.calls.borrow_mut();
+        let token = calls.len() as u32 + 1;
+        calls.push(HttpCall {
+            token,
+            cluster: cluster.to_string(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            timeout,
+        });
+        Ok(token)
+    }
+    fn http_call_response(&self, _body_size: usize) -> (Vec<(String, String)>, Option<Vec<u8>>) {
+        self.call_response.borrow().clone()
+    }
+    fn send_local_reply(
+        &self,
+        status: u32,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError> {
+        self.replies.borrow_mut().push((
+            status,
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body.to_vec(),
+        ));
+        Ok(())
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_string()));
+    }
+    fn define_counter(&self, name: &str) -> Result<u32, HostError> {
+        let mut names = self.counter_names.borrow_mut();
+        if let Some(i) = names.iter().position(|n| n == name) {
+            return Ok(i as u32);
+        }
+        names.push(name.to_string());
+        Ok(names.len() as u32 - 1)
+    }
+    fn increment_counter(&self, id: u32, by: i64) {
+        *self.counter_values.borrow_mut().entry(id).or_insert(0) += by;
+    }
+}

@@ -1,0 +1,185 @@
+//! The host seam: everything a filter asks of Envoy goes through [`Host`].
+//! Production uses [`HostCalls`] (raw `hostcalls`, whose errors we map instead
+//! of unwrapping like the SDK's trait helpers do); tests use `fake::FakeHost`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
+
+/// A host call failed; carries the call name and the proxy-wasm status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostError {
+    pub call: &'static str,
+    pub status: String,
+}
+
+impl HostError {
+    pub fn new(call: &'static str, status: Status) -> Self {
+        HostError {
+            call,
+            status: format!("{status:?}"),
+        }
+    }
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "host call {} failed: {}", self.call, self.status)
+    }
+}
+
+/// Result of a compare-and-swap write to shared data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasOutcome {
+    Written,
+    Conflict,
+}
+
+pub trait Host {
+    /// Wall-clock time, from the host (deterministic in tests).
+    fn now(&self) -> SystemTime;
+
+    fn now_unix(&self) -> u64 {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    fn request_header(&self, name: &str) -> Option<String>;
+    fn request_headers(&self) -> Vec<(String, String)>;
+    /// Replace (or, with `None`, remove) a request header.
+    fn set_request_header(&self, name: &str, value: Option<&str>);
+    fn add_request_header(&self, name: &str, value: &str);
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError>;
+
+    fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+    fn set_shared_data(
+        &self,
+        key: &str,
+        value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<CasOutcome, HostError>;
+
+    /// Start an HTTP callout to an Envoy cluster; returns the call token.
+    fn dispatch_http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError>;
+    /// Response headers and body of the callout being delivered.
+    fn http_call_response(&self, body_size: usize) -> (Vec<(String, String)>, Option<Vec<u8>>);
+
+    fn send_local_reply(
+        &self,
+        status: u32,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError>;
+
+    fn log(&self, level: LogLevel, message: &str);
+
+    fn define_counter(&self, name: &str) -> Result<u32, HostError>;
+    fn increment_counter(&self, id: u32, by: i64);
+}
+
+/// Production host: thin wrappers over `proxy_wasm::hostcalls`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HostCalls;
+
+impl Host for HostCalls {
+    fn now(&self) -> SystemTime {
+        hostcalls::get_current_time().unwrap_or(UNIX_EPOCH)
+    }
+
+    fn request_header(&self, name: &str) -> Option<String> {
+        hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+            .ok()
+            .flatten()
+    }
+
+    fn request_headers(&self) -> Vec<(String, String)> {
+        hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+    }
+
+    fn set_request_header(&self, name: &str, value: Option<&str>) {
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+    }
+
+    fn add_request_header(&self, name: &str, value: &str) {
+        let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value);
+    }
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        hostcalls::get_property(path.to_vec()).ok().flatten()
+    }
+
+    fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
+        hostcalls::set_property(path.to_vec(), Some(value))
+            .map_err(|s| HostError::new("set_property", s))
+    }
+
+    fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set_shared_data(
+        &self,
+        key: &str,
+        value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<CasOutcome, HostError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(CasOutcome::Written),
+            Err(Status::CasMismatch) => Ok(CasOutcome::Conflict),
+            Err(s) => Err(HostError::new("set_shared_data", s)),
+        }
+    }
+
+    fn dispatch_http_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        hostcalls::dispatch_http_call(cluster, headers.to_vec(), body, vec![], timeout)
+            .map_err(|s| HostError::new("dispatch_http_call", s))
+    }
+
+    fn http_call_response(&self, body_size: usize) -> (Vec<(String, String)>, Option<Vec<u8>>) {
+        let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten();
+        (headers, body)
+    }
+
+    fn send_local_reply(
+        &self,
+        status: u32,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), HostError> {
+        hostcalls::send_http_response(status, headers.to_vec(), Some(body))
+            .map_err(|s| HostError::new("send_http_response", s))
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let _ = hostcalls::log(level, message);
+    }
+
+    fn define_counter(&self, name: &str) -> Result<u32, HostError> {
+        hostcalls::define_metric(MetricType::Counter, name)
+            .map_err(|s| HostError::new("define_metric", s))
+    }
+
+    fn increment_counter(&self, id: u32, by: i64) {
+        let _ = hostcalls::increment_metric(id, by);
+    }
+}

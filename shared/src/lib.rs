@@ -1,0 +1,13 @@
+//! Pieces every meshward filter uses: the host seam, config errors,
+//! standard deny responses, the identity contract, metrics and audit lines.
+
+pub mod audit;
+pub mod config;
+pub mod duration;
+pub mod host;
+pub mod identity;
+pub mod metrics;
+pub mod response;
+
+#[cfg(any(test, feature = "fake-host"))]
+pub mod fake;
