@@ -31,6 +31,12 @@ pub struct FakeHost {
     counter_names: RefCell<Vec<String>>,
     counter_values: RefCell<HashMap<u32, i64>>,
     pub fail_dispatch: RefCell<bool>,
+    /// Contexts made effective, in order, and requests resumed (by context).
+    pub effective: RefCell<Vec<u32>>,
+    pub resumed: RefCell<Vec<u32>>,
+    /// Contexts that no longer exist: switching to them fails.
+    pub gone: RefCell<Vec<u32>>,
+    pub tick_period: RefCell<Option<Duration>>,
 }
 
 impl FakeHost {
@@ -214,5 +220,24 @@ impl Host for FakeHost {
     }
     fn increment_counter(&self, id: u32, by: i64) {
         *self.counter_values.borrow_mut().entry(id).or_insert(0) += by;
+    }
+    fn set_effective_context(&self, context_id: u32) -> Result<(), HostError> {
+        if self.gone.borrow().contains(&context_id) {
+            return Err(HostError {
+                call: "set_effective_context",
+                status: "NotFound".into(),
+            });
+        }
+        self.effective.borrow_mut().push(context_id);
+        Ok(())
+    }
+    fn resume_request(&self) -> Result<(), HostError> {
+        let ctx = self.effective.borrow().last().copied().unwrap_or(0);
+        self.resumed.borrow_mut().push(ctx);
+        Ok(())
+    }
+    fn set_tick_period(&self, period: Duration) -> Result<(), HostError> {
+        *self.tick_period.borrow_mut() = Some(period);
+        Ok(())
     }
 }

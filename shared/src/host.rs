@@ -86,6 +86,11 @@ pub trait Host {
 
     fn define_counter(&self, name: &str) -> Result<u32, HostError>;
     fn increment_counter(&self, id: u32, by: i64);
+
+    /// Direct the following calls at another context (e.g. a paused request).
+    fn set_effective_context(&self, context_id: u32) -> Result<(), HostError>;
+    fn resume_request(&self) -> Result<(), HostError>;
+    fn set_tick_period(&self, period: Duration) -> Result<(), HostError>;
 }
 
 /// Production host: thin wrappers over `proxy_wasm::hostcalls`.
@@ -181,5 +186,18 @@ impl Host for HostCalls {
 
     fn increment_counter(&self, id: u32, by: i64) {
         let _ = hostcalls::increment_metric(id, by);
+    }
+
+    fn set_effective_context(&self, context_id: u32) -> Result<(), HostError> {
+        hostcalls::set_effective_context(context_id)
+            .map_err(|s| HostError::new("set_effective_context", s))
+    }
+
+    fn resume_request(&self) -> Result<(), HostError> {
+        hostcalls::resume_http_request().map_err(|s| HostError::new("resume_http_request", s))
+    }
+
+    fn set_tick_period(&self, period: Duration) -> Result<(), HostError> {
+        hostcalls::set_tick_period(period).map_err(|s| HostError::new("set_tick_period", s))
     }
 }

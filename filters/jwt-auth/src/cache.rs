@@ -1,0 +1,137 @@
+//! Bounded per-worker cache of verified tokens, keyed by the whole token
+//! string (so there is no hash-collision risk). Entries are never served at
+//! or past the token's `exp`; when full, expired entries go first, then the
+//! oldest insertion.
+
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+use crate::verify::Verified;
+
+#[derive(Debug)]
+pub struct TokenCache {
+    capacity: usize,
+    entries: HashMap<Rc<str>, Rc<Verified>>,
+    order: VecDeque<Rc<str>>,
+}
+
+impl TokenCache {
+    pub fn new(capacity: usize) -> TokenCache {
+        TokenCache {
+            capacity,
+            entries: HashMap::with_capacity(capacity.min(1024)),
+            order: VecDeque::with_capacity(capacity.min(1024)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&mut self, token: &str, now: u64) -> Option<Rc<Verified>> {
+        let hit = self.entries.get(token)?;
+        if hit.usable_at(now) {
+            return Some(hit.clone());
+        }
+        self.entries.remove(token);
+        None
+    }
+
+    pub fn insert(&mut self, token: &str, verified: Rc<Verified>, now: u64) {
+        if self.capacity == 0 || !verified.usable_at(now) {
+            return;
+        }
+        if self.entries.len() >= self.capacity {
+            self.make_room(now);
+        }
+        let key: Rc<str> = Rc::from(token);
+        if self.entries.insert(key.clone(), verified).is_none() {
+            self.order.push_back(key);
+        }
+    }
+
+    fn make_room(&mut self, now: u64) {
+        self.entries.retain(|_, v| v.usable_at(now));
+        // Drop queue slots whose entries are gone, then the oldest live ones.
+        while self.entries.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some(k) => {
+                    self.entries.remove(&k);
+                }
+                None => break,
+            }
+        }
+        let entries = &self.entries;
+        self.order.retain(|k| entries.contains_key(k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshward_shared::identity::Identity;
+
+    fn verified(exp: Option<u64>) -> Rc<Verified> {
+        Rc::new(Verified {
+            provider: 0,
+            exp,
+            identity: Identity::default(),
+            payload_segment: String::new(),
+        })
+    }
+
+    #[test]
+    fn never_served_at_or_past_exp() {
+        let mut c = TokenCache::new(10);
+        c.insert("a", verified(Some(100)), 50);
+        assert!(c.get("a", 99).is_some());
+        assert!(c.get("a", 100).is_none());
+        assert!(c.is_empty(), "expired entry is dropped on lookup");
+        c.insert("b", verified(Some(10)), 50);
+        assert!(c.is_empty(), "already-expired entries are not inserted");
+    }
+
+    #[test]
+    fn bounded_with_fifo_eviction() {
+        let mut c = TokenCache::new(3);
+        for (i, t) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            c.insert(t, verified(Some(1000 + i as u64)), 0);
+            assert!(c.len() <= 3);
+        }
+        assert!(c.get("a", 0).is_none());
+        assert!(c.get("b", 0).is_none());
+        assert!(c.get("e", 0).is_some());
+        assert!(c.order.len() <= 3);
+    }
+
+    #[test]
+    fn expired_entries_evicted_before_live_ones() {
+        let mut c = TokenCache::new(2);
+        c.insert("old-live", verified(Some(1000)), 0);
+        c.insert("soon", verified(Some(10)), 0);
+        c.insert("new", verified(Some(1000)), 20);
+        assert!(
+            c.get("old-live", 20).is_some(),
+            "live entry kept, expired one evicted"
+        );
+        assert!(c.get("new", 20).is_some());
+    }
+
+    #[test]
+    fn zero_capacity_disables() {
+        let mut c = TokenCache::new(0);
+        c.insert("a", verified(None), 0);
+        assert!(c.get("a", 0).is_none());
+    }
+
+    #[test]
+    fn tokens_without_exp_are_cached() {
+        let mut c = TokenCache::new(1);
+        c.insert("a", verified(None), 0);
+        assert!(c.get("a", u64::MAX - 1).is_some());
+    }
+}

@@ -1,0 +1,127 @@
+//! Finding a token in the configured locations, and removing it again.
+
+use crate::config::TokenLocation;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub token: String,
+    /// Index into the provider's `locations`.
+    pub location: usize,
+}
+
+/// First location that holds a token. `header` reads one request header.
+pub fn find_token(
+    locations: &[TokenLocation],
+    header: &mut dyn FnMut(&str) -> Option<String>,
+    query: Option<&str>,
+) -> Option<Found> {
+    for (i, loc) in locations.iter().enumerate() {
+        let token = match loc {
+            TokenLocation::Header { name, prefix } => {
+                header(name).and_then(|v| strip_prefix(&v, prefix))
+            }
+            TokenLocation::Param(name) => query.and_then(|q| query_param(q, name)),
+        };
+        if let Some(token) = token {
+            return Some(Found { token, location: i });
+        }
+    }
+    None
+}
+
+/// Auth schemes are case-insensitive (RFC 9110 §11.1), so is the prefix.
+fn strip_prefix(value: &str, prefix: &str) -> Option<String> {
+    let head = value.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    let token = value.get(prefix.len()..)?.trim();
+    (!token.is_empty()).then(|| token.to_string())
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Split `:path` into path and query.
+pub fn split_path(path: &str) -> (&str, Option<&str>) {
+    let without_fragment = path.split('#').next().unwrap_or(path);
+    match without_fragment.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (without_fragment, None),
+    }
+}
+
+/// `:path` without every occurrence of the `name` query parameter.
+pub fn remove_param(path: &str, name: &str) -> String {
+    let (base, query) = split_path(path);
+    let Some(query) = query else {
+        return path.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| pair.split('=').next() != Some(name))
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bearer() -> Vec<TokenLocation> {
+        vec![
+            TokenLocation::Header {
+                name: "authorization".into(),
+                prefix: "Bearer ".into(),
+            },
+            TokenLocation::Param("access_token".into()),
+        ]
+    }
+
+    #[test]
+    fn header_prefix_case_insensitive() {
+        let mut h = |_: &str| Some("bearer abc.def.ghi".to_string());
+        assert_eq!(
+            find_token(&bearer(), &mut h, None).unwrap().token,
+            "abc.def.ghi"
+        );
+        let mut h = |_: &str| Some("Basic Zm9v".to_string());
+        assert_eq!(find_token(&bearer(), &mut h, None), None);
+        let mut h = |_: &str| Some("Bearer ".to_string());
+        assert_eq!(find_token(&bearer(), &mut h, None), None);
+        let mut h = |_: &str| Some("B".to_string());
+        assert_eq!(find_token(&bearer(), &mut h, None), None);
+    }
+
+    #[test]
+    fn param_location() {
+        let mut none = |_: &str| None;
+        let f = find_token(&bearer(), &mut none, Some("a=1&access_token=x.y.z")).unwrap();
+        assert_eq!((f.token.as_str(), f.location), ("x.y.z", 1));
+        assert_eq!(
+            find_token(&bearer(), &mut none, Some("access_token=")),
+            None
+        );
+    }
+
+    #[test]
+    fn removes_param() {
+        assert_eq!(
+            remove_param("/a?access_token=t&b=2", "access_token"),
+            "/a?b=2"
+        );
+        assert_eq!(remove_param("/a?access_token=t", "access_token"), "/a");
+        assert_eq!(remove_param("/a", "access_token"), "/a");
+        assert_eq!(split_path("/a?b#c"), ("/a", Some("b")));
+    }
+}

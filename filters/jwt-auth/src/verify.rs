@@ -1,0 +1,98 @@
+//! One token against one provider: parse, check the signature against the
+//! provider's keys, validate claims, and build the verified identity.
+
+use meshward_shared::identity::{scopes_from_claims, Identity};
+use serde_json::Value;
+
+use crate::claims;
+use crate::config::Provider;
+use crate::jose::{self, Jwks, UntrustedToken};
+use crate::reason::Reason;
+
+/// A token that passed every check for `provider`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub provider: usize,
+    pub exp: Option<u64>,
+    pub identity: Identity,
+    /// The token's payload segment, forwarded by `forward_payload_header`.
+    pub payload_segment: String,
+}
+
+impl Verified {
+    /// Served from cache only strictly before `exp` (no skew on reuse).
+    pub fn usable_at(&self, now: u64) -> bool {
+        self.exp.is_none_or(|exp| now < exp)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyError {
+    Denied(Reason),
+    /// The token's kid is not in the current key set: a refetch may help.
+    UnknownKid,
+}
+
+pub fn verify_token(
+    provider_idx: usize,
+    provider: &Provider,
+    token: &str,
+    jwks: &Jwks,
+    now: u64,
+) -> Result<Verified, VerifyError> {
+    let parsed = UntrustedToken::parse(token)
+        .map_err(|e| VerifyError::Denied(Reason::from_core(e.reason())))?;
+    // Select by issuer before touching keys, so another provider's token
+    // never triggers this provider's unknown-kid refetch.
+    if parsed.payload.get("iss").and_then(Value::as_str) != Some(provider.claims.issuer.as_str()) {
+        return Err(VerifyError::Denied(Reason::IssuerMismatch));
+    }
+    if let Err(e) = jose::verify(&parsed, jwks) {
+        let reason = Reason::from_core(e.reason());
+        return Err(if reason == Reason::KidNotFound {
+            VerifyError::UnknownKid
+        } else {
+            VerifyError::Denied(reason)
+        });
+    }
+    claims::validate(&parsed.payload, &provider.claims, now)
+        .map_err(|e| VerifyError::Denied(Reason::from_core(e.reason())))?;
+    let payload_segment = token.split('.').nth(1).unwrap_or_default().to_string();
+    Ok(Verified {
+        provider: provider_idx,
+        exp: parsed.payload.get("exp").and_then(numeric_date),
+        identity: identity_from(&provider.name, parsed.payload),
+        payload_segment,
+    })
+}
+
+fn numeric_date(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        _ => None,
+    }
+}
+
+fn identity_from(provider: &str, claims: serde_json::Map<String, Value>) -> Identity {
+    let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
+    let audiences = match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Identity {
+        provider: provider.to_string(),
+        issuer: text("iss").unwrap_or_default(),
+        subject: text("sub").unwrap_or_default(),
+        audiences,
+        scopes: scopes_from_claims(&claims),
+        presenter: text("azp").or_else(|| text("client_id")),
+        claims,
+    }
+}
