@@ -1,0 +1,130 @@
+"""Turns raw per-round records into medians, ratios and target verdicts."""
+
+from __future__ import annotations
+
+import statistics
+
+from .loadgen import PCTS
+
+RSS_TARGET_MIB = 10.0
+C3_COST_TARGET = 0.05
+JWT_TPUT_TARGET = 0.90
+
+
+def _med(vals: list) -> float | None:
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def summarize(raw: dict) -> dict:
+    """Per config: medians over rounds (throughput, cpu, rss) and per latency label."""
+    out = {}
+    for cid, r in raw.items():
+        t = r["throughput"]
+        lat: dict[str, dict] = {}
+        for rec in r["latency"]:
+            if "skipped" in rec:
+                lat.setdefault(rec["label"], {"rate": rec["rate"], "skipped": rec["skipped"]})
+                continue
+            lat.setdefault(rec["label"], {"rate": rec["rate"], "runs": []})
+            lat[rec["label"]].setdefault("runs", []).append(rec)
+        lat_summary = {}
+        for label, d in lat.items():
+            if "runs" not in d:
+                lat_summary[label] = {"rate": d["rate"], "skipped": d["skipped"]}
+                continue
+            lat_summary[label] = {
+                "rate": d["rate"],
+                "achieved_rps": _med([x["achieved_rps"] for x in d["runs"]]),
+                "n_runs": len(d["runs"]),
+                **{p: _med([x["percentiles_ms"][p] for x in d["runs"]]) for p in PCTS},
+            }
+        correct = not r["errors"] and bool(t) and r["load_status_ok"]
+        out[cid] = {
+            "title": r["title"], "pair": r["pair"], "module": r["module"], "notes": r["notes"],
+            "rounds": len(t),
+            "rps": _med([x["rps"] for x in t]),
+            "rps_min": min((x["rps"] for x in t), default=None),
+            "rps_max": max((x["rps"] for x in t), default=None),
+            "cpu_us_per_req": _med([x["cpu_us_per_req"] for x in t]),
+            "rss_mib": _med([x["rss_mib"] for x in t]),
+            "requests": sum(x["requests"] for x in t),
+            "latency_ms": lat_summary,
+            "correct": correct,
+            "errors": r["errors"],
+        }
+    return out
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+def ratios(s: dict) -> dict:
+    c0 = s.get("C0", {})
+    out: dict = {"vs_C0": {}, "pairs": {}}
+    c0_p50 = c0.get("latency_ms", {}).get("50% C0", {}).get("p50")
+    for cid, d in s.items():
+        out["vs_C0"][cid] = {
+            "throughput": _ratio(d["rps"], c0.get("rps")),
+            "cpu_per_req": _ratio(d["cpu_us_per_req"], c0.get("cpu_us_per_req")),
+            "rss_added_mib": (d["rss_mib"] - c0["rss_mib"]) if d["rss_mib"] and c0.get("rss_mib") else None,
+        }
+        pair = d.get("pair")
+        if pair and pair in s:
+            n = s[pair]
+            added = {}
+            for label in ("25% C0", "50% C0", "75% C0"):
+                wl, nl = d["latency_ms"].get(label, {}), n["latency_ms"].get(label, {})
+                if wl.get("p50") is not None and nl.get("p50") is not None and c0_p50 is not None:
+                    aw, an = wl["p50"] - c0_p50, nl["p50"] - c0_p50
+                    added[label] = {"wasm_added_p50_us": aw * 1000, "native_added_p50_us": an * 1000,
+                                    "ratio": (aw / an) if an > 0 else None}
+            out["pairs"][f"{cid}/{pair}"] = {
+                "throughput": _ratio(d["rps"], n["rps"]),
+                "cpu_per_req": _ratio(d["cpu_us_per_req"], n["cpu_us_per_req"]),
+                "p50_ratio_at_50pct": _ratio(d["latency_ms"].get("50% C0", {}).get("p50"),
+                                             n["latency_ms"].get("50% C0", {}).get("p50")),
+                "added_p50": added,
+            }
+    return out
+
+
+def _verdict(value, ok_fn, measured_ok: bool) -> str:
+    if value is None:
+        return "not measured"
+    if not measured_ok:
+        return "invalid (correctness failure)"
+    return "MET" if ok_fn(value) else "NOT MET"
+
+
+def targets(s: dict, r: dict) -> list[dict]:
+    out = []
+    w, n = s.get("W-jwt"), s.get("N-jwt")
+    v = r["pairs"].get("W-jwt/N-jwt", {}).get("throughput")
+    out.append({
+        "target": "jwt-auth >= 90% of jwt_authn throughput (cached tokens)",
+        "measured": f"{v:.1%}" if v is not None else "n/a",
+        "value": v,
+        "verdict": _verdict(v, lambda x: x >= JWT_TPUT_TARGET, bool(w and n and w["correct"] and n["correct"])),
+    })
+    c3 = s.get("C3")
+    tr = r["vs_C0"].get("C3", {}).get("throughput")
+    cost = (1 - tr) if tr is not None else None
+    out.append({
+        "target": "C3 (no-op Wasm) costs <= 5% throughput vs C0",
+        "measured": f"{cost:.1%} cost" if cost is not None else "n/a",
+        "value": cost,
+        "verdict": _verdict(cost, lambda x: x <= C3_COST_TARGET, bool(c3 and c3["correct"] and s["C0"]["correct"])),
+    })
+    for cid, d in s.items():
+        if not d.get("module"):
+            continue
+        add = r["vs_C0"][cid]["rss_added_mib"]
+        out.append({
+            "target": f"added RSS of meshward module {d['module']} ({cid}) <= 10 MiB vs C0",
+            "measured": f"{add:+.1f} MiB" if add is not None else "n/a",
+            "value": add,
+            "verdict": _verdict(add, lambda x: x <= RSS_TARGET_MIB, d["correct"]),
+        })
+    return out

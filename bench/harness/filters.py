@@ -1,0 +1,128 @@
+"""Builders: one function per HTTP filter a configuration can list.
+
+Each builder takes a context (paths, JWKS) plus the keyword arguments given in
+`configs.py` and returns the Envoy `http_filters` entry as a dict.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import tokens as tok
+
+PROVIDER = "bench"
+
+
+@dataclass(frozen=True)
+class Ctx:
+    dist: Path
+    jwks: str
+
+
+def _wasm(name: str, root_id: str, wasm_file: Path, configuration: str) -> dict:
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": root_id,
+                "vm_config": {
+                    "vm_id": name.replace(".", "_"),
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": str(wasm_file)}},
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": configuration,
+                },
+            },
+        },
+    }
+
+
+def noop_wasm(ctx: Ctx) -> dict:
+    return _wasm("meshward.noop", "noop", ctx.dist / "noop.wasm", "{}")
+
+
+def jwt_auth_wasm(ctx: Ctx, cache_size: int) -> dict:
+    cfg = {
+        "providers": {
+            PROVIDER: {
+                "issuer": tok.ISSUER,
+                "audiences": [tok.AUDIENCE],
+                "local_jwks": {"inline_string": ctx.jwks},
+                "jwt_cache_config": {"jwt_cache_size": cache_size},
+            }
+        },
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": PROVIDER}}],
+    }
+    return _wasm("meshward.jwt_auth", "jwt_auth", ctx.dist / "jwt-auth.wasm", json.dumps(cfg))
+
+
+def jwt_authn(ctx: Ctx, cache_size: int) -> dict:
+    provider = {
+        "issuer": tok.ISSUER,
+        "audiences": [tok.AUDIENCE],
+        "local_jwks": {"inline_string": ctx.jwks},
+        "payload_in_metadata": "jwt_payload",
+    }
+    if cache_size > 0:
+        provider["jwt_cache_config"] = {"jwt_cache_size": cache_size}
+    return {
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {PROVIDER: provider},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": PROVIDER}}],
+        },
+    }
+
+
+def rbac(ctx: Ctx, subject: str) -> dict:
+    """Allow only the given JWT subject (read from jwt_authn's metadata)."""
+    principal = {
+        "metadata": {
+            "filter": "envoy.filters.http.jwt_authn",
+            "path": [{"key": "jwt_payload"}, {"key": "sub"}],
+            "value": {"string_match": {"exact": subject}},
+        }
+    }
+    return {
+        "name": "envoy.filters.http.rbac",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+            "rules": {
+                "action": "ALLOW",
+                "policies": {"bench-subject": {"permissions": [{"any": True}], "principals": [principal]}},
+            },
+        },
+    }
+
+
+def local_ratelimit(ctx: Ctx) -> dict:
+    """Enabled and enforced, with a bucket far larger than any bench can drain."""
+    big = 1_000_000_000
+    pct = {"numerator": 100, "denominator": "HUNDRED"}
+    return {
+        "name": "envoy.filters.http.local_ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "bench_rl",
+            "token_bucket": {"max_tokens": big, "tokens_per_fill": big, "fill_interval": "1s"},
+            "filter_enabled": {"runtime_key": "bench_rl_enabled", "default_value": pct},
+            "filter_enforced": {"runtime_key": "bench_rl_enforced", "default_value": pct},
+        },
+    }
+
+
+BUILDERS: dict[str, Callable[..., dict]] = {
+    "noop_wasm": noop_wasm,
+    "jwt_auth_wasm": jwt_auth_wasm,
+    "jwt_authn": jwt_authn,
+    "rbac": rbac,
+    "local_ratelimit": local_ratelimit,
+}

@@ -1,0 +1,180 @@
+"""Runs the measurement phases: interleaved throughput rounds (wrk), then
+interleaved latency rounds (oha) at fixed fractions of C0's measured maximum."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict
+from pathlib import Path
+
+from . import loadgen
+from .configs import Config
+from .envoy import Envoy
+from .filters import Ctx
+from .modes import Mode
+from .tokens import Tokens
+
+IGNORED_OHA_ERRORS = ("aborted due to deadline",)
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def request_status(url: str, token: str | None) -> int:
+    headers = {"Host": "bench"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def preflight(env: Envoy, tokens: Tokens) -> list[dict]:
+    out = []
+    for chk in env.cfg.checks:
+        tok = tokens.fixed[chk.token] if chk.token else None
+        got = request_status(env.url, tok)
+        out.append({"why": chk.why, "expected": chk.status, "got": got, "ok": got == chk.status})
+    return out
+
+
+class Runner:
+    def __init__(self, mode: Mode, configs: list[Config], binary: Path, ctx: Ctx, tokens: Tokens,
+                 workdir: Path, oha_bin: str):
+        self.mode, self.configs, self.binary, self.ctx = mode, configs, binary, ctx
+        self.tokens, self.workdir, self.oha_bin = tokens, workdir, oha_bin
+        self.results: dict[str, dict] = {
+            c.id: {"id": c.id, "title": c.title, "notes": c.notes, "pair": c.pair, "module": c.module,
+                   "errors": [], "preflight": [], "throughput": [], "latency": [], "load_status_ok": True}
+            for c in configs
+        }
+
+    def _start(self, cfg: Config, tag: str) -> Envoy | None:
+        env = Envoy(self.binary, cfg, self.ctx, self.workdir, tag)
+        try:
+            env.start()
+        except RuntimeError as e:
+            self.results[cfg.id]["errors"].append(str(e))
+            log(f"  {cfg.id}: {e}")
+            return None
+        checks = preflight(env, self.tokens)
+        self.results[cfg.id]["preflight"].append(checks)
+        bad = [c for c in checks if not c["ok"]]
+        if bad:
+            msg = "; ".join(f"{c['why']}: expected {c['expected']} got {c['got']}" for c in bad)
+            self.results[cfg.id]["errors"].append(f"pre-flight: {msg}")
+            log(f"  {cfg.id}: pre-flight FAILED: {msg}")
+            env.stop()
+            return None
+        return env
+
+    def throughput_phase(self) -> None:
+        m = self.mode
+        for rnd in range(m.tput_rounds):
+            for cfg in self.configs:
+                env = self._start(cfg, f"{cfg.id}-t{rnd}")
+                if env is None:
+                    continue
+                try:
+                    self._one_throughput(cfg, env, rnd)
+                except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
+                    self.results[cfg.id]["errors"].append(f"throughput round {rnd}: {e}")
+                    log(f"  {cfg.id}: {e}")
+                finally:
+                    env.stop()
+
+    def _one_throughput(self, cfg: Config, env: Envoy, rnd: int) -> None:
+        token = self.tokens.fixed[cfg.token] if cfg.token else None
+        token_file = self.tokens.files[cfg.rotate] if cfg.rotate else None
+        stats0 = env.stats()
+        cpu0 = env.cpu_seconds()
+        res = loadgen.wrk(env.url, self.mode.tput_seconds, self.mode.wrk_conns, token, token_file)
+        cpu1 = env.cpu_seconds()
+        rss = env.rss_kib()
+        stats1 = env.stats()
+        delta = {k: v - stats0.get(k, 0) for k, v in stats1.items() if v - stats0.get(k, 0)}
+        rec = asdict(res) | {
+            "round": rnd,
+            "cpu_us_per_req": (cpu1 - cpu0) * 1e6 / res.requests if res.requests else None,
+            "rss_mib": rss / 1024,
+            "stats_delta": delta,
+        }
+        self.results[cfg.id]["throughput"].append(rec)
+        if res.non_2xx_3xx or res.socket_errors or not res.requests:
+            self.results[cfg.id]["load_status_ok"] = False
+            self.results[cfg.id]["errors"].append(
+                f"wrk round {rnd}: {res.non_2xx_3xx} non-2xx/3xx, {res.socket_errors} socket errors, "
+                f"{res.requests} requests")
+        log(f"  {cfg.id:<14} round {rnd}: {res.rps:9.0f} req/s  cpu {rec['cpu_us_per_req'] or 0:6.1f} us/req  "
+            f"rss {rec['rss_mib']:.1f} MiB  non2xx {res.non_2xx_3xx}")
+
+    def median_rps(self, cid: str) -> float | None:
+        vals = [r["rps"] for r in self.results.get(cid, {}).get("throughput", [])]
+        return statistics.median(vals) if vals else None
+
+    def latency_phase(self, c0_rps: float) -> None:
+        m = self.mode
+        for rnd in range(m.lat_rounds):
+            for cfg in self.configs:
+                own = self.median_rps(cfg.id)
+                if not own:
+                    continue
+                plan = []
+                for f in m.lat_fractions:
+                    rate = f * c0_rps
+                    plan.append((f"{int(f * 100)}% C0", rate, rate <= 0.9 * own))
+                if any(not ok for _, _, ok in plan):
+                    plan.append(("50% own", 0.5 * own, True))
+                env = self._start(cfg, f"{cfg.id}-l{rnd}")
+                if env is None:
+                    continue
+                try:
+                    token = self.tokens.fixed[cfg.token] if cfg.token else None
+                    for label, rate, ok in plan:
+                        if not ok:
+                            self.results[cfg.id]["latency"].append(
+                                {"round": rnd, "label": label, "rate": rate, "skipped": "above 90% of own capacity"})
+                            continue
+                        try:
+                            self._one_latency(cfg, env, rnd, label, rate, token)
+                        except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
+                            self.results[cfg.id]["errors"].append(f"latency {label} round {rnd}: {e}")
+                            log(f"  {cfg.id}: {e}")
+                finally:
+                    env.stop()
+
+    def _one_latency(self, cfg: Config, env: Envoy, rnd: int, label: str, rate: float, token: str | None) -> None:
+        res = loadgen.oha(env.url, self.mode.lat_seconds, rate, self.mode.oha_conns, token, self.oha_bin)
+        errors = {k: v for k, v in res.errors.items() if not any(i in k for i in IGNORED_OHA_ERRORS)}
+        rec = asdict(res) | {"round": rnd, "label": label}
+        self.results[cfg.id]["latency"].append(rec)
+        non200 = {k: v for k, v in res.statuses.items() if k != "200"}
+        if non200 or errors or not res.total:
+            self.results[cfg.id]["load_status_ok"] = False
+            self.results[cfg.id]["errors"].append(f"oha {label} round {rnd}: statuses {res.statuses}, errors {errors}")
+        p = res.percentiles_ms
+        log(f"  {cfg.id:<14} {label:>8} ({rate:7.0f}/s): p50 {p['p50']:.3f}  p99 {p['p99']:.3f}  "
+            f"p99.9 {p['p99.9']:.3f} ms  statuses {res.statuses}")
+
+    def run(self) -> dict[str, dict]:
+        t0 = time.monotonic()
+        log(f"throughput phase: {self.mode.tput_rounds} round(s) x {len(self.configs)} configs, "
+            f"{self.mode.tput_seconds}s each")
+        self.throughput_phase()
+        c0 = self.median_rps("C0")
+        if c0:
+            log(f"latency phase: rates {[f'{f:.0%}' for f in self.mode.lat_fractions]} of C0 median {c0:.0f} req/s")
+            self.latency_phase(c0)
+        else:
+            log("no C0 throughput: latency phase skipped")
+        log(f"load phases took {time.monotonic() - t0:.0f}s")
+        return self.results
