@@ -1,0 +1,75 @@
+# meshward build/test entry points. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Filters built to dist/. Crate `foo` -> dist/foo.wasm; a `-filter` suffix is dropped
+# (noop-filter -> dist/noop.wasm). Adding a filter is one word here.
+FILTERS ?= jwt-auth noop-filter
+WASM_TARGET := wasm32-wasip1
+CARGO ?= cargo
+VENV := .venv
+PYTEST_ARGS ?=
+MODE ?=
+
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: help deps lint fmt-check clippy unit build integration test run bench clean
+
+help:
+	@echo "make deps         install toolchain target, apt packages, .venv, npm deps (idempotent)"
+	@echo "make lint         cargo fmt --check + clippy (native and $(WASM_TARGET)), -D warnings"
+	@echo "make unit         cargo test --workspace"
+	@echo "make build        build $(FILTERS) for $(WASM_TARGET) into dist/"
+	@echo "make integration  deps + build + pytest integration-tests/ (real Envoy, real OIDC provider)"
+	@echo "make test         everything CI runs: deps lint unit build integration"
+	@echo "make run          demo: echo upstream + Envoy on :10000 (admin :9901) with jwt-auth"
+	@echo "make bench        bench/run.sh \"\$$(MODE)\""
+	@echo "make clean        remove target/ dist/ .run/"
+
+deps:
+	@bash scripts/ensure-deps.sh
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --target $(WASM_TARGET) -- -D warnings
+
+lint: deps fmt-check clippy
+
+unit:
+	$(CARGO) test --workspace
+
+build:
+	@if ! rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET); then rustup target add $(WASM_TARGET); fi
+	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS))
+	@mkdir -p dist
+	@for f in $(FILTERS); do \
+	  src="target/$(WASM_TARGET)/release/$${f//-/_}.wasm"; \
+	  dst="dist/$${f%-filter}.wasm"; \
+	  cp "$$src" "$$dst"; \
+	  printf '%-24s %9d bytes\n' "$$dst" "$$(stat -c %s "$$dst")"; \
+	done
+
+# Run the integration tests only (assumes deps; builds first so dist/ is fresh).
+integration: deps build
+	$(VENV)/bin/python -m pytest -p no:cacheprovider -rfEs $(PYTEST_ARGS) integration-tests
+
+test: deps
+	$(MAKE) --no-print-directory fmt-check
+	$(MAKE) --no-print-directory clippy
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory build
+	$(VENV)/bin/python -m pytest -p no:cacheprovider -rfEs $(PYTEST_ARGS) integration-tests
+
+run: deps build
+	$(VENV)/bin/python scripts/run_demo.py
+
+bench:
+	bench/run.sh "$(MODE)"
+
+clean:
+	$(CARGO) clean
+	rm -rf dist .run

@@ -1,0 +1,46 @@
+"""`make run` is tested through its non-interactive mode: scripts/run_demo.py --check."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from harness import REPO_ROOT
+from harness.ports import free_port, wait_listening
+
+SCRIPT = REPO_ROOT / "scripts" / "run_demo.py"
+
+
+def test_run_demo_check(jwt_wasm):
+    p = subprocess.run([sys.executable, str(SCRIPT), "--check"], cwd=REPO_ROOT,
+                       capture_output=True, text=True, timeout=120)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-4000:]
+    assert "check passed" in out
+    assert "TOKEN=" in out and "curl" in out and "/stats" in out
+
+
+def test_run_demo_stops_everything_on_sigint(jwt_wasm):
+    """Interactive mode: SIGINT stops Envoy and the upstream, leaving nothing listening."""
+    port, admin, up = free_port(), free_port(), free_port()
+    p = subprocess.Popen([sys.executable, str(SCRIPT), "--port", str(port), "--admin-port", str(admin),
+                          "--upstream-port", str(up)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert wait_listening(port, timeout=40), "demo listener never came up"
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=30)
+        assert "Ctrl-C" in out
+        for q in (port, admin, up):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and wait_listening(q, timeout=0.2):
+                time.sleep(0.2)
+            assert not wait_listening(q, timeout=0.2), f"port {q} still listening after Ctrl-C"
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
