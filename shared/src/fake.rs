@@ -9,6 +9,11 @@ use proxy_wasm::types::LogLevel;
 
 use crate::host::{CasOutcome, Host, HostError};
 
+/// Headers as (name, value) pairs.
+pub type Headers = Vec<(String, String)>;
+/// A recorded local reply: status, headers, body.
+pub type Reply = (u32, Headers, Vec<u8>);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpCall {
     pub token: u32,
@@ -25,8 +30,8 @@ pub struct FakeHost {
     properties: RefCell<HashMap<String, Vec<u8>>>,
     shared: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     calls: RefCell<Vec<HttpCall>>,
-    call_response: RefCell<(Vec<(String, String)>, Option<Vec<u8>>)>,
-    replies: RefCell<Vec<(u32, Vec<(String, String)>, Vec<u8>)>>,
+    call_response: RefCell<(Headers, Option<Vec<u8>>)>,
+    replies: RefCell<Vec<Reply>>,
     logs: RefCell<Vec<(LogLevel, String)>>,
     counter_names: RefCell<Vec<String>>,
     counter_values: RefCell<HashMap<u32, i64>>,
@@ -79,7 +84,7 @@ impl FakeHost {
     pub fn calls(&self) -> Vec<HttpCall> {
         self.calls.borrow().clone()
     }
-    pub fn replies(&self) -> Vec<(u32, Vec<(String, String)>, Vec<u8>)> {
+    pub fn replies(&self) -> Vec<Reply> {
         self.replies.borrow().clone()
     }
     pub fn logs(&self) -> Vec<(LogLevel, String)> {

@@ -714,3 +714,7 @@ fn compile_requirement(
 
 /// Shared, immutable compiled config.
 pub type SharedConfig = Rc<Config>;
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -275,3 +275,7 @@ fn challenge(config: &Config, reason: Reason, status: u32, scopes: &[String]) ->
         _ => None,
     }
 }
+
+#[cfg(test)]
+#[path = "filter_tests.rs"]
+mod tests;

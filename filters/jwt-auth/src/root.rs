@@ -49,11 +49,11 @@ impl RootContext for JwtRoot {
         .flatten()
         .unwrap_or_default();
         match configure(&host, &bytes) {
-            Ok(rt) => {
+            Some(rt) => {
                 self.runtime = Some(Rc::new(rt));
                 true
             }
-            Err(()) => false,
+            None => false,
         }
     }
 
@@ -77,7 +77,7 @@ impl RootContext for JwtRoot {
 }
 
 /// Compile config; on error log the field path and refuse it.
-pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Result<Runtime, ()> {
+pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
     match Config::from_json(bytes) {
         Ok(config) => {
             let remote = config
@@ -88,7 +88,7 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Result<Runtime, ()
             if remote {
                 if let Err(e) = host.set_tick_period(TICK) {
                     host.log(LogLevel::Error, &format!("meshward jwt-auth: {e}"));
-                    return Err(());
+                    return None;
                 }
             }
             host.log(
@@ -99,14 +99,14 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Result<Runtime, ()
                     rt.config.rules.len()
                 ),
             );
-            Ok(rt)
+            Some(rt)
         }
         Err(e) => {
             host.log(
                 LogLevel::Error,
                 &format!("meshward jwt-auth: invalid config: {e}"),
             );
-            Err(())
+            None
         }
     }
 }
