@@ -1,0 +1,1 @@
+//! meshward authz filter (under construction).

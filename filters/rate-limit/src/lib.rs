@@ -1,0 +1,1 @@
+//! meshward rate-limit filter (under construction).
