@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,11 @@ def _cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores)"
     return f"{os.cpu_count()} cores"
+
+
+def _envoy_version(binary: Path) -> str:
+    m = re.search(r"version: (\S+)", _sh([str(binary), "--version"]))
+    return m.group(1) if m else "unknown"
 
 
 def _oha_bin() -> str:
@@ -80,6 +86,9 @@ def main(mode_name: str) -> int:
         else:
             log(f"criterion: {[f'{t.package}/{t.bench}' for t in targets]}")
             crit = criterion.run(ROOT, targets, *mode.criterion, log=workdir / "criterion.log")
+            if not crit["results"]:
+                crit["note"] = (f"benches {crit['ran'] + crit['failed']} ran but wrote no criterion estimates "
+                                "(placeholders?); log: " + str((workdir / "criterion.log").relative_to(ROOT)))
 
     summary = analysis.summarize(raw)
     ratios = analysis.ratios(summary)
@@ -88,7 +97,7 @@ def main(mode_name: str) -> int:
             "mode": mode.name,
             "started_utc": started.isoformat(timespec="seconds"),
             "git_commit": _sh(["git", "rev-parse", "--short", "HEAD"]),
-            "envoy_version": _sh([str(binary), "--version"]).replace("\n", " ")[-120:],
+            "envoy_version": _envoy_version(binary),
             "cpu_model": _cpu_model(),
             "loadavg_at_start": [round(x, 2) for x in loadavg],
             "method": "Envoy --concurrency 1 pinned to core 0 (taskset); load generator pinned to core 1; "

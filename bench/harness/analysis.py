@@ -39,7 +39,15 @@ def summarize(raw: dict) -> dict:
                 "n_runs": len(d["runs"]),
                 **{p: _med([x["percentiles_ms"][p] for x in d["runs"]]) for p in PCTS},
             }
-        correct = not r["errors"] and bool(t) and r["load_status_ok"]
+        hits = sum(v for x in t for k, v in x["stats_delta"].items() if k.endswith("cache_hit"))
+        misses = sum(v for x in t for k, v in x["stats_delta"].items() if k.endswith("cache_miss"))
+        errors = list(r["errors"])
+        ratio = hits / (hits + misses) if hits + misses else None
+        if r.get("cache") == "hit" and t and (ratio is None or ratio < 0.99):
+            errors.append(f"expected JWT cache hits, /stats shows hit ratio {ratio}")
+        if r.get("cache") == "miss" and t and ratio is not None and ratio > 0.01:
+            errors.append(f"expected JWT cache misses, /stats shows hit ratio {ratio:.2%}")
+        correct = not errors and bool(t) and r["load_status_ok"]
         out[cid] = {
             "title": r["title"], "pair": r["pair"], "module": r["module"], "notes": r["notes"],
             "rounds": len(t),
@@ -49,9 +57,10 @@ def summarize(raw: dict) -> dict:
             "cpu_us_per_req": _med([x["cpu_us_per_req"] for x in t]),
             "rss_mib": _med([x["rss_mib"] for x in t]),
             "requests": sum(x["requests"] for x in t),
+            "cache_hit_ratio": ratio,
             "latency_ms": lat_summary,
             "correct": correct,
-            "errors": r["errors"],
+            "errors": errors,
         }
     return out
 
@@ -121,9 +130,11 @@ def targets(s: dict, r: dict) -> list[dict]:
         if not d.get("module"):
             continue
         add = r["vs_C0"][cid]["rss_added_mib"]
+        c3_rss = s.get("C3", {}).get("rss_mib")
+        beyond = f"; {d['rss_mib'] - c3_rss:+.1f} MiB vs C3 (no-op module)" if c3_rss and d["rss_mib"] else ""
         out.append({
             "target": f"added RSS of meshward module {d['module']} ({cid}) <= 10 MiB vs C0",
-            "measured": f"{add:+.1f} MiB" if add is not None else "n/a",
+            "measured": (f"{add:+.1f} MiB{beyond}") if add is not None else "n/a",
             "value": add,
             "verdict": _verdict(add, lambda x: x <= RSS_TARGET_MIB, d["correct"]),
         })

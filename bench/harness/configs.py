@@ -37,6 +37,7 @@ class Config:
     pair: str | None = None  # native counterpart id (for wasm/native ratios)
     module: str | None = None  # meshward module measured (RSS target)
     needs: tuple[str, ...] = ()  # dist/*.wasm files this config loads
+    cache: str | None = None  # "hit" / "miss": JWT cache behaviour the run must show in /stats
     pending: str | None = None  # set => not run, listed as pending with this reason
     notes: str = ""
 
@@ -70,6 +71,7 @@ CONFIGS: tuple[Config, ...] = (
         (JWT_NATIVE_CACHED,),
         token="rs256",
         checks=AUTH_CHECKS,
+        cache="hit",
     ),
     Config(
         "W-jwt",
@@ -79,6 +81,7 @@ CONFIGS: tuple[Config, ...] = (
         checks=AUTH_CHECKS,
         pair="N-jwt",
         module="jwt-auth",
+        cache="hit",
         needs=("jwt-auth.wasm",),
     ),
     Config(
@@ -88,6 +91,7 @@ CONFIGS: tuple[Config, ...] = (
         token="rs256",
         rotate="rs256",
         checks=AUTH_CHECKS,
+        cache="miss",
         notes="jwt_cache_config absent; wrk cycles through distinct tokens",
     ),
     Config(
@@ -97,6 +101,7 @@ CONFIGS: tuple[Config, ...] = (
         token="rs256",
         rotate="rs256",
         checks=AUTH_CHECKS,
+        cache="miss",
         pair="N-jwt-miss-rs",
         needs=("jwt-auth.wasm",),
         notes="jwt_cache_size 0; wrk cycles through distinct tokens",
@@ -108,6 +113,7 @@ CONFIGS: tuple[Config, ...] = (
         token="es256",
         rotate="es256",
         checks=ES_CHECKS,
+        cache="miss",
     ),
     Config(
         "W-jwt-miss-es",
@@ -116,6 +122,7 @@ CONFIGS: tuple[Config, ...] = (
         token="es256",
         rotate="es256",
         checks=ES_CHECKS,
+        cache="miss",
         pair="N-jwt-miss-es",
         needs=("jwt-auth.wasm",),
     ),

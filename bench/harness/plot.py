@@ -39,6 +39,7 @@ def plot(summary: dict, title: str, out: Path) -> None:
             ys = [summary[c]["latency_ms"][label][p] for c in present]
             ax.bar(xs, ys, width=width, label=p)
         ax.set_xticks(range(len(ids)), ids, rotation=30)
+        ax.set_xlim(-0.5, len(ids) - 0.5)
         ax.set_yscale("log")
         ax.set_ylabel("latency ms (log)")
         ax.set_title(f"latency at fixed rate {label} (oha --latency-correction); missing = above capacity")

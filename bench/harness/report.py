@@ -46,13 +46,13 @@ def markdown(doc: dict, png_name: str | None) -> str:
                  "a bad signature; 403 for an RBAC-denied subject) and every load response was 200.")
     L.append("")
     L += ["## Throughput and cost per request (medians over rounds)", "",
-          "| config | description | req/s | vs C0 | CPU µs/req | RSS MiB | RSS vs C0 | rounds | correct |",
-          "|---|---|---|---|---|---|---|---|---|"]
+          "| config | description | req/s | vs C0 | CPU µs/req | RSS MiB | RSS vs C0 | JWT cache hits | rounds | correct |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     for cid, d in s.items():
         v = r["vs_C0"][cid]
         L.append(f"| {cid} | {d['title']} | {_f(d['rps'])} | {_pct(v['throughput'])} | "
                  f"{_f(d['cpu_us_per_req'], '{:.1f}')} | {_f(d['rss_mib'], '{:.1f}')} | "
-                 f"{_f(v['rss_added_mib'], '{:+.1f}')} | {d['rounds']} | {'yes' if d['correct'] else '**NO**'} |")
+                 f"{_f(v['rss_added_mib'], '{:+.1f}')} | {_f(d['cache_hit_ratio'], '{:.0%}', '-')} | {d['rounds']} | {'yes' if d['correct'] else '**NO**'} |")
     L.append("")
     L += ["## Wasm vs native pairs", "",
           "| pair | throughput ratio | CPU/req ratio | p50 ratio @50% C0 | added p50 µs wasm / native @50% C0 |",

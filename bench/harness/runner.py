@@ -54,7 +54,7 @@ class Runner:
         self.tokens, self.workdir, self.oha_bin = tokens, workdir, oha_bin
         self.results: dict[str, dict] = {
             c.id: {"id": c.id, "title": c.title, "notes": c.notes, "pair": c.pair, "module": c.module,
-                   "errors": [], "preflight": [], "throughput": [], "latency": [], "load_status_ok": True}
+                   "cache": c.cache, "errors": [], "preflight": [], "throughput": [], "latency": [], "load_status_ok": True}
             for c in configs
         }
 
