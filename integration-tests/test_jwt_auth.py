@@ -138,12 +138,15 @@ def test_metrics_in_stats_and_prometheus(local_stack):
     assert e.wait_counter("meshward.jwt_auth.allowed", before_allowed + 3) >= before_allowed + 3
     assert e.wait_counter("meshward.jwt_auth.denied.token_missing", before_missing + 2) >= before_missing + 2
     assert e.counter("meshward.jwt_auth.provider.local.allowed") >= before_prov + 3
-    names = [n for n in e.stats() if "meshward" in n]
-    print("observed /stats names:", names)
+    # Envoy 1.40 puts define_metric counters in the `wasmcustom` stats namespace: /stats shows
+    # `wasmcustom.<name>`; /stats/prometheus strips the namespace and adds no `envoy_` prefix.
+    stats = e.stats()
+    assert stats.get("wasmcustom.meshward.jwt_auth.allowed", 0) >= before_allowed + 3, \
+        sorted(n for n in stats if "meshward" in n)
     prom = e.prometheus()
-    print("observed prometheus lines:", [l for l in prom.splitlines() if "meshward" in l and not l.startswith("#")])
-    assert _prom_value(prom, r"meshward_jwt_auth_allowed$") >= 3
-    assert _prom_value(prom, r"meshward_jwt_auth_denied_token_missing$") >= 2
+    assert _prom_value(prom, r"^meshward_jwt_auth_allowed$") >= 3
+    assert _prom_value(prom, r"^meshward_jwt_auth_denied_token_missing$") >= 2
+    assert _prom_value(prom, r"^meshward_jwt_auth_provider_local_allowed$") >= 3
 
 
 def test_deny_writes_one_audit_line(local_stack):

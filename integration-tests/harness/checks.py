@@ -31,16 +31,20 @@ def assert_denied(r: requests.Response, status: int, reasons: Iterable[str] | st
 
 
 def audit_lines(log_text: str) -> list[dict]:
-    """Every `{"meshward_audit":1,...}` JSON object found in an Envoy log."""
+    """Every JSON object with a `meshward_audit` key found in an Envoy log."""
     out = []
     dec = json.JSONDecoder()
     for line in log_text.splitlines():
-        i = line.find('{"meshward_audit"')
-        if i < 0:
+        if '"meshward_audit"' not in line:
             continue
-        try:
-            obj, _ = dec.raw_decode(line[i:])
-        except ValueError:
-            continue
-        out.append(obj)
+        start = line.find("{")
+        while start >= 0:
+            try:
+                obj, _ = dec.raw_decode(line[start:])
+            except ValueError:
+                start = line.find("{", start + 1)
+                continue
+            if isinstance(obj, dict) and "meshward_audit" in obj:
+                out.append(obj)
+            break
     return out

@@ -51,6 +51,9 @@ class Key:
 
     def jwk_private(self) -> dict:
         j = json.loads(self._algo().to_jwk(self.private))
+        # PyJWT marks private JWKs key_ops=["sign"]; oidc-provider would republish that on the
+        # public key, which then (correctly) is not usable to verify.
+        j.pop("key_ops", None)
         j.update({"kid": self.kid, "alg": self.alg, "use": "sig"}, **self.extra)
         return j
 
