@@ -42,6 +42,20 @@ pub struct FakeHost {
     /// Contexts that no longer exist: switching to them fails.
     pub gone: RefCell<Vec<u32>>,
     pub tick_period: RefCell<Option<Duration>>,
+    grpc_calls: RefCell<Vec<GrpcCall>>,
+    grpc_response: RefCell<Option<Vec<u8>>>,
+    response_headers: RefCell<Vec<(String, String)>>,
+}
+
+/// A recorded gRPC callout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcCall {
+    pub token: u32,
+    pub cluster: String,
+    pub service: String,
+    pub method: String,
+    pub message: Vec<u8>,
+    pub timeout: Duration,
 }
 
 impl FakeHost {
@@ -103,6 +117,18 @@ impl FakeHost {
     }
     pub fn raw_property(&self, key: &str) -> Option<Vec<u8>> {
         self.properties.borrow().get(key).cloned()
+    }
+    pub fn grpc_calls(&self) -> Vec<GrpcCall> {
+        self.grpc_calls.borrow().clone()
+    }
+    pub fn set_grpc_response(&self, message: Option<&[u8]>) {
+        *self.grpc_response.borrow_mut() = message.map(<[u8]>::to_vec);
+    }
+    pub fn response_headers(&self) -> Vec<(String, String)> {
+        self.response_headers.borrow().clone()
+    }
+    pub fn clear_response_headers(&self) {
+        self.response_headers.borrow_mut().clear();
     }
     pub fn put_property(&self, path: &[&str], value: &[u8]) {
         self.properties
@@ -244,5 +270,39 @@ impl Host for FakeHost {
     fn set_tick_period(&self, period: Duration) -> Result<(), HostError> {
         *self.tick_period.borrow_mut() = Some(period);
         Ok(())
+    }
+    fn dispatch_grpc_call(
+        &self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        if *self.fail_dispatch.borrow() {
+            return Err(HostError {
+                call: "dispatch_grpc_call",
+                status: "BadArgument".into(),
+            });
+        }
+        let mut calls = self.grpc_calls.borrow_mut();
+        let token = 1000 + calls.len() as u32;
+        calls.push(GrpcCall {
+            token,
+            cluster: cluster.to_string(),
+            service: service.to_string(),
+            method: method.to_string(),
+            message: message.to_vec(),
+            timeout,
+        });
+        Ok(token)
+    }
+    fn grpc_call_response(&self, _size: usize) -> Option<Vec<u8>> {
+        self.grpc_response.borrow().clone()
+    }
+    fn add_response_header(&self, name: &str, value: &str) {
+        self.response_headers
+            .borrow_mut()
+            .push((name.to_ascii_lowercase(), value.to_string()));
     }
 }

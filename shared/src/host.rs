@@ -91,6 +91,28 @@ pub trait Host {
     fn set_effective_context(&self, context_id: u32) -> Result<(), HostError>;
     fn resume_request(&self) -> Result<(), HostError>;
     fn set_tick_period(&self, period: Duration) -> Result<(), HostError>;
+
+    /// Start a unary gRPC callout to an Envoy cluster; returns the call token.
+    /// Default: unsupported (hosts that predate gRPC callouts).
+    fn dispatch_grpc_call(
+        &self,
+        _cluster: &str,
+        _service: &str,
+        _method: &str,
+        _message: &[u8],
+        _timeout: Duration,
+    ) -> Result<u32, HostError> {
+        Err(HostError {
+            call: "dispatch_grpc_call",
+            status: "Unimplemented".into(),
+        })
+    }
+    /// The response message of the gRPC callout being delivered.
+    fn grpc_call_response(&self, _size: usize) -> Option<Vec<u8>> {
+        None
+    }
+    /// Add a header to the response of the current request.
+    fn add_response_header(&self, _name: &str, _value: &str) {}
 }
 
 /// Production host: thin wrappers over `proxy_wasm::hostcalls`.
@@ -199,5 +221,27 @@ impl Host for HostCalls {
 
     fn set_tick_period(&self, period: Duration) -> Result<(), HostError> {
         hostcalls::set_tick_period(period).map_err(|s| HostError::new("set_tick_period", s))
+    }
+
+    fn dispatch_grpc_call(
+        &self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, HostError> {
+        hostcalls::dispatch_grpc_call(cluster, service, method, vec![], Some(message), timeout)
+            .map_err(|s| HostError::new("dispatch_grpc_call", s))
+    }
+
+    fn grpc_call_response(&self, size: usize) -> Option<Vec<u8>> {
+        hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, size)
+            .ok()
+            .flatten()
+    }
+
+    fn add_response_header(&self, name: &str, value: &str) {
+        let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
     }
 }
