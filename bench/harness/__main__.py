@@ -100,6 +100,7 @@ def main(mode_name: str) -> int:
             "envoy_version": _envoy_version(binary),
             "cpu_model": _cpu_model(),
             "loadavg_at_start": [round(x, 2) for x in loadavg],
+            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
             "method": "Envoy --concurrency 1 pinned to core 0 (taskset); load generator pinned to core 1; "
                       "direct_response route; generate_request_id false; router dynamic_stats false; "
                       "use_all_default_tags false; 127.0.0.1 only; configurations interleaved per round",

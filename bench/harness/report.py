@@ -24,6 +24,13 @@ def markdown(doc: dict, png_name: str | None) -> str:
     meta, s, r = doc["meta"], doc["summary"], doc["ratios"]
     L = [f"# meshward benchmark report: {meta['started_utc']} ({meta['mode']})", ""]
     L += ["Ratios are the figures to quote: absolute numbers depend on this machine and its load.", ""]
+    noisy = [cid for cid, d in s.items() if d["rps"] and d["rps_max"] and (d["rps_max"] - d["rps_min"]) / d["rps"] > 0.25]
+    busy = meta["loadavg_at_start"][0] > 1.0
+    if noisy or busy:
+        L += [f"> **Noise warning**: load average at start {meta['loadavg_at_start'][0]}, at end "
+              f"{meta.get('loadavg_at_end', ['?'])[0]} (2 cores; other work was running). Throughput spread over rounds "
+              f"exceeded 25% for: {', '.join(noisy) or 'none'}. Prefer the CPU µs/req ratios, which count only "
+              "Envoy's own CPU time, and re-run on an idle machine before drawing conclusions.", ""]
     L += ["## Setup", ""]
     for k in ("git_commit", "envoy_version", "cpu_model", "loadavg_at_start", "method", "durations"):
         L.append(f"- **{k}**: {meta.get(k)}")
@@ -46,11 +53,12 @@ def markdown(doc: dict, png_name: str | None) -> str:
                  "a bad signature; 403 for an RBAC-denied subject) and every load response was 200.")
     L.append("")
     L += ["## Throughput and cost per request (medians over rounds)", "",
-          "| config | description | req/s | vs C0 | CPU µs/req | RSS MiB | RSS vs C0 | JWT cache hits | rounds | correct |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+          "| config | description | req/s | range/median | vs C0 | CPU µs/req | RSS MiB | RSS vs C0 | JWT cache hits | rounds | correct |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     for cid, d in s.items():
         v = r["vs_C0"][cid]
-        L.append(f"| {cid} | {d['title']} | {_f(d['rps'])} | {_pct(v['throughput'])} | "
+        spread = (d["rps_max"] - d["rps_min"]) / d["rps"] if d["rps"] else None
+        L.append(f"| {cid} | {d['title']} | {_f(d['rps'])} | {_f(spread, '{:.0%}')} | {_pct(v['throughput'])} | "
                  f"{_f(d['cpu_us_per_req'], '{:.1f}')} | {_f(d['rss_mib'], '{:.1f}')} | "
                  f"{_f(v['rss_added_mib'], '{:+.1f}')} | {_f(d['cache_hit_ratio'], '{:.0%}', '-')} | {d['rounds']} | {'yes' if d['correct'] else '**NO**'} |")
     L.append("")
@@ -75,7 +83,7 @@ def markdown(doc: dict, png_name: str | None) -> str:
     L.append("")
     if png_name:
         L += [f"![throughput and latency]({png_name})", ""]
-    L += ["## Criterion in-VM benches (mean per iteration)", ""]
+    L += ["## Criterion benches (`cargo bench`, mean per iteration)", ""]
     crit = doc["criterion"]
     if crit.get("skipped"):
         L.append(f"Not run: {crit['skipped']}.")
