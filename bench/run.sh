@@ -10,6 +10,7 @@
 #   BENCH_CONFIGS=C0,C3,...   run only these configuration ids
 #   BENCH_SKIP_CRITERION=1    do not run the criterion in-VM benches
 #   BENCH_SKIP_INSTALL=1      assume tools are already installed
+#   BENCH_WAIT_IDLE=30        before each Envoy start, wait up to 30 s for both cores to be idle
 #   BENCH_NO_BUILD=1          measure dist/*.wasm as they are (no `make build`)
 set -euo pipefail
 

@@ -56,6 +56,7 @@ def summarize(raw: dict) -> dict:
             "rps_max": max((x["rps"] for x in t), default=None),
             "cpu_us_per_req": _med([x["cpu_us_per_req"] for x in t]),
             "rss_mib": _med([x["rss_mib"] for x in t]),
+            "core0_other_pct": _med([x.get("core0_other_pct") for x in t]),
             "requests": sum(x["requests"] for x in t),
             "cache_hit_ratio": ratio,
             "latency_ms": lat_summary,

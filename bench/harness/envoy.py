@@ -36,6 +36,27 @@ def envoy_binary(venv: Path) -> Path:
     return Path(out.stdout.strip())
 
 
+def core_busy_seconds(core: str = ENVOY_CORE) -> float:
+    """Non-idle time of one CPU core (all processes), from /proc/stat, in seconds."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            v = [int(x) for x in line.split()[1:]]
+            idle = v[3] + v[4]  # idle + iowait
+            return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def wait_idle(max_wait: float, busy_below: float = 0.15) -> float:
+    """Wait (up to max_wait s) until both cores are mostly idle; return the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < max_wait:
+        a = core_busy_seconds("0") + core_busy_seconds("1")
+        time.sleep(0.5)
+        if (core_busy_seconds("0") + core_busy_seconds("1") - a) / 1.0 < busy_below:  # 2 cores x 0.5 s
+            break
+    return time.monotonic() - t0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

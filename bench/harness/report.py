@@ -25,11 +25,13 @@ def markdown(doc: dict, png_name: str | None) -> str:
     L = [f"# meshward benchmark report: {meta['started_utc']} ({meta['mode']})", ""]
     L += ["Ratios are the figures to quote: absolute numbers depend on this machine and its load.", ""]
     noisy = [cid for cid, d in s.items() if d["rps"] and d["rps_max"] and (d["rps_max"] - d["rps_min"]) / d["rps"] > 0.25]
-    busy = meta["loadavg_at_start"][0] > 1.0
+    busy = meta["loadavg_at_start"][0] > 1.0 or any((d.get("core0_other_pct") or 0) > 5 for d in s.values())
     if noisy or busy:
         L += [f"> **Noise warning**: load average at start {meta['loadavg_at_start'][0]}, at end "
               f"{meta.get('loadavg_at_end', ['?'])[0]} (2 cores; other work was running). Throughput spread over rounds "
-              f"exceeded 25% for: {', '.join(noisy) or 'none'}. Prefer the CPU µs/req ratios, which count only "
+              f"exceeded 25% for: {', '.join(noisy) or 'none'}. Other processes took a median "
+              f"{max((d.get('core0_other_pct') or 0) for d in s.values()):.0f}% (worst configuration) of Envoy's "
+              "core 0 during the runs (column 'core0 other'). Prefer the CPU µs/req ratios, which count only "
               "Envoy's own CPU time, and re-run on an idle machine before drawing conclusions.", ""]
     L += ["## Setup", ""]
     for k in ("git_commit", "envoy_version", "cpu_model", "loadavg_at_start", "method", "durations"):
@@ -53,14 +55,14 @@ def markdown(doc: dict, png_name: str | None) -> str:
                  "a bad signature; 403 for an RBAC-denied subject) and every load response was 200.")
     L.append("")
     L += ["## Throughput and cost per request (medians over rounds)", "",
-          "| config | description | req/s | range/median | vs C0 | CPU µs/req | RSS MiB | RSS vs C0 | JWT cache hits | rounds | correct |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| config | description | req/s | range/median | vs C0 | CPU µs/req | RSS MiB | RSS vs C0 | JWT cache hits | core0 other | rounds | correct |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for cid, d in s.items():
         v = r["vs_C0"][cid]
         spread = (d["rps_max"] - d["rps_min"]) / d["rps"] if d["rps"] else None
         L.append(f"| {cid} | {d['title']} | {_f(d['rps'])} | {_f(spread, '{:.0%}')} | {_pct(v['throughput'])} | "
                  f"{_f(d['cpu_us_per_req'], '{:.1f}')} | {_f(d['rss_mib'], '{:.1f}')} | "
-                 f"{_f(v['rss_added_mib'], '{:+.1f}')} | {_f(d['cache_hit_ratio'], '{:.0%}', '-')} | {d['rounds']} | {'yes' if d['correct'] else '**NO**'} |")
+                 f"{_f(v['rss_added_mib'], '{:+.1f}')} | {_f(d['cache_hit_ratio'], '{:.0%}', '-')} | {_f(d.get('core0_other_pct'), '{:.0f}%')} | {d['rounds']} | {'yes' if d['correct'] else '**NO**'} |")
     L.append("")
     L += ["## Wasm vs native pairs", "",
           "| pair | throughput ratio | CPU/req ratio | p50 ratio @50% C0 | added p50 µs wasm / native @50% C0 |",

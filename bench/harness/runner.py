@@ -3,6 +3,7 @@ interleaved latency rounds (oha) at fixed fractions of C0's measured maximum."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from . import loadgen
 from .configs import Config
-from .envoy import Envoy
+from .envoy import Envoy, core_busy_seconds, wait_idle
 from .filters import Ctx
 from .modes import Mode
 from .tokens import Tokens
@@ -52,6 +53,7 @@ class Runner:
                  workdir: Path, oha_bin: str):
         self.mode, self.configs, self.binary, self.ctx = mode, configs, binary, ctx
         self.tokens, self.workdir, self.oha_bin = tokens, workdir, oha_bin
+        self.wait_idle = float(os.environ.get("BENCH_WAIT_IDLE") or 0)  # max seconds to wait per run
         self.results: dict[str, dict] = {
             c.id: {"id": c.id, "title": c.title, "notes": c.notes, "pair": c.pair, "module": c.module,
                    "cache": c.cache, "errors": [], "preflight": [], "throughput": [], "latency": [], "load_status_ok": True}
@@ -59,6 +61,10 @@ class Runner:
         }
 
     def _start(self, cfg: Config, tag: str) -> Envoy | None:
+        if self.wait_idle:
+            waited = wait_idle(self.wait_idle)
+            if waited > 1:
+                log(f"  (waited {waited:.0f}s for an idle machine)")
         env = Envoy(self.binary, cfg, self.ctx, self.workdir, tag)
         try:
             env.start()
@@ -96,9 +102,11 @@ class Runner:
         token = self.tokens.fixed[cfg.token] if cfg.token else None
         token_file = self.tokens.files[cfg.rotate] if cfg.rotate else None
         stats0 = env.stats()
-        cpu0 = env.cpu_seconds()
+        cpu0, core0, wall0 = env.cpu_seconds(), core_busy_seconds(), time.monotonic()
         res = loadgen.wrk(env.url, self.mode.tput_seconds, self.mode.wrk_conns, token, token_file)
-        cpu1 = env.cpu_seconds()
+        cpu1, core1, wall1 = env.cpu_seconds(), core_busy_seconds(), time.monotonic()
+        # CPU time other processes took on Envoy's core during the run: interference.
+        other = max(0.0, (core1 - core0) - (cpu1 - cpu0)) / (wall1 - wall0)
         rss = env.rss_kib()
         stats1 = env.stats()
         delta = {k: v - stats0.get(k, 0) for k, v in stats1.items() if v - stats0.get(k, 0)}
@@ -106,6 +114,7 @@ class Runner:
             "round": rnd,
             "cpu_us_per_req": (cpu1 - cpu0) * 1e6 / res.requests if res.requests else None,
             "rss_mib": rss / 1024,
+            "core0_other_pct": 100 * other,
             "stats_delta": delta,
         }
         self.results[cfg.id]["throughput"].append(rec)
@@ -115,7 +124,7 @@ class Runner:
                 f"wrk round {rnd}: {res.non_2xx_3xx} non-2xx/3xx, {res.socket_errors} socket errors, "
                 f"{res.requests} requests")
         log(f"  {cfg.id:<14} round {rnd}: {res.rps:9.0f} req/s  cpu {rec['cpu_us_per_req'] or 0:6.1f} us/req  "
-            f"rss {rec['rss_mib']:.1f} MiB  non2xx {res.non_2xx_3xx}")
+            f"rss {rec['rss_mib']:.1f} MiB  non2xx {res.non_2xx_3xx}  core0 other {rec['core0_other_pct']:.0f}%")
 
     def median_rps(self, cid: str) -> float | None:
         vals = [r["rps"] for r in self.results.get(cid, {}).get("throughput", [])]
