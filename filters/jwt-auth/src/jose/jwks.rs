@@ -126,12 +126,16 @@ enum Material {
     EcP256(signature::UnparsedPublicKey<Vec<u8>>),
     EcP384(signature::UnparsedPublicKey<Vec<u8>>),
     Ed25519(signature::UnparsedPublicKey<Vec<u8>>),
-    /// One precomputed HMAC key per hash the secret is long enough for.
-    Oct {
-        hs256: Option<hmac::Key>,
-        hs384: Option<hmac::Key>,
-        hs512: Option<hmac::Key>,
-    },
+    /// Boxed: three ring HMAC keys dwarf the other variants.
+    Oct(Box<OctKeys>),
+}
+
+/// One precomputed HMAC key per hash the secret is long enough for.
+#[derive(Clone)]
+struct OctKeys {
+    hs256: Option<hmac::Key>,
+    hs384: Option<hmac::Key>,
+    hs512: Option<hmac::Key>,
 }
 
 impl Material {
@@ -141,7 +145,7 @@ impl Material {
             Material::EcP256(_) => "EC/P-256",
             Material::EcP384(_) => "EC/P-384",
             Material::Ed25519(_) => "OKP/Ed25519",
-            Material::Oct { .. } => "oct",
+            Material::Oct(_) => "oct",
         }
     }
 }
@@ -192,9 +196,9 @@ impl Jwk {
             (Material::EcP256(_), Alg::Es256) => true,
             (Material::EcP384(_), Alg::Es384) => true,
             (Material::Ed25519(_), Alg::EdDsa) => true,
-            (Material::Oct { hs256, .. }, Alg::Hs256) => hs256.is_some(),
-            (Material::Oct { hs384, .. }, Alg::Hs384) => hs384.is_some(),
-            (Material::Oct { hs512, .. }, Alg::Hs512) => hs512.is_some(),
+            (Material::Oct(k), Alg::Hs256) => k.hs256.is_some(),
+            (Material::Oct(k), Alg::Hs384) => k.hs384.is_some(),
+            (Material::Oct(k), Alg::Hs512) => k.hs512.is_some(),
             _ => false,
         }
     }
@@ -220,15 +224,11 @@ impl Jwk {
             Material::EcP256(k) => alg == Alg::Es256 && k.verify(msg, sig).is_ok(),
             Material::EcP384(k) => alg == Alg::Es384 && k.verify(msg, sig).is_ok(),
             Material::Ed25519(k) => alg == Alg::EdDsa && k.verify(msg, sig).is_ok(),
-            Material::Oct {
-                hs256,
-                hs384,
-                hs512,
-            } => {
+            Material::Oct(keys) => {
                 let key = match alg {
-                    Alg::Hs256 => hs256,
-                    Alg::Hs384 => hs384,
-                    Alg::Hs512 => hs512,
+                    Alg::Hs256 => &keys.hs256,
+                    Alg::Hs384 => &keys.hs384,
+                    Alg::Hs512 => &keys.hs512,
                     _ => return false,
                 };
                 // ring::hmac::verify compares in constant time.
@@ -330,7 +330,7 @@ fn parse_key(index: usize, value: &Value) -> Result<Jwk, JwksError> {
     // A declared alg from another family is a configuration mistake.
     if let KeyAlg::Only(a) = alg {
         let fits = match (&material, a) {
-            (Material::Oct { .. }, _) => a.hmac_min_len().is_some(),
+            (Material::Oct(_), _) => a.hmac_min_len().is_some(),
             (
                 Material::Rsa(_),
                 Alg::Rs256 | Alg::Rs384 | Alg::Rs512 | Alg::Ps256 | Alg::Ps384 | Alg::Ps512,
@@ -470,9 +470,9 @@ fn oct_key(m: &Members<'_>, alg: KeyAlg) -> Result<Material, JwksError> {
         (allowed && a.hmac_min_len().is_some_and(|min| k.len() >= min))
             .then(|| hmac::Key::new(ring_alg, &k))
     };
-    Ok(Material::Oct {
+    Ok(Material::Oct(Box::new(OctKeys {
         hs256: make(Alg::Hs256, hmac::HMAC_SHA256),
         hs384: make(Alg::Hs384, hmac::HMAC_SHA384),
         hs512: make(Alg::Hs512, hmac::HMAC_SHA512),
-    })
+    })))
 }
