@@ -23,11 +23,11 @@ def test_run_demo_check(jwt_wasm):
     assert "TOKEN=" in out and "curl" in out and "/stats" in out
 
 
-def test_run_demo_stops_everything_on_sigint(jwt_wasm):
+def test_run_demo_stops_everything_on_sigint(jwt_wasm, tmp_path):
     """Interactive mode: SIGINT stops Envoy and the upstream, leaving nothing listening."""
     port, admin, up = free_port(), free_port(), free_port()
     p = subprocess.Popen([sys.executable, str(SCRIPT), "--port", str(port), "--admin-port", str(admin),
-                          "--upstream-port", str(up)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                          "--upstream-port", str(up), "--run-dir", str(tmp_path)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         assert wait_listening(port, timeout=40), "demo listener never came up"

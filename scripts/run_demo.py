@@ -122,6 +122,7 @@ def main() -> int:
     ap.add_argument("--port", type=int, help="listener port (default 10000; free port with --check)")
     ap.add_argument("--admin-port", type=int, help="admin port (default 9901; free port with --check)")
     ap.add_argument("--upstream-port", type=int, help="echo upstream port (default 18080; free with --check)")
+    ap.add_argument("--run-dir", type=Path, help="where keys/config/logs go (default .run/)")
     ap.add_argument("--ready-timeout", type=float, default=30.0)
     args = ap.parse_args()
 
@@ -134,7 +135,13 @@ def main() -> int:
     upstream_port = args.upstream_port or (free_port() if args.check else 18080)
 
     (ROOT / ".run").mkdir(exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix="check-", dir=ROOT / ".run")) if args.check else ROOT / ".run"
+    if args.run_dir:
+        run_dir = args.run_dir.resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+    elif args.check:
+        run_dir = Path(tempfile.mkdtemp(prefix="check-", dir=ROOT / ".run"))
+    else:
+        run_dir = ROOT / ".run"
     key, jwks = make_key(run_dir)
     (run_dir / "jwks.json").write_text(json.dumps(jwks, indent=1))
     cfg_path = run_dir / "demo.yaml"
@@ -219,7 +226,8 @@ stats:
             print("check passed", flush=True)
             import shutil
 
-            shutil.rmtree(run_dir, ignore_errors=True)
+            if not args.run_dir:
+                shutil.rmtree(run_dir, ignore_errors=True)
             return 0
 
         print("Ctrl-C to stop.", flush=True)
