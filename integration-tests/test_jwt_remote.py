@@ -132,7 +132,8 @@ def test_jwks_never_reachable_yields_503_after_pending_timeout(procs, jwt_wasm):
     r = envoy.request("/api/never", tok, timeout=30)
     elapsed = time.monotonic() - t0
     assert_denied(r, 503, "jwks_unavailable")
-    assert elapsed < 15, elapsed
+    print(f"503 after {elapsed:.2f}s (jwks_pending_timeout 2s)")
+    assert 1.5 <= elapsed < 15, elapsed  # paused for the pending timeout, not refused at once
     assert echo.snapshot() == []
 
 

@@ -120,6 +120,9 @@ BAD_LOG_PATTERNS = [
     re.compile(r"Function: proxy_on_\w+ failed", re.I),
 ]
 
+# a compact JWS (header and payload are base64url JSON objects, so they start with "eyJ")
+JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
+
 
 class Envoy:
     """One Envoy process. `EnvoyStack`-style helpers build the dict; this runs it."""
@@ -199,6 +202,8 @@ class Envoy:
         for line in self.log_text().splitlines():
             if any(p.search(line) for p in BAD_LOG_PATTERNS):
                 problems.append(f"bad log line: {line[:300]}")
+            if JWT_RE.search(line):
+                problems.append(f"token-like text in the log: {line[:200]}")
         return problems
 
     # -- HTTP -------------------------------------------------------------------------
