@@ -81,6 +81,7 @@ mod tests {
             exp,
             identity: Identity::default(),
             payload_segment: String::new(),
+            identity_json: Vec::new(),
         })
     }
 

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use meshward_shared::audit::AuditLine;
 use meshward_shared::host::{Host, HostCalls};
+use meshward_shared::identity::FILTER_STATE_KEY;
 use meshward_shared::response::LocalReply;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -180,7 +181,7 @@ fn allow<H: Host + ?Sized>(rt: &Runtime, host: &H, decision: &Decision, full_pat
 }
 
 fn write_identity<H: Host + ?Sized>(host: &H, verified: &Verified) {
-    if let Err(e) = verified.identity.write(host) {
+    if let Err(e) = host.set_property(&[FILTER_STATE_KEY], &verified.identity_json) {
         host.log(
             proxy_wasm::types::LogLevel::Warn,
             &format!("meshward jwt-auth: could not write identity to filter state: {e}"),

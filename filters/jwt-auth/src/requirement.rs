@@ -154,6 +154,7 @@ mod tests {
             exp: None,
             identity: Identity::default(),
             payload_segment: String::new(),
+            identity_json: Vec::new(),
         }))
     }
 

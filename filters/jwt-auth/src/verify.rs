@@ -17,6 +17,8 @@ pub struct Verified {
     pub identity: Identity,
     /// The token's payload segment, forwarded by `forward_payload_header`.
     pub payload_segment: String,
+    /// `identity` serialized once, written to filter state on every use.
+    pub identity_json: Vec<u8>,
 }
 
 impl Verified {
@@ -58,11 +60,15 @@ pub fn verify_token(
     claims::validate(&parsed.payload, &provider.claims, now)
         .map_err(|e| VerifyError::Denied(Reason::from_core(e.reason())))?;
     let payload_segment = token.split('.').nth(1).unwrap_or_default().to_string();
+    let exp = parsed.payload.get("exp").and_then(numeric_date);
+    let identity = identity_from(&provider.name, parsed.payload);
+    let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
     Ok(Verified {
         provider: provider_idx,
-        exp: parsed.payload.get("exp").and_then(numeric_date),
-        identity: identity_from(&provider.name, parsed.payload),
+        exp,
+        identity,
         payload_segment,
+        identity_json,
     })
 }
 
