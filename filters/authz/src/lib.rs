@@ -1,1 +1,33 @@
-//! meshward authz filter (under construction).
+//! meshward `authz`: Istio-compatible RBAC/ABAC authorization as a
+//! proxy-wasm filter, with object-level checks and explainable decisions.
+//!
+//! Pure core: `matchers` (strings, CIDRs, path templates), `request`
+//! (attributes and what the policies need), `policy` (rule matching),
+//! `engine` (evaluation order and indexing), `rbac`, `time`, `props`
+//! (Envoy property decoding), `config`, `reply`.
+//! Glue: `root` (configure), `filter` (request lifecycle), `gather`
+//! (host reads), `metrics`.
+
+pub mod config;
+pub mod engine;
+pub mod filter;
+pub mod gather;
+pub mod matchers;
+pub mod metrics;
+pub mod policy;
+pub mod props;
+pub mod rbac;
+pub mod reply;
+pub mod request;
+pub mod root;
+pub mod time;
+
+use proxy_wasm::traits::RootContext;
+use proxy_wasm::types::LogLevel;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> {
+        Box::new(root::AuthzRoot { runtime: None })
+    });
+}}

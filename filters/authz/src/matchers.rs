@@ -1,0 +1,389 @@
+//! Compiled matchers: Istio string lists (exact, `prefix*`, `*suffix`, `*`),
+//! CIDR sets (sorted prefix sets per length), and path sets with templates
+//! (`{*}`, `{**}`, named `{user}` / `{rest=**}` captures).
+
+use std::net::IpAddr;
+
+use meshward_shared::config::ConfigError;
+
+/// Istio string matching over a list of patterns; any pattern may match.
+#[derive(Debug, Clone, Default)]
+pub struct StringSet {
+    exact: Vec<Box<str>>,
+    prefixes: Vec<Box<str>>,
+    suffixes: Vec<Box<str>>,
+    /// `*`: any present value.
+    any: bool,
+    /// Compare ASCII case-insensitively (values were lowercased at compile time).
+    fold: bool,
+}
+
+impl StringSet {
+    pub fn compile(values: &[String], fold: bool) -> Result<StringSet, ConfigError> {
+        let mut s = StringSet {
+            fold,
+            ..Default::default()
+        };
+        for (i, v) in values.iter().enumerate() {
+            let v = if fold { v.to_ascii_lowercase() } else { v.clone() };
+            let at = format!("[{i}]");
+            if v == "*" {
+                s.any = true;
+            } else if let Some(p) = v.strip_suffix('*') {
+                if p.contains('*') {
+                    return Err(ConfigError::new(at, format!("`{v}`: `*` is allowed only at the start or the end")));
+                }
+                s.prefixes.push(p.into());
+            } else if let Some(p) = v.strip_prefix('*') {
+                if p.contains('*') {
+                    return Err(ConfigError::new(at, format!("`{v}`: `*` is allowed only at the start or the end")));
+                }
+                s.suffixes.push(p.into());
+            } else if v.contains('*') {
+                return Err(ConfigError::new(at, format!("`{v}`: `*` is allowed only at the start or the end")));
+            } else {
+                s.exact.push(v.into());
+            }
+        }
+        s.exact.sort();
+        s.exact.dedup();
+        Ok(s)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.any && self.exact.is_empty() && self.prefixes.is_empty() && self.suffixes.is_empty()
+    }
+
+    pub fn matches(&self, value: &str) -> bool {
+        if self.fold && value.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.matches_folded(&value.to_ascii_lowercase());
+        }
+        self.matches_folded(value)
+    }
+
+    fn matches_folded(&self, value: &str) -> bool {
+        (self.any && !value.is_empty())
+            || self.exact.binary_search_by(|e| (**e).cmp(value)).is_ok()
+            || self.prefixes.iter().any(|p| value.starts_with(&**p))
+            || self.suffixes.iter().any(|p| value.ends_with(&**p))
+    }
+
+    /// Exact patterns only (no globs), for the candidate index.
+    pub fn exact_only(&self) -> Option<&[Box<str>]> {
+        (!self.any && self.prefixes.is_empty() && self.suffixes.is_empty()).then_some(&self.exact)
+    }
+}
+
+/// A set of CIDR blocks; membership tests one sorted list per prefix length.
+#[derive(Debug, Clone, Default)]
+pub struct CidrSet {
+    /// (prefix length, sorted masked networks) for IPv4 mapped into u128 space
+    v4: Vec<(u8, Vec<u32>)>,
+    v6: Vec<(u8, Vec<u128>)>,
+}
+
+impl CidrSet {
+    pub fn compile(values: &[String]) -> Result<CidrSet, ConfigError> {
+        let mut s = CidrSet::default();
+        for (i, v) in values.iter().enumerate() {
+            let (addr, len) = parse_cidr(v).map_err(|m| ConfigError::new(format!("[{i}]"), m))?;
+            match addr {
+                IpAddr::V4(a) => {
+                    let net = mask32(u32::from(a), len);
+                    push_net(&mut s.v4, len, net);
+                }
+                IpAddr::V6(a) => {
+                    let net = mask128(u128::from(a), len);
+                    push_net(&mut s.v6, len, net);
+                }
+            }
+        }
+        for (_, nets) in &mut s.v4 {
+            nets.sort_unstable();
+            nets.dedup();
+        }
+        for (_, nets) in &mut s.v6 {
+            nets.sort_unstable();
+            nets.dedup();
+        }
+        Ok(s)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
+            },
+            v4 => v4,
+        };
+        match ip {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4
+                    .iter()
+                    .any(|(len, nets)| nets.binary_search(&mask32(a, *len)).is_ok())
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6
+                    .iter()
+                    .any(|(len, nets)| nets.binary_search(&mask128(a, *len)).is_ok())
+            }
+        }
+    }
+}
+
+fn push_net<T>(lists: &mut Vec<(u8, Vec<T>)>, len: u8, net: T) {
+    match lists.iter_mut().find(|(l, _)| *l == len) {
+        Some((_, nets)) => nets.push(net),
+        None => lists.push((len, vec![net])),
+    }
+}
+
+fn mask32(a: u32, len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        a & (u32::MAX << (32 - u32::from(len)))
+    }
+}
+
+fn mask128(a: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        a & (u128::MAX << (128 - u32::from(len)))
+    }
+}
+
+/// `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a host block).
+pub fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("`{text}` is not an IP address or CIDR block"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        None => max,
+        Some(l) => match l.parse::<u8>() {
+            Ok(n) if n <= max && !l.starts_with('+') => n,
+            _ => return Err(format!("`{text}`: prefix length must be 0..={max}")),
+        },
+    };
+    Ok((ip, len))
+}
+
+/// Parse an IP from `ip`, `ip:port` or `[v6]:port` (Envoy's address forms).
+pub fn parse_ip_loose(text: &str) -> Option<IpAddr> {
+    let t = text.trim();
+    if let Ok(ip) = t.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = t.strip_prefix('[') {
+        return rest.split_once(']').and_then(|(a, _)| a.parse().ok());
+    }
+    t.rsplit_once(':').and_then(|(a, _)| a.parse().ok())
+}
+
+// ------------------------------------------------------------------ paths
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Lit(Box<str>),
+    /// One segment; `Some(capture index)` when named.
+    One(Option<usize>),
+    /// The rest (zero or more segments); must be last.
+    Rest(Option<usize>),
+}
+
+/// A pre-parsed path template such as `/users/{user}/orders/{**}`.
+#[derive(Debug, Clone)]
+pub struct Template {
+    segs: Vec<Seg>,
+    pub source: String,
+}
+
+/// Capture names declared by the templates of one path set.
+pub type CaptureNames = Vec<String>;
+
+impl Template {
+    pub fn parse(text: &str, names: &mut CaptureNames) -> Result<Template, String> {
+        let Some(body) = text.strip_prefix('/') else {
+            return Err(format!("path template `{text}` must start with `/`"));
+        };
+        let parts: Vec<&str> = body.split('/').collect();
+        let mut segs = Vec::with_capacity(parts.len());
+        let mut local: Vec<&str> = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                let (name, kind) = match inner.split_once('=') {
+                    Some((n, k)) => (Some(n), k),
+                    None if inner == "*" || inner == "**" => (None, inner),
+                    None => (Some(inner), "*"),
+                };
+                if let Some(n) = name {
+                    let valid = !n.is_empty()
+                        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                    if !valid {
+                        return Err(format!("path template `{text}`: bad capture name `{n}`"));
+                    }
+                    if local.contains(&n) {
+                        return Err(format!("path template `{text}`: capture `{n}` appears twice"));
+                    }
+                    local.push(n);
+                }
+                let idx = name.map(|n| match names.iter().position(|x| x == n) {
+                    Some(i) => i,
+                    None => {
+                        names.push(n.to_string());
+                        names.len() - 1
+                    }
+                });
+                match kind {
+                    "*" => segs.push(Seg::One(idx)),
+                    "**" if last => segs.push(Seg::Rest(idx)),
+                    "**" => {
+                        return Err(format!(
+                            "path template `{text}`: `**` is allowed only in the last segment"
+                        ))
+                    }
+                    other => {
+                        return Err(format!(
+                            "path template `{text}`: unknown operator `{other}` (use `*` or `**`)"
+                        ))
+                    }
+                }
+            } else if part.contains(['{', '}', '*']) {
+                return Err(format!(
+                    "path template `{text}`: a segment must be a literal or one whole {{...}} variable"
+                ));
+            } else {
+                segs.push(Seg::Lit((*part).into()));
+            }
+        }
+        Ok(Template {
+            segs,
+            source: text.to_string(),
+        })
+    }
+
+    /// Match `path` (no query); on success return nothing more: captures are
+    /// read back with [`Template::capture`].
+    pub fn matches(&self, path: &str) -> bool {
+        self.walk(path, None).is_some()
+    }
+
+    /// The value bound to capture `idx` when `path` matches.
+    pub fn capture<'p>(&self, path: &'p str, idx: usize) -> Option<&'p str> {
+        self.walk(path, Some(idx)).flatten()
+    }
+
+    fn walk<'p>(&self, path: &'p str, want: Option<usize>) -> Option<Option<&'p str>> {
+        let body = path.strip_prefix('/')?;
+        let mut rest = body;
+        let mut found = None;
+        let mut done = false;
+        for seg in &self.segs {
+            if done {
+                // The path ended: only a trailing `{**}` (zero segments) still matches.
+                return match seg {
+                    Seg::Rest(idx) => {
+                        if want.is_some() && *idx == want {
+                            found = Some("");
+                        }
+                        Some(found)
+                    }
+                    _ => None,
+                };
+            }
+            match seg {
+                Seg::Rest(idx) => {
+                    if want.is_some() && *idx == want {
+                        found = Some(rest);
+                    }
+                    return Some(found);
+                }
+                _ => {
+                    let (cur, next) = match rest.split_once('/') {
+                        Some((c, n)) => (c, n),
+                        None => {
+                            done = true;
+                            (rest, "")
+                        }
+                    };
+                    match seg {
+                        Seg::Lit(l) if **l == *cur => {}
+                        Seg::One(idx) if !cur.is_empty() => {
+                            if want.is_some() && *idx == want {
+                                found = Some(cur);
+                            }
+                        }
+                        _ => return None,
+                    }
+                    rest = next;
+                }
+            }
+        }
+        done.then_some(found)
+    }
+}
+
+/// Istio `paths`: exact, `prefix*`, `*suffix`, `*`, or templates.
+#[derive(Debug, Clone, Default)]
+pub struct PathSet {
+    pub strings: StringSet,
+    pub templates: Vec<Template>,
+}
+
+impl PathSet {
+    pub fn compile(values: &[String], names: &mut CaptureNames) -> Result<PathSet, ConfigError> {
+        let mut plain = Vec::new();
+        let mut templates = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            if v.contains('{') || v.contains('}') {
+                templates.push(Template::parse(v, names).map_err(|m| ConfigError::new(format!("[{i}]"), m))?);
+            } else {
+                if v.is_empty() {
+                    return Err(ConfigError::new(format!("[{i}]"), "empty path"));
+                }
+                plain.push(v.clone());
+            }
+        }
+        let strings = StringSet::compile(&plain, false)?;
+        Ok(PathSet { strings, templates })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty() && self.templates.is_empty()
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        self.strings.matches(path) || self.templates.iter().any(|t| t.matches(path))
+    }
+
+    /// The capture `idx` from the first template that matches and binds it.
+    pub fn capture<'p>(&self, path: &'p str, idx: usize) -> Option<&'p str> {
+        self.templates.iter().find_map(|t| t.capture(path, idx))
+    }
+
+    pub fn exact_only(&self) -> Option<&[Box<str>]> {
+        if self.templates.is_empty() {
+            self.strings.exact_only()
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "matchers_tests.rs"]
+mod tests;
