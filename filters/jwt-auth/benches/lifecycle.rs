@@ -1,6 +1,9 @@
 //! Whole-request cost natively, through `filter::process` on a fake host:
 //! a cached token (the steady state) and a fresh token every time (miss).
 
+// Bench setup failing is a bug in the bench: fail loudly.
+#![allow(clippy::expect_used)]
+
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
