@@ -1,1 +1,28 @@
-//! meshward rate-limit filter (under construction).
+//! meshward `rate-limit`: local (shared data, exact across workers), global
+//! (Envoy RateLimitService over gRPC) and hybrid rate limits, quotas and
+//! throttling, as a proxy-wasm filter.
+//!
+//! Pure core: `limiter` (bucket / GCRA / window arithmetic), `keys`
+//! (descriptors), `config`, `proto` (RLS messages), `slots` (the bounded
+//! shared-data table), `engine` (decisions and headers).
+//! Glue: `root` (configure, tick, hybrid sync) and `filter` (request lifecycle).
+
+pub mod config;
+pub mod engine;
+pub mod filter;
+pub mod keys;
+pub mod limiter;
+pub mod metrics;
+pub mod proto;
+pub mod root;
+pub mod slots;
+
+use proxy_wasm::traits::RootContext;
+use proxy_wasm::types::LogLevel;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
+        Box::new(root::RateLimitRoot { context_id, runtime: None })
+    });
+}}

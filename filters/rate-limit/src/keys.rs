@@ -1,0 +1,500 @@
+//! Keys (descriptors): which request facts a rule counts by, and how they
+//! compose into one key string and into RLS descriptor entries.
+
+use std::cell::OnceCell;
+use std::net::IpAddr;
+
+use meshward_shared::config::ConfigError;
+use meshward_shared::host::Host;
+use meshward_shared::identity::Identity;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// One part of a key, written as a one-field object, e.g. `{"header": "x-api-key"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeyPart {
+    /// `sub`, `issuer`, `client_id` (azp/client_id), `principal` (iss/sub) or `provider`.
+    Identity(String),
+    /// Any claim of the verified token; dotted names reach into objects.
+    Claim(String),
+    /// The client address (see `xff_num_trusted_hops`), optionally masked.
+    SourceIp(SourceIp),
+    Header(String),
+    Query(String),
+    Method {},
+    /// The path without the query string.
+    Path {},
+    /// The template (not the concrete path) when the path matches it.
+    PathTemplate(Template),
+    RouteName {},
+    /// A constant, like Envoy's `generic_key`.
+    Literal(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SourceIp {
+    #[serde(default)]
+    pub ipv4_prefix: Option<u8>,
+    #[serde(default)]
+    pub ipv6_prefix: Option<u8>,
+}
+
+const IDENTITY_FIELDS: [&str; 5] = ["sub", "issuer", "client_id", "principal", "provider"];
+
+impl KeyPart {
+    pub fn needs_identity(&self) -> bool {
+        matches!(self, KeyPart::Identity(_) | KeyPart::Claim(_))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            KeyPart::Identity(f) if !IDENTITY_FIELDS.contains(&f.as_str()) => {
+                Err(ConfigError::new(
+                    "identity",
+                    format!("`{f}` is not one of {}", IDENTITY_FIELDS.join(", ")),
+                ))
+            }
+            KeyPart::Claim(c) if c.is_empty() => {
+                Err(ConfigError::new("claim", "must not be empty"))
+            }
+            KeyPart::Header(h) if h.is_empty() => {
+                Err(ConfigError::new("header", "must not be empty"))
+            }
+            KeyPart::Query(q) if q.is_empty() => {
+                Err(ConfigError::new("query", "must not be empty"))
+            }
+            KeyPart::SourceIp(s) => {
+                if s.ipv4_prefix.is_some_and(|p| p > 32) {
+                    return Err(ConfigError::new("source_ip.ipv4_prefix", "must be <= 32"));
+                }
+                if s.ipv6_prefix.is_some_and(|p| p > 128) {
+                    return Err(ConfigError::new("source_ip.ipv6_prefix", "must be <= 128"));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The RLS descriptor key, named as Envoy's rate limit actions name them.
+    pub fn descriptor_key(&self) -> &str {
+        match self {
+            KeyPart::Identity(f) => f,
+            KeyPart::Claim(c) => c,
+            KeyPart::SourceIp(_) => "remote_address",
+            KeyPart::Header(h) => h,
+            KeyPart::Query(q) => q,
+            KeyPart::Method {} => "method",
+            KeyPart::Path {} => "path",
+            KeyPart::PathTemplate(_) => "path_template",
+            KeyPart::RouteName {} => "route_name",
+            KeyPart::Literal(_) => "generic_key",
+        }
+    }
+}
+
+/// A path template: literal segments, `{name}` (one segment), `{**}` (rest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub text: String,
+    segments: Vec<Seg>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Lit(String),
+    One,
+    Rest,
+}
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Template::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Template, String> {
+        let body = text
+            .strip_prefix('/')
+            .ok_or_else(|| format!("template `{text}` must start with `/`"))?;
+        let parts: Vec<&str> = body.split('/').collect();
+        let mut segments = Vec::with_capacity(parts.len());
+        for (i, p) in parts.iter().enumerate() {
+            let seg = if *p == "{**}" {
+                if i + 1 != parts.len() {
+                    return Err("`{**}` must be the last segment".into());
+                }
+                Seg::Rest
+            } else if p.starts_with('{') && p.ends_with('}') && p.len() > 2 {
+                Seg::One
+            } else if p.contains('{') || p.contains('}') {
+                return Err(format!("segment `{p}` is neither literal nor `{{name}}`"));
+            } else {
+                Seg::Lit((*p).to_string())
+            };
+            segments.push(seg);
+        }
+        Ok(Template {
+            text: text.to_string(),
+            segments,
+        })
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        let Some(body) = path.strip_prefix('/') else {
+            return false;
+        };
+        let mut parts = body.split('/');
+        for seg in &self.segments {
+            match (seg, parts.next()) {
+                (Seg::Rest, _) => return true,
+                (Seg::One, Some(p)) if !p.is_empty() => {}
+                (Seg::Lit(l), Some(p)) if l == p => {}
+                _ => return false,
+            }
+        }
+        parts.next().is_none()
+    }
+}
+
+/// Lazily read request facts: every host read happens at most once, and
+/// only when a rule asks for it.
+pub struct RequestView<'h, H: Host + ?Sized> {
+    host: &'h H,
+    pub method: String,
+    pub path: String,
+    query: Option<String>,
+    xff_hops: u32,
+    identity: OnceCell<Option<Identity>>,
+    source: OnceCell<Option<IpAddr>>,
+    route: OnceCell<Option<String>>,
+}
+
+impl<'h, H: Host + ?Sized> RequestView<'h, H> {
+    pub fn new(host: &'h H, xff_hops: u32) -> Self {
+        let method = host.request_header(":method").unwrap_or_default();
+        let full = host.request_header(":path").unwrap_or_default();
+        let (path, query) = match full.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (full, None),
+        };
+        RequestView {
+            host,
+            method,
+            path,
+            query,
+            xff_hops,
+            identity: OnceCell::new(),
+            source: OnceCell::new(),
+            route: OnceCell::new(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.host.request_header(name)
+    }
+
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity
+            .get_or_init(|| Identity::read(self.host))
+            .as_ref()
+    }
+
+    pub fn claim(&self, name: &str) -> Option<String> {
+        let id = self.identity()?;
+        let mut parts = name.split('.');
+        let first = parts.next()?;
+        let mut v = id.claims.get(first)?;
+        for p in parts {
+            v = v.get(p)?;
+        }
+        claim_text(v)
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.as_deref()?.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == name).then(|| v.to_string())
+        })
+    }
+
+    pub fn source_ip(&self) -> Option<IpAddr> {
+        *self.source.get_or_init(|| {
+            if self.xff_hops > 0 {
+                if let Some(ip) = self
+                    .header("x-forwarded-for")
+                    .and_then(|x| xff_client(&x, self.xff_hops))
+                {
+                    return Some(ip);
+                }
+            }
+            let raw = self.host.property(&["source", "address"])?;
+            parse_socket_ip(std::str::from_utf8(&raw).ok()?)
+        })
+    }
+
+    pub fn route_name(&self) -> Option<String> {
+        self.route
+            .get_or_init(|| {
+                let raw = self.host.property(&["route_name"])?;
+                String::from_utf8(raw).ok().filter(|s| !s.is_empty())
+            })
+            .clone()
+    }
+
+    /// The value of one key part; `None` makes the rule not apply.
+    pub fn part(&self, part: &KeyPart) -> Option<String> {
+        match part {
+            KeyPart::Identity(field) => {
+                let id = self.identity()?;
+                match field.as_str() {
+                    "sub" => Some(id.subject.clone()),
+                    "issuer" => Some(id.issuer.clone()),
+                    "client_id" => id.presenter.clone().or_else(|| self.claim("client_id")),
+                    "principal" => Some(id.principal()),
+                    "provider" => Some(id.provider.clone()),
+                    _ => None,
+                }
+            }
+            KeyPart::Claim(c) => self.claim(c),
+            KeyPart::SourceIp(mask) => self.source_ip().map(|ip| masked(ip, *mask)),
+            KeyPart::Header(h) => self.header(h),
+            KeyPart::Query(q) => self.query_param(q),
+            KeyPart::Method {} => Some(self.method.clone()),
+            KeyPart::Path {} => Some(self.path.clone()),
+            KeyPart::PathTemplate(t) => t.matches(&self.path).then(|| t.text.clone()),
+            KeyPart::RouteName {} => self.route_name(),
+            KeyPart::Literal(v) => Some(v.clone()),
+        }
+        .filter(|v| !v.is_empty())
+    }
+}
+
+fn claim_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The `hops`-th address from the right of X-Forwarded-For (1 = rightmost),
+/// as Envoy's `xff_num_trusted_hops` counts; `None` when there are fewer.
+pub fn xff_client(xff: &str, hops: u32) -> Option<IpAddr> {
+    let entry = xff.rsplit(',').nth(hops.checked_sub(1)? as usize)?;
+    entry.trim().parse().ok()
+}
+
+/// `1.2.3.4:5678`, `[::1]:80` or a bare address.
+pub fn parse_socket_ip(s: &str) -> Option<IpAddr> {
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Some(sa.ip());
+    }
+    s.parse().ok()
+}
+
+/// The address masked to the configured prefix, in CIDR form when masked.
+pub fn masked(ip: IpAddr, mask: SourceIp) -> String {
+    match ip {
+        IpAddr::V4(v4) => match mask.ipv4_prefix {
+            Some(p) if p < 32 => {
+                let bits = u32::from(v4) & (u32::MAX.checked_shl(32 - u32::from(p)).unwrap_or(0));
+                format!("{}/{p}", std::net::Ipv4Addr::from(bits))
+            }
+            _ => v4.to_string(),
+        },
+        IpAddr::V6(v6) => match mask.ipv6_prefix {
+            Some(p) if p < 128 => {
+                let bits =
+                    u128::from(v6) & (u128::MAX.checked_shl(128 - u32::from(p)).unwrap_or(0));
+                format!("{}/{p}", std::net::Ipv6Addr::from(bits))
+            }
+            _ => v6.to_string(),
+        },
+    }
+}
+
+/// Separator between key parts; never left inside a value.
+pub const SEP: char = '\u{1f}';
+
+/// A composed key: `rule SEP k=v SEP k=v ...`, values with SEP replaced.
+pub fn compose(rule: &str, parts: &[(&str, String)]) -> String {
+    let mut key = String::with_capacity(rule.len() + parts.len() * 24);
+    key.push_str(rule);
+    for (k, v) in parts {
+        key.push(SEP);
+        key.push_str(k);
+        key.push('=');
+        if v.contains(SEP) {
+            key.push_str(&v.replace(SEP, "_"));
+        } else {
+            key.push_str(v);
+        }
+    }
+    key
+}
+
+/// Split a composed key back into the rule and its `(key, value)` entries.
+pub fn entries(key: &str) -> (&str, Vec<(&str, &str)>) {
+    let mut it = key.split(SEP);
+    let rule = it.next().unwrap_or("");
+    let entries = it
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .collect();
+    (rule, entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshward_shared::fake::FakeHost;
+    use serde_json::json;
+
+    #[test]
+    fn templates() {
+        let t = Template::parse("/users/{id}/orders/{**}").unwrap();
+        assert!(t.matches("/users/7/orders/1/items"));
+        assert!(t.matches("/users/7/orders/"));
+        assert!(!t.matches("/users//orders/1"));
+        assert!(!t.matches("/users/7/carts/1"));
+        let t = Template::parse("/users/{id}").unwrap();
+        assert!(t.matches("/users/9"));
+        assert!(!t.matches("/users/9/x"));
+        assert!(Template::parse("users").is_err());
+        assert!(Template::parse("/a/{**}/b").is_err());
+        assert!(Template::parse("/a/x{y}").is_err());
+    }
+
+    #[test]
+    fn xff_hops_count_from_the_right() {
+        let x = "203.0.113.9, 10.0.0.1, 10.0.0.2";
+        assert_eq!(xff_client(x, 1), Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(xff_client(x, 3), Some("203.0.113.9".parse().unwrap()));
+        assert_eq!(xff_client(x, 4), None);
+        assert_eq!(xff_client(x, 0), None);
+        assert_eq!(xff_client("garbage", 1), None);
+    }
+
+    #[test]
+    fn cidr_masking() {
+        let m = SourceIp {
+            ipv4_prefix: Some(24),
+            ipv6_prefix: Some(64),
+        };
+        assert_eq!(masked("192.0.2.77".parse().unwrap(), m), "192.0.2.0/24");
+        assert_eq!(
+            masked("2001:db8:1:2:3:4:5:6".parse().unwrap(), m),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            masked("192.0.2.77".parse().unwrap(), SourceIp::default()),
+            "192.0.2.77"
+        );
+        let m0 = SourceIp {
+            ipv4_prefix: Some(0),
+            ipv6_prefix: None,
+        };
+        assert_eq!(masked("192.0.2.77".parse().unwrap(), m0), "0.0.0.0/0");
+        assert_eq!(parse_socket_ip("[::1]:80"), Some("::1".parse().unwrap()));
+        assert_eq!(
+            parse_socket_ip("127.0.0.1:9"),
+            Some("127.0.0.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn parts_from_request() {
+        let host = FakeHost::default();
+        host.set_headers(&[
+            (":method", "POST"),
+            (":path", "/users/42?api_key=k1&x=2"),
+            ("x-tenant", "acme"),
+            ("x-forwarded-for", "198.51.100.7, 10.1.1.1"),
+        ]);
+        host.put_property(&["source", "address"], b"10.9.9.9:5555");
+        host.put_property(&["route_name"], b"users");
+        let id = Identity {
+            provider: "corp".into(),
+            issuer: "https://idp".into(),
+            subject: "alice".into(),
+            presenter: Some("app-1".into()),
+            claims: json!({"plan": "gold", "org": {"id": 7}})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            ..Default::default()
+        };
+        id.write(&host).unwrap();
+        let v = RequestView::new(&host, 0);
+        let get = |p: KeyPart| v.part(&p);
+        assert_eq!(
+            get(KeyPart::Identity("sub".into())).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            get(KeyPart::Identity("client_id".into())).as_deref(),
+            Some("app-1")
+        );
+        assert_eq!(
+            get(KeyPart::Identity("principal".into())).as_deref(),
+            Some("https://idp/alice")
+        );
+        assert_eq!(get(KeyPart::Claim("plan".into())).as_deref(), Some("gold"));
+        assert_eq!(get(KeyPart::Claim("org.id".into())).as_deref(), Some("7"));
+        assert_eq!(get(KeyPart::Claim("nope".into())), None);
+        assert_eq!(
+            get(KeyPart::Header("x-tenant".into())).as_deref(),
+            Some("acme")
+        );
+        assert_eq!(get(KeyPart::Query("api_key".into())).as_deref(), Some("k1"));
+        assert_eq!(get(KeyPart::Query("y".into())), None);
+        assert_eq!(get(KeyPart::Method {}).as_deref(), Some("POST"));
+        assert_eq!(get(KeyPart::Path {}).as_deref(), Some("/users/42"));
+        assert_eq!(
+            get(KeyPart::PathTemplate(
+                Template::parse("/users/{id}").unwrap()
+            ))
+            .as_deref(),
+            Some("/users/{id}")
+        );
+        assert_eq!(
+            get(KeyPart::PathTemplate(
+                Template::parse("/orders/{id}").unwrap()
+            )),
+            None
+        );
+        assert_eq!(get(KeyPart::RouteName {}).as_deref(), Some("users"));
+        assert_eq!(
+            get(KeyPart::SourceIp(SourceIp::default())).as_deref(),
+            Some("10.9.9.9")
+        );
+        let trusted = RequestView::new(&host, 2);
+        assert_eq!(
+            trusted
+                .part(&KeyPart::SourceIp(SourceIp::default()))
+                .as_deref(),
+            Some("198.51.100.7")
+        );
+        let too_many = RequestView::new(&host, 3);
+        assert_eq!(
+            too_many
+                .part(&KeyPart::SourceIp(SourceIp::default()))
+                .as_deref(),
+            Some("10.9.9.9")
+        );
+    }
+
+    #[test]
+    fn compose_and_split() {
+        let k = compose("r", &[("sub", "a\u{1f}b".into()), ("method", "GET".into())]);
+        assert_eq!(k, "r\u{1f}sub=a_b\u{1f}method=GET");
+        let (rule, e) = entries(&k);
+        assert_eq!(rule, "r");
+        assert_eq!(e, vec![("sub", "a_b"), ("method", "GET")]);
+    }
+}

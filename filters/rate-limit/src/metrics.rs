@@ -1,0 +1,61 @@
+//! Counters, defined once per configuration: per rule, plus a few for the
+//! whole filter. Names: `meshward.rate_limit.rule.<rule>.<event>`.
+
+use meshward_shared::host::Host;
+use meshward_shared::metrics::{segment, Counter};
+
+use crate::config::Config;
+
+const PREFIX: &str = "meshward.rate_limit";
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RuleMetrics {
+    pub allowed: Counter,
+    pub limited: Counter,
+    pub shadow_limited: Counter,
+    pub delayed: Counter,
+    pub rls_error: Counter,
+    pub rls_timeout: Counter,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub rules: Vec<RuleMetrics>,
+    pub key_space_full: Counter,
+    pub cas_contention: Counter,
+    pub hybrid_sync_ok: Counter,
+    pub hybrid_sync_failed: Counter,
+}
+
+impl Metrics {
+    pub fn define<H: Host + ?Sized>(host: &H, config: &Config) -> Metrics {
+        let rules = config
+            .rules
+            .iter()
+            .map(|r| {
+                let base = format!("{PREFIX}.rule.{}", segment(&r.name));
+                let c = |n: &str| Counter::define(host, &format!("{base}.{n}"));
+                RuleMetrics {
+                    allowed: c("allowed"),
+                    limited: c("limited"),
+                    shadow_limited: c("shadow_limited"),
+                    delayed: c("delayed"),
+                    rls_error: c("rls_error"),
+                    rls_timeout: c("rls_timeout"),
+                }
+            })
+            .collect();
+        let c = |n: &str| Counter::define(host, &format!("{PREFIX}.{n}"));
+        Metrics {
+            rules,
+            key_space_full: c("key_space_full"),
+            cas_contention: c("cas_contention"),
+            hybrid_sync_ok: c("hybrid_sync_ok"),
+            hybrid_sync_failed: c("hybrid_sync_failed"),
+        }
+    }
+
+    pub fn rule(&self, i: usize) -> RuleMetrics {
+        self.rules.get(i).copied().unwrap_or_default()
+    }
+}
