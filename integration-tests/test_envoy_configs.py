@@ -31,6 +31,11 @@ BAD_CONFIGS = {
     "missing-issuer": ({"providers": {"corp": {"local_jwks": {"inline_string": '{"keys":[]}'}}},
                         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "corp"}}]},
                        "providers.corp.issuer"),
+    # nested required field
+    "missing-cluster": ({"providers": {"corp": {"issuer": "https://i", "remote_jwks": {
+                            "http_uri": {"uri": "http://127.0.0.1:1/jwks", "timeout": "1s"}}}},
+                         "rules": []},
+                        "providers.corp.remote_jwks.http_uri.cluster"),
     # unknown field (deny_unknown_fields)
     "unknown-field": ({"providers": {"corp": {"issuer": "https://i", "isuer": "typo",
                                               "local_jwks": {"inline_string": '{"keys":[]}'}}},
