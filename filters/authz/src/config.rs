@@ -8,8 +8,10 @@ use serde::Deserialize;
 
 use crate::engine::Engine;
 use crate::matchers::{CaptureNames, CidrSet, PathSet, StringSet};
-use crate::policy::{Action, Cond, ObjectCheck, Operand, Operation, Policy, Rule, Source, Values, When};
-use crate::rbac::{Rbac, RawRbac};
+use crate::policy::{
+    Action, Cond, ObjectCheck, Operand, Operation, Policy, Rule, Source, Values, When,
+};
+use crate::rbac::{RawRbac, Rbac};
 use crate::reply::Replies;
 use crate::request::{Attr, Needs};
 use crate::time::TimeWindow;
@@ -247,6 +249,13 @@ pub const DEFAULT_GEO_HEADER: &str = "x-geo-country";
 
 impl Config {
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        // serde would also accept a JSON array for a struct; the config is an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ConfigError::new(
+                "",
+                "the configuration must be a JSON object",
+            ));
+        }
         let raw: RawConfig = parse_json(bytes)?;
         compile(raw)
     }
@@ -258,7 +267,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     if raw.trusted_xff_hops > 16 {
         return Err(ConfigError::new("trusted_xff_hops", "at most 16"));
     }
-    let geo_header = raw.geo_header.clone().unwrap_or_else(|| DEFAULT_GEO_HEADER.into());
+    let geo_header = raw
+        .geo_header
+        .clone()
+        .unwrap_or_else(|| DEFAULT_GEO_HEADER.into());
     if geo_header.is_empty() || geo_header.starts_with(':') {
         return Err(ConfigError::new("geo_header", "not a header name"));
     }
@@ -279,17 +291,28 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         if names.contains(&stat) {
             return Err(ConfigError::new(
                 format!("{at}.name"),
-                format!("`{}` duplicates another policy name (stat name `{stat}`)", policy.name),
+                format!(
+                    "`{}` duplicates another policy name (stat name `{stat}`)",
+                    policy.name
+                ),
             ));
         }
         names.push(stat);
         policies.push(policy);
     }
     let mut needs = cx.needs;
-    let xff_slot = (raw.trusted_xff_hops > 0 && needs.remote_ip)
-        .then(|| needs.header_slot("x-forwarded-for"));
+    let xff_slot =
+        (raw.trusted_xff_hops > 0 && needs.remote_ip).then(|| needs.header_slot("x-forwarded-for"));
     let default_deny = matches!(raw.default_action, Some(RawDefault::Deny));
-    let replies = Replies::compile(&raw.policies.iter().map(|p| p.deny_response.clone()).collect::<Vec<_>>(), &policies, raw.deny_response.as_ref(), raw.expose_policy);
+    let replies = Replies::compile(
+        &raw.policies
+            .iter()
+            .map(|p| p.deny_response.clone())
+            .collect::<Vec<_>>(),
+        &policies,
+        raw.deny_response.as_ref(),
+        raw.expose_policy,
+    );
     let engine = Engine::new(policies, default_deny);
     let jwt_authn = raw.identity.jwt_authn.map(|j| JwtAuthnSource {
         filter: j.filter,
@@ -297,7 +320,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     });
     if let Some(j) = &jwt_authn {
         if j.payload_key.is_empty() || j.filter.is_empty() {
-            return Err(ConfigError::new("identity.jwt_authn.payload_in_metadata", "must not be empty"));
+            return Err(ConfigError::new(
+                "identity.jwt_authn.payload_in_metadata",
+                "must not be empty",
+            ));
         }
     }
     if needs.auth && !raw.identity.meshward && jwt_authn.is_none() {
@@ -370,7 +396,9 @@ fn strings(
             Some(list) => {
                 let list: Vec<String> = list.iter().map(|s| map(s)).collect();
                 non_empty(&list, name)?;
-                StringSet::compile(&list, fold).map(Some).map_err(|e| e.within(name))
+                StringSet::compile(&list, fold)
+                    .map(Some)
+                    .map_err(|e| e.within(name))
             }
         }
     };
@@ -382,12 +410,19 @@ fn strings(
 
 fn non_empty(list: &[String], name: &str) -> Result<(), ConfigError> {
     if list.is_empty() {
-        return Err(ConfigError::new(name, "empty list (omit the field instead)"));
+        return Err(ConfigError::new(
+            name,
+            "empty list (omit the field instead)",
+        ));
     }
     Ok(())
 }
 
-fn cidrs(pos: &Option<Vec<String>>, neg: &Option<Vec<String>>, field: (&str, &str)) -> Result<Cond<CidrSet>, ConfigError> {
+fn cidrs(
+    pos: &Option<Vec<String>>,
+    neg: &Option<Vec<String>>,
+    field: (&str, &str),
+) -> Result<Cond<CidrSet>, ConfigError> {
     let one = |v: &Option<Vec<String>>, name: &str| -> Result<Option<CidrSet>, ConfigError> {
         match v {
             None => Ok(None),
@@ -409,7 +444,10 @@ fn ports(list: &[String], name: &str) -> Result<Vec<u32>, ConfigError> {
         .enumerate()
         .map(|(i, p)| match p.parse::<u32>() {
             Ok(n) if (1..=65535).contains(&n) && p.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
-            _ => Err(ConfigError::new(format!("{name}[{i}]"), format!("`{p}` is not a port 1..=65535"))),
+            _ => Err(ConfigError::new(
+                format!("{name}[{i}]"),
+                format!("`{p}` is not a port 1..=65535"),
+            )),
         })
         .collect()
 }
@@ -421,7 +459,13 @@ fn strip_spiffe(s: &str) -> String {
 fn compile_source(s: &RawSource, cx: &mut Cx) -> Result<Source, ConfigError> {
     let id = |x: &str| x.to_string();
     let src = Source {
-        principals: strings(&s.principals, &s.not_principals, ("principals", "notPrincipals"), false, strip_spiffe)?,
+        principals: strings(
+            &s.principals,
+            &s.not_principals,
+            ("principals", "notPrincipals"),
+            false,
+            strip_spiffe,
+        )?,
         request_principals: strings(
             &s.request_principals,
             &s.not_request_principals,
@@ -429,10 +473,26 @@ fn compile_source(s: &RawSource, cx: &mut Cx) -> Result<Source, ConfigError> {
             false,
             id,
         )?,
-        namespaces: strings(&s.namespaces, &s.not_namespaces, ("namespaces", "notNamespaces"), false, id)?,
-        trust_domains: strings(&s.trust_domains, &s.not_trust_domains, ("trustDomains", "notTrustDomains"), false, id)?,
+        namespaces: strings(
+            &s.namespaces,
+            &s.not_namespaces,
+            ("namespaces", "notNamespaces"),
+            false,
+            id,
+        )?,
+        trust_domains: strings(
+            &s.trust_domains,
+            &s.not_trust_domains,
+            ("trustDomains", "notTrustDomains"),
+            false,
+            id,
+        )?,
         ip_blocks: cidrs(&s.ip_blocks, &s.not_ip_blocks, ("ipBlocks", "notIpBlocks"))?,
-        remote_ip_blocks: cidrs(&s.remote_ip_blocks, &s.not_remote_ip_blocks, ("remoteIpBlocks", "notRemoteIpBlocks"))?,
+        remote_ip_blocks: cidrs(
+            &s.remote_ip_blocks,
+            &s.not_remote_ip_blocks,
+            ("remoteIpBlocks", "notRemoteIpBlocks"),
+        )?,
     };
     let n = &mut cx.needs;
     if src.principals.is_set() || src.namespaces.is_set() || src.trust_domains.is_set() {
@@ -450,14 +510,23 @@ fn compile_source(s: &RawSource, cx: &mut Cx) -> Result<Source, ConfigError> {
     Ok(src)
 }
 
-fn compile_operation(o: &RawOperation, cx: &mut Cx, captures: &mut CaptureNames) -> Result<Operation, ConfigError> {
+fn compile_operation(
+    o: &RawOperation,
+    cx: &mut Cx,
+    captures: &mut CaptureNames,
+) -> Result<Operation, ConfigError> {
     let id = |x: &str| x.to_string();
-    let paths = |v: &Option<Vec<String>>, name: &str, caps: &mut CaptureNames| -> Result<Option<PathSet>, ConfigError> {
+    let paths = |v: &Option<Vec<String>>,
+                 name: &str,
+                 caps: &mut CaptureNames|
+     -> Result<Option<PathSet>, ConfigError> {
         match v {
             None => Ok(None),
             Some(list) => {
                 non_empty(list, name)?;
-                PathSet::compile(list, caps).map(Some).map_err(|e| e.within(name))
+                PathSet::compile(list, caps)
+                    .map(Some)
+                    .map_err(|e| e.within(name))
             }
         }
     };
@@ -466,9 +535,19 @@ fn compile_operation(o: &RawOperation, cx: &mut Cx, captures: &mut CaptureNames)
         hosts: strings(&o.hosts, &o.not_hosts, ("hosts", "notHosts"), true, id)?,
         ports: Cond {
             pos: o.ports.as_deref().map(|p| ports(p, "ports")).transpose()?,
-            neg: o.not_ports.as_deref().map(|p| ports(p, "notPorts")).transpose()?,
+            neg: o
+                .not_ports
+                .as_deref()
+                .map(|p| ports(p, "notPorts"))
+                .transpose()?,
         },
-        methods: strings(&o.methods, &o.not_methods, ("methods", "notMethods"), false, id)?,
+        methods: strings(
+            &o.methods,
+            &o.not_methods,
+            ("methods", "notMethods"),
+            false,
+            id,
+        )?,
         paths: Cond {
             pos: paths(&o.paths, "paths", captures)?,
             neg: paths(&o.not_paths, "notPaths", &mut ignored)?,
@@ -485,23 +564,35 @@ fn compile_operation(o: &RawOperation, cx: &mut Cx, captures: &mut CaptureNames)
 fn compile_when(w: &RawWhen, cx: &mut Cx) -> Result<When, ConfigError> {
     let attr = cx.needs.attr(&w.key).map_err(|e| e.within("key"))?;
     if w.values.is_none() && w.not_values.is_none() {
-        return Err(ConfigError::new("values", "one of values or notValues is required"));
+        return Err(ConfigError::new(
+            "values",
+            "one of values or notValues is required",
+        ));
     }
     let rbac = cx.rbac;
     let compile = |list: &Option<Vec<String>>, name: &str| -> Result<Option<Values>, ConfigError> {
         let Some(list) = list else { return Ok(None) };
         non_empty(list, name)?;
         let v = match attr {
-            Attr::SourceIp | Attr::RemoteIp => Values::Ip(CidrSet::compile(list).map_err(|e| e.within(name))?),
+            Attr::SourceIp | Attr::RemoteIp => {
+                Values::Ip(CidrSet::compile(list).map_err(|e| e.within(name))?)
+            }
             Attr::DestinationPort => Values::Port(ports(list, name)?),
             Attr::AuthRoles => {
                 let set = StringSet::compile(list, false).map_err(|e| e.within(name))?;
                 for (i, v) in list.iter().enumerate() {
                     if !v.contains('*') && rbac.role(v).is_none() {
-                        return Err(ConfigError::new(format!("{name}[{i}]"), format!("unknown role `{v}` (not in rbac.roles)")));
+                        return Err(ConfigError::new(
+                            format!("{name}[{i}]"),
+                            format!("unknown role `{v}` (not in rbac.roles)"),
+                        ));
                     }
                 }
-                Values::Roles((0..rbac.role_names.len()).filter(|i| rbac.role_names.get(*i).is_some_and(|n| set.matches(n))).collect())
+                Values::Roles(
+                    (0..rbac.role_names.len())
+                        .filter(|i| rbac.role_names.get(*i).is_some_and(|n| set.matches(n)))
+                        .collect(),
+                )
             }
             Attr::SourcePrincipal => {
                 let list: Vec<String> = list.iter().map(|s| strip_spiffe(s)).collect();
@@ -524,11 +615,16 @@ fn compile_rule(r: &RawRule, cx: &mut Cx) -> Result<Rule, ConfigError> {
     let mut rule = Rule::default();
     let mut summary: Vec<String> = Vec::new();
     for (i, f) in r.from.iter().enumerate() {
-        rule.from.push(compile_source(&f.source, cx).map_err(|e| e.within(&format!("from[{i}].source")))?);
+        rule.from.push(
+            compile_source(&f.source, cx).map_err(|e| e.within(&format!("from[{i}].source")))?,
+        );
     }
     let mut captures = CaptureNames::new();
     for (i, t) in r.to.iter().enumerate() {
-        rule.to.push(compile_operation(&t.operation, cx, &mut captures).map_err(|e| e.within(&format!("to[{i}].operation")))?);
+        rule.to.push(
+            compile_operation(&t.operation, cx, &mut captures)
+                .map_err(|e| e.within(&format!("to[{i}].operation")))?,
+        );
         if let Some(p) = &t.operation.paths {
             summary.push(format!("paths {}", p.join(",")));
         }
@@ -540,7 +636,8 @@ fn compile_rule(r: &RawRule, cx: &mut Cx) -> Result<Rule, ConfigError> {
         summary.push(format!("{} source(s)", r.from.len()));
     }
     for (i, w) in r.when.iter().enumerate() {
-        rule.when.push(compile_when(w, cx).map_err(|e| e.within(&format!("when[{i}]")))?);
+        rule.when
+            .push(compile_when(w, cx).map_err(|e| e.within(&format!("when[{i}]")))?);
         summary.push(format!("when {}", w.key));
     }
     if let Some(roles) = &r.roles {
@@ -548,7 +645,10 @@ fn compile_rule(r: &RawRule, cx: &mut Cx) -> Result<Rule, ConfigError> {
         let mut idx = Vec::new();
         for (i, name) in roles.iter().enumerate() {
             idx.push(cx.rbac.role(name).ok_or_else(|| {
-                ConfigError::new(format!("roles[{i}]"), format!("unknown role `{name}` (not in rbac.roles)"))
+                ConfigError::new(
+                    format!("roles[{i}]"),
+                    format!("unknown role `{name}` (not in rbac.roles)"),
+                )
             })?);
         }
         rule.roles = Some(idx);
@@ -557,7 +657,10 @@ fn compile_rule(r: &RawRule, cx: &mut Cx) -> Result<Rule, ConfigError> {
     }
     for (i, p) in r.permissions.iter().enumerate() {
         rule.permissions.push(cx.rbac.permission(p).ok_or_else(|| {
-            ConfigError::new(format!("permissions[{i}]"), format!("unknown permission `{p}` (no role in rbac.roles grants it)"))
+            ConfigError::new(
+                format!("permissions[{i}]"),
+                format!("unknown permission `{p}` (no role in rbac.roles grants it)"),
+            )
         })?);
     }
     if !r.permissions.is_empty() {
@@ -566,7 +669,10 @@ fn compile_rule(r: &RawRule, cx: &mut Cx) -> Result<Rule, ConfigError> {
     }
     for (i, s) in r.scopes.iter().enumerate() {
         if s.is_empty() || s.contains(' ') {
-            return Err(ConfigError::new(format!("scopes[{i}]"), "a scope is one non-empty token"));
+            return Err(ConfigError::new(
+                format!("scopes[{i}]"),
+                "a scope is one non-empty token",
+            ));
         }
     }
     if !r.scopes.is_empty() {
@@ -581,25 +687,41 @@ fn compile_rule(r: &RawRule, cx: &mut Cx) -> Result<Rule, ConfigError> {
                 let idx = captures.iter().position(|n| n == c).ok_or_else(|| {
                     ConfigError::new(
                         format!("{at}.capture"),
-                        format!("no path template in this rule's to[].operation.paths binds `{{{c}}}`"),
+                        format!(
+                            "no path template in this rule's to[].operation.paths binds `{{{c}}}`"
+                        ),
                     )
                 })?;
                 cx.needs.segments = true;
                 Operand::Capture(idx)
             }
             (None, Some(a)) => {
-                let attr = cx.needs.attr(a).map_err(|e| e.within(&format!("{at}.attribute")))?;
+                let attr = cx
+                    .needs
+                    .attr(a)
+                    .map_err(|e| e.within(&format!("{at}.attribute")))?;
                 check_string_attr(attr).map_err(|e| e.within(&format!("{at}.attribute")))?;
                 Operand::Attr(attr)
             }
-            _ => return Err(ConfigError::new(at, "set exactly one of capture or attribute")),
+            _ => {
+                return Err(ConfigError::new(
+                    at,
+                    "set exactly one of capture or attribute",
+                ))
+            }
         };
-        let right = cx.needs.attr(&o.equals).map_err(|e| e.within(&format!("{at}.equals")))?;
+        let right = cx
+            .needs
+            .attr(&o.equals)
+            .map_err(|e| e.within(&format!("{at}.equals")))?;
         check_string_attr(right).map_err(|e| e.within(&format!("{at}.equals")))?;
         rule.objects.push(ObjectCheck { left, right });
         summary.push(format!(
             "{} == {}",
-            o.capture.as_ref().map_or_else(|| o.attribute.clone().unwrap_or_default(), |c| format!("{{{c}}}")),
+            o.capture.as_ref().map_or_else(
+                || o.attribute.clone().unwrap_or_default(),
+                |c| format!("{{{c}}}")
+            ),
             o.equals
         ));
     }
@@ -612,16 +734,20 @@ fn compile_rule(r: &RawRule, cx: &mut Cx) -> Result<Rule, ConfigError> {
     if !r.time_windows.is_empty() {
         summary.push("time window".into());
     }
-    let countries = |v: &Option<Vec<String>>, name: &str| -> Result<Option<Vec<String>>, ConfigError> {
-        let Some(list) = v else { return Ok(None) };
-        non_empty(list, name)?;
-        for (i, c) in list.iter().enumerate() {
-            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
-                return Err(ConfigError::new(format!("{name}[{i}]"), format!("`{c}` is not an ISO 3166-1 alpha-2 code")));
+    let countries =
+        |v: &Option<Vec<String>>, name: &str| -> Result<Option<Vec<String>>, ConfigError> {
+            let Some(list) = v else { return Ok(None) };
+            non_empty(list, name)?;
+            for (i, c) in list.iter().enumerate() {
+                if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    return Err(ConfigError::new(
+                        format!("{name}[{i}]"),
+                        format!("`{c}` is not an ISO 3166-1 alpha-2 code"),
+                    ));
+                }
             }
-        }
-        Ok(Some(list.iter().map(|c| c.to_ascii_uppercase()).collect()))
-    };
+            Ok(Some(list.iter().map(|c| c.to_ascii_uppercase()).collect()))
+        };
     rule.countries = Cond {
         pos: countries(&r.countries, "countries")?,
         neg: countries(&r.not_countries, "notCountries")?,
@@ -631,13 +757,20 @@ fn compile_rule(r: &RawRule, cx: &mut Cx) -> Result<Rule, ConfigError> {
         cx.needs.geo = Some(slot);
         summary.push("countries".into());
     }
-    rule.summary = if summary.is_empty() { "matches every request".into() } else { summary.join("; ") };
+    rule.summary = if summary.is_empty() {
+        "matches every request".into()
+    } else {
+        summary.join("; ")
+    };
     Ok(rule)
 }
 
 fn check_string_attr(a: Attr) -> Result<(), ConfigError> {
     if a.is_ip() || matches!(a, Attr::DestinationPort | Attr::AuthRoles) {
-        return Err(ConfigError::new("", "object checks compare string attributes (not IPs, ports or roles)"));
+        return Err(ConfigError::new(
+            "",
+            "object checks compare string attributes (not IPs, ports or roles)",
+        ));
     }
     Ok(())
 }

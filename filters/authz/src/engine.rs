@@ -39,7 +39,9 @@ impl Reason {
     pub fn detail(self) -> &'static str {
         match self {
             Reason::AllowedByPolicy => "an ALLOW policy matched the request",
-            Reason::AllowedByDefault => "no ALLOW policy is configured and the default action is ALLOW",
+            Reason::AllowedByDefault => {
+                "no ALLOW policy is configured and the default action is ALLOW"
+            }
             Reason::DeniedByPolicy => "a DENY authorization policy matched the request",
             Reason::NoAllowMatch => "no ALLOW authorization policy matched the request",
             Reason::DefaultDeny => "no authorization policy matched and the default action is DENY",
@@ -182,7 +184,9 @@ impl Engine {
             allow_enforced: allows(false),
             allow_any: allows(true),
             default_deny,
-            has_dry_run: policies.iter().any(|p| p.dry_run && p.action != Action::Audit),
+            has_dry_run: policies
+                .iter()
+                .any(|p| p.dry_run && p.action != Action::Audit),
             has_audit: policies.iter().any(|p| p.action == Action::Audit),
             policies,
         }
@@ -196,7 +200,10 @@ impl Engine {
             if policy.dry_run && !with_dry_run {
                 return false;
             }
-            policy.rules.get(*ri).is_some_and(|rule| rule.matches(r).is_ok())
+            policy
+                .rules
+                .get(*ri)
+                .is_some_and(|rule| rule.matches(r).is_ok())
         })
     }
 
@@ -257,7 +264,12 @@ impl Engine {
 
     /// Why no ALLOW policy matched: (policy, rule, the part that failed),
     /// for at most `limit` rules. Only computed on the deny path.
-    pub fn allow_misses(&self, r: &Request, with_dry_run: bool, limit: usize) -> Vec<(usize, usize, Miss)> {
+    pub fn allow_misses(
+        &self,
+        r: &Request,
+        with_dry_run: bool,
+        limit: usize,
+    ) -> Vec<(usize, usize, Miss)> {
         let mut out = Vec::new();
         for (p, policy) in self.policies.iter().enumerate() {
             if policy.action != Action::Allow || (policy.dry_run && !with_dry_run) {

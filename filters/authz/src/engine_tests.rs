@@ -20,7 +20,11 @@ fn host(headers: &[(&str, &str)]) -> FakeHost {
 }
 
 fn get(path: &str) -> FakeHost {
-    host(&[(":method", "GET"), (":path", path), (":authority", "api.example.com")])
+    host(&[
+        (":method", "GET"),
+        (":path", path),
+        (":authority", "api.example.com"),
+    ])
 }
 
 fn with_identity(h: FakeHost, sub: &str, claims: serde_json::Value) -> FakeHost {
@@ -64,7 +68,10 @@ fn allow_policy_presence_makes_default_deny() {
     let c = cfg(json!({"policies": [{"name": "a", "action": "ALLOW",
         "rules": [{"to": [{"operation": {"paths": ["/public*"]}}]}]}]}));
     let o = decide(&c, &get("/public/x"));
-    assert_eq!((o.reason, o.policy, o.rule), (Reason::AllowedByPolicy, Some(0), Some(0)));
+    assert_eq!(
+        (o.reason, o.policy, o.rule),
+        (Reason::AllowedByPolicy, Some(0), Some(0))
+    );
     assert_eq!(reason(&c, &get("/private")), Reason::NoAllowMatch);
     // An ALLOW policy with no rules matches nothing (Istio "allow-nothing").
     let c = cfg(json!({"policies": [{"name": "nothing"}]}));
@@ -104,13 +111,28 @@ fn rule_needs_from_and_to_and_all_when() {
         "from": [{"source": {"ipBlocks": ["192.168.0.0/16"]}}, {"source": {"ipBlocks": ["10.0.0.0/8"]}}],
         "to": [{"operation": {"methods": ["POST"]}}, {"operation": {"methods": ["GET"], "paths": ["/a"]}}],
         "when": [{"key": "request.headers[x-a]", "values": ["1"]}, {"key": "request.headers[x-b]", "values": ["2"]}]}]}]}));
-    let h = host(&[(":method", "GET"), (":path", "/a"), ("x-a", "1"), ("x-b", "2")]);
+    let h = host(&[
+        (":method", "GET"),
+        (":path", "/a"),
+        ("x-a", "1"),
+        ("x-b", "2"),
+    ]);
     assert!(decide(&c, &h).allowed());
     let h = host(&[(":method", "GET"), (":path", "/a"), ("x-a", "1")]);
     assert!(!decide(&c, &h).allowed(), "when conditions are ANDed");
-    let h = host(&[(":method", "GET"), (":path", "/b"), ("x-a", "1"), ("x-b", "2")]);
+    let h = host(&[
+        (":method", "GET"),
+        (":path", "/b"),
+        ("x-a", "1"),
+        ("x-b", "2"),
+    ]);
     assert!(!decide(&c, &h).allowed());
-    let h = host(&[(":method", "POST"), (":path", "/b"), ("x-a", "1"), ("x-b", "2")]);
+    let h = host(&[
+        (":method", "POST"),
+        (":path", "/b"),
+        ("x-a", "1"),
+        ("x-b", "2"),
+    ]);
     assert!(decide(&c, &h).allowed(), "operations are ORed");
     h.put_property(&["source", "address"], b"172.16.0.1:1");
     assert!(!decide(&c, &h).allowed());
@@ -118,11 +140,13 @@ fn rule_needs_from_and_to_and_all_when() {
 
 #[test]
 fn operation_fields_and_not_forms() {
-    let c = cfg(json!({"policies": [{"name": "p", "rules": [{"to": [{"operation": {
+    let c = cfg(
+        json!({"policies": [{"name": "p", "rules": [{"to": [{"operation": {
         "hosts": ["API.example.com", "*.internal"], "notHosts": ["bad.internal"],
         "methods": ["GET", "HEAD"], "notMethods": ["HEAD"],
         "paths": ["/v1/*"], "notPaths": ["/v1/secret*"],
-        "ports": ["8080"], "notPorts": ["9090"]}}]}]}]}));
+        "ports": ["8080"], "notPorts": ["9090"]}}]}]}]}),
+    );
     let h = |m: &str, p: &str, a: &str, port: u64| {
         let h = host(&[(":method", m), (":path", p), (":authority", a)]);
         h.put_property(&["destination", "port"], &port.to_le_bytes());
@@ -130,46 +154,86 @@ fn operation_fields_and_not_forms() {
     };
     assert!(decide(&c, &h("GET", "/v1/x?q=1", "api.example.com:8080", 8080)).allowed());
     assert!(decide(&c, &h("GET", "/v1/x", "svc.internal", 8080)).allowed());
-    assert!(!decide(&c, &h("GET", "/v1/x", "bad.internal", 8080)).allowed(), "notHosts");
-    assert!(!decide(&c, &h("HEAD", "/v1/x", "svc.internal", 8080)).allowed(), "notMethods");
-    assert!(!decide(&c, &h("POST", "/v1/x", "svc.internal", 8080)).allowed(), "methods");
-    assert!(!decide(&c, &h("GET", "/v1/secret/1", "svc.internal", 8080)).allowed(), "notPaths");
-    assert!(!decide(&c, &h("GET", "/v2/x", "svc.internal", 8080)).allowed(), "paths");
-    assert!(!decide(&c, &h("GET", "/v1/x", "svc.internal", 9090)).allowed(), "ports");
-    assert!(!decide(&c, &h("GET", "/v1/x", "other.com", 8080)).allowed(), "hosts");
-    let c = cfg(json!({"policies": [{"name": "p", "rules": [{"to": [{"operation": {"notPorts": ["9090"]}}]}]}]}));
+    assert!(
+        !decide(&c, &h("GET", "/v1/x", "bad.internal", 8080)).allowed(),
+        "notHosts"
+    );
+    assert!(
+        !decide(&c, &h("HEAD", "/v1/x", "svc.internal", 8080)).allowed(),
+        "notMethods"
+    );
+    assert!(
+        !decide(&c, &h("POST", "/v1/x", "svc.internal", 8080)).allowed(),
+        "methods"
+    );
+    assert!(
+        !decide(&c, &h("GET", "/v1/secret/1", "svc.internal", 8080)).allowed(),
+        "notPaths"
+    );
+    assert!(
+        !decide(&c, &h("GET", "/v2/x", "svc.internal", 8080)).allowed(),
+        "paths"
+    );
+    assert!(
+        !decide(&c, &h("GET", "/v1/x", "svc.internal", 9090)).allowed(),
+        "ports"
+    );
+    assert!(
+        !decide(&c, &h("GET", "/v1/x", "other.com", 8080)).allowed(),
+        "hosts"
+    );
+    let c = cfg(
+        json!({"policies": [{"name": "p", "rules": [{"to": [{"operation": {"notPorts": ["9090"]}}]}]}]}),
+    );
     assert!(decide(&c, &h("GET", "/", "x", 80)).allowed());
     assert!(!decide(&c, &h("GET", "/", "x", 9090)).allowed());
 }
 
 #[test]
 fn source_ip_remote_ip_and_xff_hops() {
-    let c = cfg(json!({"trusted_xff_hops": 1, "policies": [{"name": "p", "rules": [{"from": [{"source": {
+    let c = cfg(
+        json!({"trusted_xff_hops": 1, "policies": [{"name": "p", "rules": [{"from": [{"source": {
         "remoteIpBlocks": ["203.0.113.0/24"], "notRemoteIpBlocks": ["203.0.113.66"],
-        "ipBlocks": ["10.0.0.0/8"], "notIpBlocks": ["10.0.0.9"]}}]}]}]}));
+        "ipBlocks": ["10.0.0.0/8"], "notIpBlocks": ["10.0.0.9"]}}]}]}]}),
+    );
     let h = |xff: &str| host(&[(":path", "/"), ("x-forwarded-for", xff)]);
     assert!(decide(&c, &h("203.0.113.7, 10.0.0.5")).allowed());
-    assert!(decide(&c, &h("1.1.1.1, 203.0.113.7, 10.0.0.5")).allowed(), "client is the entry left of the trusted hop");
-    assert!(!decide(&c, &h("203.0.113.7")).allowed(), "too few entries: remote.ip falls back to the peer");
-    assert!(!decide(&c, &h("203.0.113.66, 10.0.0.5")).allowed(), "notRemoteIpBlocks");
+    assert!(
+        decide(&c, &h("1.1.1.1, 203.0.113.7, 10.0.0.5")).allowed(),
+        "client is the entry left of the trusted hop"
+    );
+    assert!(
+        !decide(&c, &h("203.0.113.7")).allowed(),
+        "too few entries: remote.ip falls back to the peer"
+    );
+    assert!(
+        !decide(&c, &h("203.0.113.66, 10.0.0.5")).allowed(),
+        "notRemoteIpBlocks"
+    );
     let hh = h("203.0.113.7, 10.0.0.9");
     hh.put_property(&["source", "address"], b"10.0.0.9:1");
     assert!(!decide(&c, &hh).allowed(), "notIpBlocks");
     // hops = 0: remote.ip is source.ip, XFF is not read
-    let c = cfg(json!({"policies": [{"name": "p", "rules": [{"when": [{"key": "remote.ip", "values": ["10.0.0.0/8"]}]}]}]}));
+    let c = cfg(
+        json!({"policies": [{"name": "p", "rules": [{"when": [{"key": "remote.ip", "values": ["10.0.0.0/8"]}]}]}]}),
+    );
     assert!(c.needs.headers.is_empty());
     assert!(decide(&c, &h("203.0.113.7")).allowed());
-    let c = cfg(json!({"policies": [{"name": "p", "rules": [{"when": [{"key": "source.ip", "notValues": ["10.0.0.5"]}]}]}]}));
+    let c = cfg(
+        json!({"policies": [{"name": "p", "rules": [{"when": [{"key": "source.ip", "notValues": ["10.0.0.5"]}]}]}]}),
+    );
     assert!(!decide(&c, &h("x")).allowed());
 }
 
 #[test]
 fn mtls_principals_namespaces_trust_domains() {
-    let c = cfg(json!({"policies": [{"name": "p", "rules": [{"from": [{"source": {
+    let c = cfg(
+        json!({"policies": [{"name": "p", "rules": [{"from": [{"source": {
         "principals": ["spiffe://prod.example/ns/shop/sa/*", "cluster.local/ns/default/sa/a"],
         "notPrincipals": ["prod.example/ns/shop/sa/evil"],
         "namespaces": ["shop", "default"], "notNamespaces": ["kube-system"],
-        "trustDomains": ["prod.example", "cluster.local"], "notTrustDomains": ["evil.example"]}}]}]}]}));
+        "trustDomains": ["prod.example", "cluster.local"], "notTrustDomains": ["evil.example"]}}]}]}]}),
+    );
     let h = |san: Option<&str>| {
         let h = get("/");
         if let Some(s) = san {
@@ -179,11 +243,19 @@ fn mtls_principals_namespaces_trust_domains() {
     };
     assert!(decide(&c, &h(Some("spiffe://prod.example/ns/shop/sa/api"))).allowed());
     assert!(decide(&c, &h(Some("spiffe://cluster.local/ns/default/sa/a"))).allowed());
-    assert_eq!(decide(&c, &h(Some("spiffe://prod.example/ns/shop/sa/evil"))).reason, Reason::NoAllowMatch);
+    assert_eq!(
+        decide(&c, &h(Some("spiffe://prod.example/ns/shop/sa/evil"))).reason,
+        Reason::NoAllowMatch
+    );
     assert!(!decide(&c, &h(Some("spiffe://cluster.local/ns/default/sa/b"))).allowed());
     assert!(!decide(&c, &h(None)).allowed(), "no client certificate");
-    let c = cfg(json!({"policies": [{"name": "p", "rules": [{"from": [{"source": {"notTrustDomains": ["evil.example"]}}]}]}]}));
-    assert!(decide(&c, &h(None)).allowed(), "not* passes when the attribute is absent");
+    let c = cfg(
+        json!({"policies": [{"name": "p", "rules": [{"from": [{"source": {"notTrustDomains": ["evil.example"]}}]}]}]}),
+    );
+    assert!(
+        decide(&c, &h(None)).allowed(),
+        "not* passes when the attribute is absent"
+    );
     assert!(!decide(&c, &h(Some("spiffe://evil.example/x"))).allowed());
     let c = cfg(json!({"policies": [{"name": "p", "rules": [{"when": [
         {"key": "source.principal", "values": ["spiffe://td/ns/a/sa/b"]},
@@ -216,7 +288,9 @@ fn request_principals_and_auth_when_keys() {
     let contractor = json!({"org": {"id": "acme"}, "groups": ["eng", "contractors"]});
     assert!(!decide(&c, &with_identity(get("/"), "alice", contractor)).allowed());
     assert!(!decide(&c, &get("/")).allowed(), "no identity");
-    let c = cfg(json!({"policies": [{"name": "p", "rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}]}]}]}));
+    let c = cfg(
+        json!({"policies": [{"name": "p", "rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}]}]}]}),
+    );
     assert!(decide(&c, &with_identity(get("/"), "x", json!({}))).allowed());
     assert!(!decide(&c, &get("/")).allowed());
 }
@@ -229,10 +303,17 @@ fn header_when_values_and_not_values() {
     assert!(!decide(&c, &host(&[("x-env", "prod-eu")])).allowed());
     assert!(!decide(&c, &host(&[("x-env", "dev")])).allowed());
     assert!(!decide(&c, &host(&[])).allowed());
-    let c = cfg(json!({"policies": [{"name": "p", "rules": [{"when": [{"key": "request.headers[x-block]", "notValues": ["*"]}]}]}]}));
-    assert!(decide(&c, &host(&[])).allowed(), "absent header passes notValues");
+    let c = cfg(
+        json!({"policies": [{"name": "p", "rules": [{"when": [{"key": "request.headers[x-block]", "notValues": ["*"]}]}]}]}),
+    );
+    assert!(
+        decide(&c, &host(&[])).allowed(),
+        "absent header passes notValues"
+    );
     assert!(!decide(&c, &host(&[("x-block", "1")])).allowed());
-    let c = cfg(json!({"policies": [{"name": "p", "rules": [{"when": [{"key": "destination.port", "values": ["443"]}]}]}]}));
+    let c = cfg(
+        json!({"policies": [{"name": "p", "rules": [{"when": [{"key": "destination.port", "values": ["443"]}]}]}]}),
+    );
     let h = host(&[]);
     h.put_property(&["destination", "port"], &443u64.to_le_bytes());
     assert!(decide(&c, &h).allowed());
@@ -252,18 +333,30 @@ fn roles_permissions_inheritance_and_scopes() {
     let c = rbac_cfg(json!([{"permissions": ["orders:read", "orders:write"]}]));
     let who = |claims| with_identity(get("/"), "u", claims);
     assert!(decide(&c, &who(json!({"roles": ["editor"]}))).allowed());
-    assert!(decide(&c, &who(json!({"realm_access": {"roles": ["admin"]}}))).allowed(), "nested claim, inherited permissions");
-    assert!(!decide(&c, &who(json!({"roles": ["viewer"]}))).allowed(), "all permissions required");
+    assert!(
+        decide(&c, &who(json!({"realm_access": {"roles": ["admin"]}}))).allowed(),
+        "nested claim, inherited permissions"
+    );
+    assert!(
+        !decide(&c, &who(json!({"roles": ["viewer"]}))).allowed(),
+        "all permissions required"
+    );
     assert!(!decide(&c, &who(json!({"roles": "editorial"}))).allowed());
     let c = rbac_cfg(json!([{"roles": ["editor"]}]));
-    assert!(decide(&c, &who(json!({"roles": ["admin"]}))).allowed(), "admin inherits editor");
+    assert!(
+        decide(&c, &who(json!({"roles": ["admin"]}))).allowed(),
+        "admin inherits editor"
+    );
     assert!(!decide(&c, &who(json!({"roles": ["viewer"]}))).allowed());
     let c = rbac_cfg(json!([{"when": [{"key": "request.auth.roles", "values": ["view*"]}]}]));
     assert!(decide(&c, &who(json!({"roles": ["editor"]}))).allowed());
     let c = rbac_cfg(json!([{"scopes": ["orders.read"]}]));
     assert!(decide(&c, &who(json!({}))).allowed());
     let c = rbac_cfg(json!([{"scopes": ["orders.read", "orders.write"]}]));
-    assert!(!decide(&c, &who(json!({}))).allowed(), "all scopes required");
+    assert!(
+        !decide(&c, &who(json!({}))).allowed(),
+        "all scopes required"
+    );
 }
 
 #[test]
@@ -281,20 +374,31 @@ fn object_level_checks_bola_and_tenant() {
     };
     assert!(decide(&c, &alice("/users/alice/orders", &[])).allowed());
     assert!(decide(&c, &alice("/users/alice/orders/42", &[])).allowed());
-    assert_eq!(decide(&c, &alice("/users/bob/orders", &[])).reason, Reason::NoAllowMatch);
+    assert_eq!(
+        decide(&c, &alice("/users/bob/orders", &[])).reason,
+        Reason::NoAllowMatch
+    );
     assert!(decide(&c, &alice("/tenants/a/x", &[("x-tenant", "a")])).allowed());
     assert!(!decide(&c, &alice("/tenants/b/x", &[("x-tenant", "b")])).allowed());
-    assert!(!decide(&c, &alice("/tenants/a/x", &[("x-tenant", "b")])).allowed(), "header vs claim");
-    assert!(!decide(&c, &alice("/tenants/a/x", &[])).allowed(), "missing header");
+    assert!(
+        !decide(&c, &alice("/tenants/a/x", &[("x-tenant", "b")])).allowed(),
+        "header vs claim"
+    );
+    assert!(
+        !decide(&c, &alice("/tenants/a/x", &[])).allowed(),
+        "missing header"
+    );
     let anon = host(&[(":method", "GET"), (":path", "/users/alice/orders")]);
     assert!(!decide(&c, &anon).allowed());
 }
 
 #[test]
 fn time_windows_and_countries() {
-    let c = cfg(json!({"geo_header": "x-country", "policies": [{"name": "p", "rules": [{
+    let c = cfg(
+        json!({"geo_header": "x-country", "policies": [{"name": "p", "rules": [{
         "time_windows": [{"days": ["MON", "TUE"], "start": "09:00", "end": "17:00"}],
-        "countries": ["de", "FR"]}]}, {"name": "block", "action": "DENY", "rules": [{"notCountries": ["DE", "FR", "NL"]}]}]}));
+        "countries": ["de", "FR"]}]}, {"name": "block", "action": "DENY", "rules": [{"notCountries": ["DE", "FR", "NL"]}]}]}),
+    );
     let h = host(&[("x-country", "DE")]);
     assert!(decide(&c, &h).allowed());
     h.set_time_ms((1_704_067_200 + 18 * 3600) * 1000);
@@ -304,7 +408,11 @@ fn time_windows_and_countries() {
     let h = host(&[("x-country", "US")]);
     assert_eq!(reason(&c, &h), Reason::DeniedByPolicy);
     let h = host(&[]);
-    assert_eq!(reason(&c, &h), Reason::DeniedByPolicy, "no geo header fails the allow-list");
+    assert_eq!(
+        reason(&c, &h),
+        Reason::DeniedByPolicy,
+        "no geo header fails the allow-list"
+    );
 }
 
 #[test]
@@ -325,10 +433,17 @@ fn exact_path_index_keeps_config_order_and_non_indexed_rules() {
     for i in 0..200 {
         policies.push(json!({"name": format!("p{i}"), "rules": [{"to": [{"operation": {"paths": [format!("/r/{i}")], "methods": ["GET"]}}]}]}));
     }
-    policies.insert(50, json!({"name": "prefix", "rules": [{"to": [{"operation": {"paths": ["/r/1*"]}}]}]}));
+    policies.insert(
+        50,
+        json!({"name": "prefix", "rules": [{"to": [{"operation": {"paths": ["/r/1*"]}}]}]}),
+    );
     let c = cfg(json!({"policies": policies}));
     let o = decide(&c, &get("/r/150"));
-    assert_eq!(o.policy, Some(50), "the prefix policy comes first in config order");
+    assert_eq!(
+        o.policy,
+        Some(50),
+        "the prefix policy comes first in config order"
+    );
     let o = decide(&c, &get("/r/7"));
     assert_eq!(o.policy, Some(7));
     let o = decide(&c, &get("/r/99"));
@@ -345,7 +460,14 @@ fn misses_explain_no_allow_match() {
         {"name": "b", "rules": [{"when": [{"key": "request.headers[x]", "values": ["1"]}]}]},
         {"name": "c"}]}));
     let m = c.engine.allow_misses(&gather(&c, &get("/")), false, 8);
-    assert_eq!(m, vec![(0, 0, "to.operation.methods"), (1, 0, "when"), (2, 0, "rules (the policy has none, so it matches nothing)")]);
+    assert_eq!(
+        m,
+        vec![
+            (0, 0, "to.operation.methods"),
+            (1, 0, "when"),
+            (2, 0, "rules (the policy has none, so it matches nothing)")
+        ]
+    );
 }
 
 #[test]
@@ -374,26 +496,40 @@ fn jwt_authn_metadata_identity() {
         ("exp", 1.7e9f64.to_le_bytes().to_vec()),
         ("realm_access", enc(&[("roles", list(&["admin"]))])),
     ]);
-    let c = cfg(json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "jwt_payload"}},
+    let c = cfg(
+        json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "jwt_payload"}},
         "rbac": {"role_claims": ["realm_access.roles"], "roles": {"admin": {}}},
         "policies": [{"name": "p", "rules": [{"roles": ["admin"],
             "from": [{"source": {"requestPrincipals": ["https://idp/alice"]}}],
             "when": [{"key": "request.auth.audiences", "values": ["web"]},
                      {"key": "request.auth.presenter", "values": ["cli"]},
-                     {"key": "request.auth.scopes", "values": ["b"]}]}]}]}));
+                     {"key": "request.auth.scopes", "values": ["b"]}]}]}]}),
+    );
     let h = get("/");
     assert!(!decide(&c, &h).allowed());
-    h.put_property(&["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "jwt_payload"], &payload);
+    h.put_property(
+        &[
+            "metadata",
+            "filter_metadata",
+            "envoy.filters.http.jwt_authn",
+            "jwt_payload",
+        ],
+        &payload,
+    );
     assert!(decide(&c, &h).allowed());
     // The meshward identity is ignored when that source is off.
-    let c2 = cfg(json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "other"}},
-        "policies": [{"name": "p", "rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}]}]}]}));
+    let c2 = cfg(
+        json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "other"}},
+        "policies": [{"name": "p", "rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}]}]}]}),
+    );
     assert!(!decide(&c2, &with_identity(get("/"), "x", json!({}))).allowed());
 }
 
 #[test]
 fn meshward_identity_wins_over_jwt_authn() {
-    let c = cfg(json!({"identity": {"jwt_authn": {"payload_in_metadata": "jwt_payload"}},
-        "policies": [{"name": "p", "rules": [{"from": [{"source": {"requestPrincipals": ["https://idp/alice"]}}]}]}]}));
+    let c = cfg(
+        json!({"identity": {"jwt_authn": {"payload_in_metadata": "jwt_payload"}},
+        "policies": [{"name": "p", "rules": [{"from": [{"source": {"requestPrincipals": ["https://idp/alice"]}}]}]}]}),
+    );
     assert!(decide(&c, &with_identity(get("/"), "alice", json!({}))).allowed());
 }

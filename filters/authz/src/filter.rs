@@ -79,12 +79,19 @@ pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H) -> Step {
         rt.metrics.of(w.policy).shadow_denied.inc(host);
     }
 
-    let needs_explanation = cfg.decision_state || !out.allowed() || would.is_some() || !audits.is_empty() || cfg.audit_allow;
+    let needs_explanation = cfg.decision_state
+        || !out.allowed()
+        || would.is_some()
+        || !audits.is_empty()
+        || cfg.audit_allow;
     if needs_explanation {
         let explain = explanation(rt, &req, &out, decision);
         if cfg.decision_state {
             if let Err(e) = host.set_property(&[DECISION_KEY], explain.to_string().as_bytes()) {
-                host.log(LogLevel::Debug, &format!("meshward authz: could not write the decision: {e}"));
+                host.log(
+                    LogLevel::Debug,
+                    &format!("meshward authz: could not write the decision: {e}"),
+                );
             }
         }
         if !out.allowed() || cfg.audit_allow || !audits.is_empty() {
@@ -99,7 +106,10 @@ pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H) -> Step {
     if step == Step::Replied {
         if let Some(reply) = cfg.replies.get(out.reason, out.policy) {
             if let Err(e) = reply.send(host) {
-                host.log(LogLevel::Error, &format!("meshward authz: could not send the deny reply: {e}"));
+                host.log(
+                    LogLevel::Error,
+                    &format!("meshward authz: could not send the deny reply: {e}"),
+                );
             }
         }
     }
@@ -107,7 +117,12 @@ pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H) -> Step {
 }
 
 /// Which policy and rule decided, and why, as a JSON object.
-pub fn explanation(rt: &Runtime, req: &crate::request::Request, out: &Outcome, decision: &str) -> Value {
+pub fn explanation(
+    rt: &Runtime,
+    req: &crate::request::Request,
+    out: &Outcome,
+    decision: &str,
+) -> Value {
     let engine = &rt.config.engine;
     let policy = out.policy.and_then(|p| engine.policies.get(p));
     let mut v = json!({
@@ -126,7 +141,10 @@ pub fn explanation(rt: &Runtime, req: &crate::request::Request, out: &Outcome, d
         if let Some(ri) = out.rule {
             obj.insert("rule".into(), ri.into());
             if let Some(rule) = p.rules.get(ri) {
-                obj.insert("why".into(), format!("rules[{ri}] matched: {}", rule.summary).into());
+                obj.insert(
+                    "why".into(),
+                    format!("rules[{ri}] matched: {}", rule.summary).into(),
+                );
             }
         }
     } else {
@@ -152,7 +170,14 @@ pub fn explanation(rt: &Runtime, req: &crate::request::Request, out: &Outcome, d
     v
 }
 
-fn audit<H: Host + ?Sized>(rt: &Runtime, host: &H, out: &Outcome, decision: &str, explain: &Value, audits: &[(usize, usize)]) {
+fn audit<H: Host + ?Sized>(
+    rt: &Runtime,
+    host: &H,
+    out: &Outcome,
+    decision: &str,
+    explain: &Value,
+    audits: &[(usize, usize)],
+) {
     let mut line = AuditLine::new("authz", decision, out.reason.code()).request(host);
     for key in ["policy", "action", "rule", "why", "dry_run"] {
         if let Some(v) = explain.get(key) {

@@ -82,7 +82,9 @@ pub fn xff_client(xff: &str, hops: u32) -> Option<std::net::IpAddr> {
     if count <= hops {
         return None;
     }
-    xff.split(',').nth(count - 1 - hops).and_then(parse_ip_loose)
+    xff.split(',')
+        .nth(count - 1 - hops)
+        .and_then(parse_ip_loose)
 }
 
 fn auth<H: Host + ?Sized>(cfg: &Config, host: &H) -> Option<Auth> {
@@ -149,7 +151,11 @@ fn scalar(v: &Value) -> Option<String> {
 
 /// Identity from Envoy `jwt_authn` dynamic metadata (`payload_in_metadata`):
 /// one `get_property` call returns the whole payload.
-pub fn from_jwt_authn<H: Host + ?Sized>(cfg: &Config, host: &H, src: &JwtAuthnSource) -> Option<Auth> {
+pub fn from_jwt_authn<H: Host + ?Sized>(
+    cfg: &Config,
+    host: &H,
+    src: &JwtAuthnSource,
+) -> Option<Auth> {
     let payload = host.property(&[
         "metadata",
         "filter_metadata",
@@ -161,7 +167,11 @@ pub fn from_jwt_authn<H: Host + ?Sized>(cfg: &Config, host: &H, src: &JwtAuthnSo
 
 pub fn auth_from_payload(cfg: &Config, payload: &[u8]) -> Option<Auth> {
     props::pairs(payload)?;
-    let one = |k: &str| props::lookup(payload, &[k]).map(props::strings).and_then(|v| v.into_iter().next());
+    let one = |k: &str| {
+        props::lookup(payload, &[k])
+            .map(props::strings)
+            .and_then(|v| v.into_iter().next())
+    };
     let iss = one("iss").unwrap_or_default();
     let sub = one("sub").unwrap_or_default();
     let mut scopes: Vec<String> = Vec::new();
@@ -177,14 +187,20 @@ pub fn auth_from_payload(cfg: &Config, payload: &[u8]) -> Option<Auth> {
     scopes.dedup();
     Some(Auth {
         principal: format!("{iss}/{sub}"),
-        audiences: props::lookup(payload, &["aud"]).map(props::strings).unwrap_or_default(),
+        audiences: props::lookup(payload, &["aud"])
+            .map(props::strings)
+            .unwrap_or_default(),
         presenter: one("azp").or_else(|| one("client_id")),
         scopes,
         claims: cfg
             .needs
             .claims
             .iter()
-            .map(|path| props::lookup(payload, path).map(props::strings).unwrap_or_default())
+            .map(|path| {
+                props::lookup(payload, path)
+                    .map(props::strings)
+                    .unwrap_or_default()
+            })
             .collect(),
         ..Default::default()
     })

@@ -25,22 +25,35 @@ impl StringSet {
             ..Default::default()
         };
         for (i, v) in values.iter().enumerate() {
-            let v = if fold { v.to_ascii_lowercase() } else { v.clone() };
+            let v = if fold {
+                v.to_ascii_lowercase()
+            } else {
+                v.clone()
+            };
             let at = format!("[{i}]");
             if v == "*" {
                 s.any = true;
             } else if let Some(p) = v.strip_suffix('*') {
                 if p.contains('*') {
-                    return Err(ConfigError::new(at, format!("`{v}`: `*` is allowed only at the start or the end")));
+                    return Err(ConfigError::new(
+                        at,
+                        format!("`{v}`: `*` is allowed only at the start or the end"),
+                    ));
                 }
                 s.prefixes.push(p.into());
             } else if let Some(p) = v.strip_prefix('*') {
                 if p.contains('*') {
-                    return Err(ConfigError::new(at, format!("`{v}`: `*` is allowed only at the start or the end")));
+                    return Err(ConfigError::new(
+                        at,
+                        format!("`{v}`: `*` is allowed only at the start or the end"),
+                    ));
                 }
                 s.suffixes.push(p.into());
             } else if v.contains('*') {
-                return Err(ConfigError::new(at, format!("`{v}`: `*` is allowed only at the start or the end")));
+                return Err(ConfigError::new(
+                    at,
+                    format!("`{v}`: `*` is allowed only at the start or the end"),
+                ));
             } else {
                 s.exact.push(v.into());
             }
@@ -231,13 +244,15 @@ impl Template {
                     None => (Some(inner), "*"),
                 };
                 if let Some(n) = name {
-                    let valid = !n.is_empty()
-                        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                    let valid =
+                        !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
                     if !valid {
                         return Err(format!("path template `{text}`: bad capture name `{n}`"));
                     }
                     if local.contains(&n) {
-                        return Err(format!("path template `{text}`: capture `{n}` appears twice"));
+                        return Err(format!(
+                            "path template `{text}`: capture `{n}` appears twice"
+                        ));
                     }
                     local.push(n);
                 }
@@ -350,7 +365,9 @@ impl PathSet {
         let mut templates = Vec::new();
         for (i, v) in values.iter().enumerate() {
             if v.contains('{') || v.contains('}') {
-                templates.push(Template::parse(v, names).map_err(|m| ConfigError::new(format!("[{i}]"), m))?);
+                templates.push(
+                    Template::parse(v, names).map_err(|m| ConfigError::new(format!("[{i}]"), m))?,
+                );
             } else {
                 if v.is_empty() {
                     return Err(ConfigError::new(format!("[{i}]"), "empty path"));

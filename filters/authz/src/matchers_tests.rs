@@ -15,19 +15,35 @@ fn string_set_exact_prefix_suffix_presence() {
     let any = set(&["*"]);
     assert!(any.matches("x") && !any.matches(""));
     let folded = StringSet::compile(&["Example.COM".into(), "*.Corp".into()], true).unwrap();
-    assert!(folded.matches("example.com") && folded.matches("EXAMPLE.com") && folded.matches("a.CORP"));
+    assert!(
+        folded.matches("example.com") && folded.matches("EXAMPLE.com") && folded.matches("a.CORP")
+    );
     assert!(set(&[]).is_empty());
     for bad in ["a*b", "**x*", "*a*"] {
-        assert!(StringSet::compile(&[bad.to_string()], false).is_err(), "{bad}");
+        assert!(
+            StringSet::compile(&[bad.to_string()], false).is_err(),
+            "{bad}"
+        );
     }
-    assert_eq!(StringSet::compile(&["ok".into(), "a*b".into()], false).unwrap_err().path, "[1]");
+    assert_eq!(
+        StringSet::compile(&["ok".into(), "a*b".into()], false)
+            .unwrap_err()
+            .path,
+        "[1]"
+    );
     assert!(set(&["a", "b"]).exact_only().is_some());
     assert!(set(&["a*"]).exact_only().is_none());
 }
 
 #[test]
 fn cidr_sets_v4_v6_and_hosts() {
-    let c = CidrSet::compile(&["10.0.0.0/8".into(), "192.168.1.7".into(), "2001:db8::/32".into(), "0.0.0.0/0".into()]).unwrap();
+    let c = CidrSet::compile(&[
+        "10.0.0.0/8".into(),
+        "192.168.1.7".into(),
+        "2001:db8::/32".into(),
+        "0.0.0.0/0".into(),
+    ])
+    .unwrap();
     assert!(c.contains("10.1.2.3".parse().unwrap()));
     assert!(c.contains("8.8.8.8".parse().unwrap()), "0.0.0.0/0");
     assert!(c.contains("2001:db8::1".parse().unwrap()));
@@ -36,11 +52,21 @@ fn cidr_sets_v4_v6_and_hosts() {
     assert!(!c.contains("11.0.0.1".parse().unwrap()));
     assert!(c.contains("192.168.1.7".parse().unwrap()));
     assert!(!c.contains("192.168.1.8".parse().unwrap()));
-    assert!(c.contains("::ffff:10.9.9.9".parse().unwrap()), "v4-mapped v6");
+    assert!(
+        c.contains("::ffff:10.9.9.9".parse().unwrap()),
+        "v4-mapped v6"
+    );
     // host bits set in the network are masked, like Envoy
     let c = CidrSet::compile(&["10.1.2.3/16".into()]).unwrap();
     assert!(c.contains("10.1.200.1".parse().unwrap()));
-    for bad in ["10.0.0.0/33", "10.0.0/8", "x", "::/129", "10.0.0.0/", "10.0.0.0/+8"] {
+    for bad in [
+        "10.0.0.0/33",
+        "10.0.0/8",
+        "x",
+        "::/129",
+        "10.0.0.0/",
+        "10.0.0.0/+8",
+    ] {
         assert!(CidrSet::compile(&[bad.to_string()]).is_err(), "{bad}");
     }
 }
@@ -61,15 +87,23 @@ fn templates_single_multi_and_named() {
     assert_eq!(names, vec!["user"]);
     assert!(t.matches("/users/alice/orders/1"));
     assert!(t.matches("/users/alice/orders/1/items/2"));
-    assert!(t.matches("/users/alice/orders"), "`{{**}}` matches zero segments");
+    assert!(
+        t.matches("/users/alice/orders"),
+        "`{{**}}` matches zero segments"
+    );
     assert!(t.matches("/users/alice/orders/"));
-    assert!(!t.matches("/users//orders/1"), "empty segment is not a value");
+    assert!(
+        !t.matches("/users//orders/1"),
+        "empty segment is not a value"
+    );
     assert!(!t.matches("/users/alice/order/1"));
     assert!(!t.matches("users/alice/orders"));
     assert_eq!(t.capture("/users/alice/orders/9", 0), Some("alice"));
     assert_eq!(t.capture("/users/bob/orders", 0), Some("bob"));
     let t = Template::parse("/a/{*}/c", &mut names).unwrap();
-    assert!(t.matches("/a/b/c") && !t.matches("/a/b/c/d") && !t.matches("/a/c") && !t.matches("/a/b"));
+    assert!(
+        t.matches("/a/b/c") && !t.matches("/a/b/c/d") && !t.matches("/a/c") && !t.matches("/a/b")
+    );
     let t = Template::parse("/t/{tenant=*}/{rest=**}", &mut names).unwrap();
     assert_eq!(names, vec!["user", "tenant", "rest"]);
     assert_eq!(t.capture("/t/acme/x/y", 2), Some("x/y"));
@@ -100,7 +134,16 @@ fn bad_templates_refused() {
 #[test]
 fn path_sets_mix_globs_and_templates() {
     let mut n = CaptureNames::new();
-    let p = PathSet::compile(&["/exact".into(), "/pre/*".into(), "*.css".into(), "/u/{id}".into()], &mut n).unwrap();
+    let p = PathSet::compile(
+        &[
+            "/exact".into(),
+            "/pre/*".into(),
+            "*.css".into(),
+            "/u/{id}".into(),
+        ],
+        &mut n,
+    )
+    .unwrap();
     assert!(p.matches("/exact") && p.matches("/pre/x") && p.matches("/a.css") && p.matches("/u/7"));
     assert!(!p.matches("/u/7/8") && !p.matches("/exact/"));
     assert_eq!(p.capture("/u/7", 0), Some("7"));

@@ -45,7 +45,12 @@ impl Metrics {
                 .collect(),
             audited: policies
                 .iter()
-                .map(|p| Counter::define(host, &format!("{PREFIX}.policy.{}.audited", segment(&p.name))))
+                .map(|p| {
+                    Counter::define(
+                        host,
+                        &format!("{PREFIX}.policy.{}.audited", segment(&p.name)),
+                    )
+                })
                 .collect(),
         }
     }

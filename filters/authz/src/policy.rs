@@ -137,7 +137,8 @@ impl Source {
     fn matches(&self, r: &Request) -> Result<(), Miss> {
         let peer = r.peer.as_ref();
         let auth = r.auth.as_ref();
-        let str_opt = |c: &Cond<StringSet>, v: Option<&str>| c.check(|s| v.is_some_and(|v| s.matches(v)));
+        let str_opt =
+            |c: &Cond<StringSet>, v: Option<&str>| c.check(|s| v.is_some_and(|v| s.matches(v)));
         if !str_opt(&self.principals, peer.map(|p| p.principal.as_str())) {
             return Err("from.source.principals");
         }
@@ -150,7 +151,9 @@ impl Source {
         if !str_opt(&self.trust_domains, peer.map(|p| p.trust_domain())) {
             return Err("from.source.trustDomains");
         }
-        let ip = |c: &Cond<CidrSet>, v: Option<std::net::IpAddr>| c.check(|s| v.is_some_and(|v| s.contains(v)));
+        let ip = |c: &Cond<CidrSet>, v: Option<std::net::IpAddr>| {
+            c.check(|s| v.is_some_and(|v| s.contains(v)))
+        };
         if !ip(&self.ip_blocks, r.ip(Attr::SourceIp)) {
             return Err("from.source.ipBlocks");
         }
@@ -206,10 +209,10 @@ fn values_match(v: &Values, attr: Attr, r: &Request) -> bool {
         Values::Str(s) => r.any_value(attr, &mut |x| s.matches(x)),
         Values::Ip(c) => r.ip(attr).is_some_and(|ip| c.contains(ip)),
         Values::Port(ports) => r.port.is_some_and(|p| ports.contains(&p)),
-        Values::Roles(idx) => r
-            .auth
-            .as_ref()
-            .is_some_and(|a| idx.iter().any(|i| a.roles.get(*i).copied().unwrap_or(false))),
+        Values::Roles(idx) => r.auth.as_ref().is_some_and(|a| {
+            idx.iter()
+                .any(|i| a.roles.get(*i).copied().unwrap_or(false))
+        }),
     }
 }
 
@@ -248,14 +251,16 @@ impl Rule {
         if !self.objects.iter().all(|o| self.object_ok(o, r)) {
             return Err("objects");
         }
-        if !self.time_windows.is_empty() && !self.time_windows.iter().any(|w| w.contains(r.now_unix)) {
+        if !self.time_windows.is_empty()
+            && !self.time_windows.iter().any(|w| w.contains(r.now_unix))
+        {
             return Err("time_windows");
         }
         if self.countries.is_set() {
             let country = r.country();
-            let ok = self
-                .countries
-                .check(|list| country.is_some_and(|c| list.iter().any(|x| x.eq_ignore_ascii_case(c))));
+            let ok = self.countries.check(|list| {
+                country.is_some_and(|c| list.iter().any(|x| x.eq_ignore_ascii_case(c)))
+            });
             if !ok {
                 return Err("countries");
             }
@@ -267,9 +272,10 @@ impl Rule {
         let Some(want) = &self.roles else {
             return true;
         };
-        r.auth
-            .as_ref()
-            .is_some_and(|a| want.iter().any(|i| a.roles.get(*i).copied().unwrap_or(false)))
+        r.auth.as_ref().is_some_and(|a| {
+            want.iter()
+                .any(|i| a.roles.get(*i).copied().unwrap_or(false))
+        })
     }
 
     fn permissions_ok(&self, r: &Request) -> bool {

@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(strings(&roles), vec!["a", "b"]);
         // ...realm_access (a nested struct {"roles":["x"]})
         let realm = hex("01000000050000000f000000726f6c65730001000000010000000000000078000000");
-        assert_eq!(lookup(&realm, &["roles"]).map(strings), Some(vec!["x".to_string()]));
+        assert_eq!(
+            lookup(&realm, &["roles"]).map(strings),
+            Some(vec!["x".to_string()])
+        );
         assert!(strings(&realm).is_empty(), "a map is not a string claim");
         // numbers (f64 5.0) and bools are not strings
         assert!(strings(&hex("0000000000001440")).is_empty());

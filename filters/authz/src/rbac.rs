@@ -47,7 +47,11 @@ impl Rbac {
             role_names: raw.roles.keys().cloned().collect(),
             ..Default::default()
         };
-        let mut perms: Vec<String> = raw.roles.values().flat_map(|r| r.permissions.iter().cloned()).collect();
+        let mut perms: Vec<String> = raw
+            .roles
+            .values()
+            .flat_map(|r| r.permissions.iter().cloned())
+            .collect();
         perms.sort();
         perms.dedup();
         rbac.permission_names = perms;
@@ -69,7 +73,10 @@ impl Rbac {
             }
             for (j, p) in role.permissions.iter().enumerate() {
                 if p.is_empty() {
-                    return Err(ConfigError::new(format!("roles.{name}.permissions[{j}]"), "empty permission"));
+                    return Err(ConfigError::new(
+                        format!("roles.{name}.permissions[{j}]"),
+                        "empty permission",
+                    ));
                 }
             }
         }
@@ -111,16 +118,27 @@ impl Rbac {
         let own: Vec<Vec<usize>> = raw
             .roles
             .values()
-            .map(|r| r.permissions.iter().filter_map(|p| rbac.permission(p)).collect())
+            .map(|r| {
+                r.permissions
+                    .iter()
+                    .filter_map(|p| rbac.permission(p))
+                    .collect()
+            })
             .collect();
         for implied in &rbac.implied {
-            let mut g: Vec<usize> = implied.iter().flat_map(|r| own.get(*r).cloned().unwrap_or_default()).collect();
+            let mut g: Vec<usize> = implied
+                .iter()
+                .flat_map(|r| own.get(*r).cloned().unwrap_or_default())
+                .collect();
             g.sort_unstable();
             g.dedup();
             rbac.grants.push(g);
         }
         if !rbac.role_names.is_empty() && rbac.role_claims.is_empty() {
-            return Err(ConfigError::new("role_claims", "roles are defined but no claim path says where to read them"));
+            return Err(ConfigError::new(
+                "role_claims",
+                "roles are defined but no claim path says where to read them",
+            ));
         }
         if !rbac.role_claims.is_empty() {
             needs.roles = true;
@@ -129,11 +147,15 @@ impl Rbac {
     }
 
     pub fn role(&self, name: &str) -> Option<usize> {
-        self.role_names.binary_search_by(|n| n.as_str().cmp(name)).ok()
+        self.role_names
+            .binary_search_by(|n| n.as_str().cmp(name))
+            .ok()
     }
 
     pub fn permission(&self, name: &str) -> Option<usize> {
-        self.permission_names.binary_search_by(|n| n.as_str().cmp(name)).ok()
+        self.permission_names
+            .binary_search_by(|n| n.as_str().cmp(name))
+            .ok()
     }
 
     /// Effective roles and permissions from the role claim values.
@@ -178,7 +200,13 @@ mod tests {
                          "admin":{"permissions":["users:manage"],"inherits":["editor"]}}}"#,
         )
         .unwrap();
-        assert_eq!(needs.claims, vec![vec!["roles".to_string()], vec!["realm_access".into(), "roles".into()]]);
+        assert_eq!(
+            needs.claims,
+            vec![
+                vec!["roles".to_string()],
+                vec!["realm_access".into(), "roles".into()]
+            ]
+        );
         assert!(needs.roles && needs.auth);
         let claims = vec![vec![], vec!["admin".to_string(), "nobody".into()]];
         let (roles, perms) = r.resolve(&claims);
@@ -192,9 +220,13 @@ mod tests {
 
     #[test]
     fn cycles_unknown_parents_and_missing_claims_refused() {
-        let e = compile(r#"{"role_claims":["roles"],"roles":{"a":{"inherits":["b"]},"b":{"inherits":["a"]}}}"#).unwrap_err();
+        let e = compile(
+            r#"{"role_claims":["roles"],"roles":{"a":{"inherits":["b"]},"b":{"inherits":["a"]}}}"#,
+        )
+        .unwrap_err();
         assert!(e.message.contains("cycle"), "{e}");
-        let e = compile(r#"{"role_claims":["roles"],"roles":{"a":{"inherits":["ghost"]}}}"#).unwrap_err();
+        let e = compile(r#"{"role_claims":["roles"],"roles":{"a":{"inherits":["ghost"]}}}"#)
+            .unwrap_err();
         assert_eq!(e.path, "roles.a.inherits[0]");
         let e = compile(r#"{"roles":{"a":{}}}"#).unwrap_err();
         assert_eq!(e.path, "role_claims");

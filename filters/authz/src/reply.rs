@@ -52,7 +52,12 @@ impl Replies {
     }
 }
 
-fn build(reason: Reason, shown: Option<&str>, name: &str, custom: Option<&CustomResponse>) -> LocalReply {
+fn build(
+    reason: Reason,
+    shown: Option<&str>,
+    name: &str,
+    custom: Option<&CustomResponse>,
+) -> LocalReply {
     let status = custom.and_then(|c| c.status).map_or(403, u32::from);
     let mut body = serde_json::json!({
         "type": format!("urn:meshward:problem:{}", reason.code()),
@@ -71,7 +76,10 @@ fn build(reason: Reason, shown: Option<&str>, name: &str, custom: Option<&Custom
     };
     if let Some(c) = custom {
         if let Some(b) = &c.body {
-            reply.body = b.replace("{reason}", reason.code()).replace("{policy}", name).into_bytes();
+            reply.body = b
+                .replace("{reason}", reason.code())
+                .replace("{policy}", name)
+                .into_bytes();
             let ctype = c.content_type.as_deref().unwrap_or("text/plain");
             reply.headers.retain(|(k, _)| k != "content-type");
             reply.headers.push(("content-type".into(), ctype.into()));

@@ -127,10 +127,17 @@ impl Needs {
             _ => {
                 if let Some(name) = bracketed(key, "request.headers") {
                     let [name] = name.as_slice() else {
-                        return Err(ConfigError::new("", format!("`{key}`: one header name expected, e.g. request.headers[x-user]")));
+                        return Err(ConfigError::new(
+                            "",
+                            format!(
+                                "`{key}`: one header name expected, e.g. request.headers[x-user]"
+                            ),
+                        ));
                     };
                     let valid = !name.is_empty()
-                        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'[' && b != b']');
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_graphic() && b != b'[' && b != b']');
                     if !valid {
                         return Err(ConfigError::new("", format!("`{key}`: bad header name")));
                     }
@@ -295,11 +302,7 @@ impl Request {
             Attr::Header(slot) => self.header(slot).is_some_and(f),
             Attr::SourceIp | Attr::RemoteIp => false,
             Attr::SourcePrincipal => self.peer.as_ref().is_some_and(|p| f(&p.principal)),
-            Attr::SourceNamespace => self
-                .peer
-                .as_ref()
-                .and_then(Peer::namespace)
-                .is_some_and(f),
+            Attr::SourceNamespace => self.peer.as_ref().and_then(Peer::namespace).is_some_and(f),
             Attr::SourceTrustDomain => self.peer.as_ref().is_some_and(|p| f(p.trust_domain())),
             Attr::AuthPrincipal => auth.is_some_and(|a| f(&a.principal)),
             Attr::AuthAudiences => auth.is_some_and(|a| a.audiences.iter().any(|v| f(v))),

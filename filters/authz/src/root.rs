@@ -70,7 +70,10 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
             Some(Runtime { config, metrics })
         }
         Err(e) => {
-            host.log(LogLevel::Error, &format!("meshward authz: invalid config: {e}"));
+            host.log(
+                LogLevel::Error,
+                &format!("meshward authz: invalid config: {e}"),
+            );
             None
         }
     }

@@ -24,7 +24,12 @@ const LONG_DAYS: [&str; 7] = [
 ];
 
 impl TimeWindow {
-    pub fn parse(days: &[String], start: &str, end: &str, offset: &str) -> Result<TimeWindow, (&'static str, String)> {
+    pub fn parse(
+        days: &[String],
+        start: &str,
+        end: &str,
+        offset: &str,
+    ) -> Result<TimeWindow, (&'static str, String)> {
         let mut mask = 0u8;
         for d in days {
             let up = d.to_ascii_uppercase();
@@ -43,10 +48,18 @@ impl TimeWindow {
         let start = hhmm(start).map_err(|m| ("start", m))?;
         let end = hhmm(end).map_err(|m| ("end", m))?;
         if start == end {
-            return Err(("end", "start and end are equal: the window would be empty".into()));
+            return Err((
+                "end",
+                "start and end are equal: the window would be empty".into(),
+            ));
         }
         let offset = utc_offset(offset).map_err(|m| ("utc_offset", m))?;
-        Ok(TimeWindow { days: mask, start, end, offset })
+        Ok(TimeWindow {
+            days: mask,
+            start,
+            end,
+            offset,
+        })
     }
 
     /// Is `unix` (seconds) inside the window? A window with `start > end`
@@ -121,7 +134,7 @@ mod tests {
         assert!(!biz.contains(MON0 + 8 * 3600 + 59 * 60));
         assert!(biz.contains(MON0 + 86_400 * 2 + 10 * 3600)); // Wednesday
         assert!(!biz.contains(MON0 + 86_400 * 3 + 10 * 3600)); // Thursday
-        // +02:00: 07:30Z Monday is 09:30 local
+                                                               // +02:00: 07:30Z Monday is 09:30 local
         let plus2 = w(&["MON"], "09:00", "17:00", "+02:00");
         assert!(plus2.contains(MON0 + 7 * 3600 + 1800));
         assert!(!plus2.contains(MON0 + 15 * 3600 + 1));
@@ -144,11 +157,33 @@ mod tests {
     #[test]
     fn rejects_bad_values() {
         let d = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(TimeWindow::parse(&d(&["MOON"]), "09:00", "10:00", "Z").unwrap_err().0, "days");
-        assert_eq!(TimeWindow::parse(&[], "9:00", "10:00", "Z").unwrap_err().0, "start");
-        assert_eq!(TimeWindow::parse(&[], "09:00", "24:01", "Z").unwrap_err().0, "end");
-        assert_eq!(TimeWindow::parse(&[], "09:00", "09:00", "Z").unwrap_err().0, "end");
-        assert_eq!(TimeWindow::parse(&[], "09:00", "10:00", "2").unwrap_err().0, "utc_offset");
-        assert_eq!(TimeWindow::parse(&[], "09:00", "10:00", "+15:00").unwrap_err().0, "utc_offset");
+        assert_eq!(
+            TimeWindow::parse(&d(&["MOON"]), "09:00", "10:00", "Z")
+                .unwrap_err()
+                .0,
+            "days"
+        );
+        assert_eq!(
+            TimeWindow::parse(&[], "9:00", "10:00", "Z").unwrap_err().0,
+            "start"
+        );
+        assert_eq!(
+            TimeWindow::parse(&[], "09:00", "24:01", "Z").unwrap_err().0,
+            "end"
+        );
+        assert_eq!(
+            TimeWindow::parse(&[], "09:00", "09:00", "Z").unwrap_err().0,
+            "end"
+        );
+        assert_eq!(
+            TimeWindow::parse(&[], "09:00", "10:00", "2").unwrap_err().0,
+            "utc_offset"
+        );
+        assert_eq!(
+            TimeWindow::parse(&[], "09:00", "10:00", "+15:00")
+                .unwrap_err()
+                .0,
+            "utc_offset"
+        );
     }
 }
