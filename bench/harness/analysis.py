@@ -73,7 +73,6 @@ def _ratio(a, b):
 def ratios(s: dict) -> dict:
     c0 = s.get("C0", {})
     out: dict = {"vs_C0": {}, "pairs": {}}
-    c0_p50 = c0.get("latency_ms", {}).get("50% C0", {}).get("p50")
     for cid, d in s.items():
         out["vs_C0"][cid] = {
             "throughput": _ratio(d["rps"], c0.get("rps")),
@@ -86,15 +85,15 @@ def ratios(s: dict) -> dict:
             added = {}
             for label in ("25% C0", "50% C0", "75% C0"):
                 wl, nl = d["latency_ms"].get(label, {}), n["latency_ms"].get(label, {})
-                if wl.get("p50") is not None and nl.get("p50") is not None and c0_p50 is not None:
-                    aw, an = wl["p50"] - c0_p50, nl["p50"] - c0_p50
+                base = c0.get("latency_ms", {}).get(label, {}).get("p50")
+                if wl.get("p50") is not None and nl.get("p50") is not None and base is not None:
+                    aw, an = wl["p50"] - base, nl["p50"] - base
                     added[label] = {"wasm_added_p50_us": aw * 1000, "native_added_p50_us": an * 1000,
-                                    "ratio": (aw / an) if an > 0 else None}
+                                    "ratio": (aw / an) if an > 0 else None,
+                                    "p50_ratio": _ratio(wl["p50"], nl["p50"])}
             out["pairs"][f"{cid}/{pair}"] = {
                 "throughput": _ratio(d["rps"], n["rps"]),
                 "cpu_per_req": _ratio(d["cpu_us_per_req"], n["cpu_us_per_req"]),
-                "p50_ratio_at_50pct": _ratio(d["latency_ms"].get("50% C0", {}).get("p50"),
-                                             n["latency_ms"].get("50% C0", {}).get("p50")),
                 "added_p50": added,
             }
     return out
