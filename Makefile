@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 # Filters built to dist/. Crate `foo` -> dist/foo.wasm; a `-filter` suffix is dropped
 # (noop-filter -> dist/noop.wasm). Adding a filter is one word here.
-FILTERS ?= jwt-auth authz noop-filter
+FILTERS ?= jwt-auth authz rate-limit noop-filter
 WASM_TARGET := wasm32-wasip1
 CARGO ?= cargo
 VENV := .venv
@@ -35,7 +35,7 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --workspace --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --workspace --exclude ratelimit-service --target $(WASM_TARGET) -- -D warnings
 
 lint: deps fmt-check clippy
 
@@ -52,6 +52,8 @@ build:
 	  cp "$$src" "$$dst"; \
 	  printf '%-24s %9d bytes\n' "$$dst" "$$(stat -c %s "$$dst")"; \
 	done
+	$(CARGO) build --release -p ratelimit-service
+	@cp target/release/ratelimit-service dist/ratelimit-service
 
 # Run the integration tests only (assumes deps; builds first so dist/ is fresh).
 integration: deps build

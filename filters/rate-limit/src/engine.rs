@@ -338,7 +338,7 @@ impl Rule {
 
 fn matches<H: Host + ?Sized>(rule: &Rule, view: &RequestView<'_, H>) -> bool {
     let m = &rule.matcher;
-    if !m.methods.is_empty() && !m.methods.iter().any(|x| *x == view.method) {
+    if !m.methods.is_empty() && !m.methods.contains(&view.method) {
         return false;
     }
     if let Some(p) = &m.prefix {

@@ -230,7 +230,7 @@ fn sync<H: Host + ?Sized>(rt: &Runtime, host: &H, now: u64) {
     }
 }
 
-fn on_sync_response<H: Host + ?Sized>(
+pub fn on_sync_response<H: Host + ?Sized>(
     rt: &Runtime,
     host: &H,
     token: u32,
