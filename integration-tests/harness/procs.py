@@ -35,6 +35,7 @@ class Proc:
         self.popen = subprocess.Popen(
             self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         _live.add(self)
         return self
@@ -91,6 +92,18 @@ class Proc:
 
     def tail(self, n: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-n:])
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the starting thread dies (even by SIGKILL), so no
+    process outlives the harness. Linux only; a no-op elsewhere."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _killpg(pid: int, sig: int) -> None:
