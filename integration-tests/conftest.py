@@ -7,7 +7,6 @@ fixture is checked for health (alive, /ready, no panic / VM crash lines) when it
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,8 +21,7 @@ from harness.envoy import Envoy, jwt_auth_filter, static_cluster  # noqa: E402
 from harness.oidc import OidcProvider  # noqa: E402
 from harness import tokens as tk  # noqa: E402
 
-LOCAL_ISS = "https://issuer.meshward.test"
-LOCAL_AUD = "meshward-api"
+from harness.configs import LOCAL_AUD, LOCAL_ISS, local_jwt_config  # noqa: E402
 
 
 # ------------------------------------------------------------------ build output
@@ -48,34 +46,6 @@ def keys() -> SimpleNamespace:
         # same kid as a trusted key, different key material
         impostor_rsa=tk.rsa_key("rsa-1"),
     )
-
-
-def local_jwt_config(keys, **top) -> dict:
-    """The standard local-JWKS jwt-auth config used by the local and attack tests."""
-    cfg = {
-        "providers": {
-            "local": {
-                "issuer": LOCAL_ISS,
-                "audiences": [LOCAL_AUD],
-                "local_jwks": {"inline_string": json.dumps(tk.jwks(keys.rsa, keys.ec, keys.ed))},
-                "forward_payload_header": "x-jwt-payload",
-                "claim_to_headers": [
-                    {"header_name": "x-jwt-sub", "claim_name": "sub"},
-                    {"header_name": "x-jwt-org", "claim_name": "org.id"},
-                    {"header_name": "x-jwt-groups", "claim_name": "groups"},
-                ],
-            }
-        },
-        "rules": [
-            {"match": {"prefix": "/open"}, "requires": {"allow_missing": {}}},
-            {"match": {"prefix": "/public"}},
-            {"match": {"prefix": "/admin"}, "requires": {"provider_name": "local"},
-             "required_scopes": ["admin"]},
-            {"match": {"prefix": "/"}, "requires": {"provider_name": "local"}},
-        ],
-    }
-    cfg.update(top)
-    return cfg
 
 
 # ------------------------------------------------------------------ process factories

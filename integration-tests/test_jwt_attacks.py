@@ -208,6 +208,18 @@ def _(s):
     return tk.mint(s.keys.rsa, _claims(s, aud=["someone-else"]))
 
 
+@attack("iat-in-future", "iat_in_future")
+def _(s):
+    now = int(time.time())
+    return tk.mint(s.keys.rsa, _claims(s, iat=now + 3600, exp=now + 7200))
+
+
+@attack("lifetime-exceeded", "lifetime_exceeded")
+def _(s):
+    now = int(time.time())  # max_lifetime is 86400s in the local config
+    return tk.mint(s.keys.rsa, _claims(s, iat=now, exp=now + 3 * 86400))
+
+
 @attack("no-exp", "exp_missing")
 def _(s):
     c = _claims(s)
