@@ -46,7 +46,6 @@ def test_local_limit_is_exact_across_four_workers(procs):
         assert statuses.count(429) == limit * 3, algorithm
         assert e.counter("meshward.rate_limit.rule.all.allowed") == limit
         assert e.counter("meshward.rate_limit.rule.all.limited") == limit * 3
-        e.stop()
 
 
 def test_per_client_keys_and_response_headers(procs):
