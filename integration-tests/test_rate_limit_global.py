@@ -186,3 +186,29 @@ def test_a_silent_rls_never_holds_a_request_past_the_deadline(procs):
         srv.close()
         for c in held:
             c.close()
+
+
+def test_global_path_added_latency(procs, backend):
+    """Sequential requests on one keep-alive connection: local mode vs global mode (RLS + Redis
+    on loopback). Prints the medians; the added median must stay under 5 ms here."""
+    import statistics
+
+    local = _envoy(procs, {"rules": [{"name": "l", "limit": {"requests": 10**9, "per": "second"}}]},
+                   backend.rls.port)
+    glob = _envoy(procs, _cfg("global", 10**9, per="second"), backend.rls.port)
+
+    def median(e):
+        s = requests.Session()
+        for _ in range(20):
+            s.get(e.url("/"))
+        ts = []
+        for _ in range(200):
+            t = time.perf_counter()
+            assert s.get(e.url("/")).status_code == 200
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts) * 1000
+
+    m_local, m_global = median(local), median(glob)
+    print(f"median latency: local {m_local:.2f} ms, global {m_global:.2f} ms, "
+          f"added {m_global - m_local:.2f} ms")
+    assert m_global - m_local < 5.0

@@ -106,6 +106,11 @@ impl RateLimitFilter {
                 return step;
             }
         }
+        if config.audit_allow {
+            AuditLine::new("rate-limit", "allow", "ok")
+                .request(host)
+                .emit(host);
+        }
         if delay_ms > 0 {
             rt.add_waiter(Waiter {
                 context_id: self.context_id,
