@@ -55,14 +55,17 @@ def markdown(doc: dict, png_name: str | None) -> str:
                  "a bad signature; 403 for an RBAC-denied subject) and every load response was 200.")
     L.append("")
     L += ["## Throughput and cost per request (medians over rounds)", "",
-          "| config | description | req/s | range/median | vs C0 | CPU µs/req | RSS MiB | RSS vs C0 | JWT cache hits | core0 other | rounds | correct |",
+          "'rounds used': medians use only the rounds in which other processes took at most 10% of either core "
+          "('clean'), when at least two were clean; otherwise all rounds. 'core0 other' is the median share of "
+          "Envoy's core taken by other processes over the rounds used.", "",
+          "| config | description | req/s | range/median | vs C0 | CPU µs/req | RSS MiB | RSS vs C0 | JWT cache hits | core0 other | rounds used | correct |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for cid, d in s.items():
         v = r["vs_C0"][cid]
         spread = (d["rps_max"] - d["rps_min"]) / d["rps"] if d["rps"] else None
         L.append(f"| {cid} | {d['title']} | {_f(d['rps'])} | {_f(spread, '{:.0%}')} | {_pct(v['throughput'])} | "
                  f"{_f(d['cpu_us_per_req'], '{:.1f}')} | {_f(d['rss_mib'], '{:.1f}')} | "
-                 f"{_f(v['rss_added_mib'], '{:+.1f}')} | {_f(d['cache_hit_ratio'], '{:.0%}', '-')} | {_f(d.get('core0_other_pct'), '{:.0f}%')} | {d['rounds']} | {'yes' if d['correct'] else '**NO**'} |")
+                 f"{_f(v['rss_added_mib'], '{:+.1f}')} | {_f(d['cache_hit_ratio'], '{:.0%}', '-')} | {_f(d.get('core0_other_pct'), '{:.0f}%')} | {d.get('rounds_used', d['rounds'])}/{d['rounds']} | {'yes' if d['correct'] else '**NO**'} |")
     L.append("")
     L += ["## Wasm vs native pairs", "",
           "Latency columns use the highest fixed rate (a fraction of C0's maximum) that both sides sustained.", "",

@@ -4,6 +4,7 @@ interleaved latency rounds (oha) at fixed fractions of C0's measured maximum."""
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 from . import loadgen
 from .configs import Config
 from .envoy import Envoy, core_busy_seconds, wait_idle
+from .loadgen import GEN_CORE
 from .filters import Ctx
 from .modes import Mode
 from .tokens import Tokens
@@ -102,11 +104,15 @@ class Runner:
         token = self.tokens.fixed[cfg.token] if cfg.token else None
         token_file = self.tokens.files[cfg.rotate] if cfg.rotate else None
         stats0 = env.stats()
-        cpu0, core0, wall0 = env.cpu_seconds(), core_busy_seconds(), time.monotonic()
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu0, core0, gen0, wall0 = env.cpu_seconds(), core_busy_seconds(), core_busy_seconds(GEN_CORE), time.monotonic()
         res = loadgen.wrk(env.url, self.mode.tput_seconds, self.mode.wrk_conns, token, token_file)
-        cpu1, core1, wall1 = env.cpu_seconds(), core_busy_seconds(), time.monotonic()
-        # CPU time other processes took on Envoy's core during the run: interference.
+        cpu1, core1, gen1, wall1 = env.cpu_seconds(), core_busy_seconds(), core_busy_seconds(GEN_CORE), time.monotonic()
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+        # CPU time other processes took on Envoy's core / the generator's core during the run: interference.
         other = max(0.0, (core1 - core0) - (cpu1 - cpu0)) / (wall1 - wall0)
+        gen_other = max(0.0, (gen1 - gen0) - wrk_cpu) / (wall1 - wall0)
         rss = env.rss_kib()
         stats1 = env.stats()
         delta = {k: v - stats0.get(k, 0) for k, v in stats1.items() if v - stats0.get(k, 0)}
@@ -115,6 +121,7 @@ class Runner:
             "cpu_us_per_req": (cpu1 - cpu0) * 1e6 / res.requests if res.requests else None,
             "rss_mib": rss / 1024,
             "core0_other_pct": 100 * other,
+            "core1_other_pct": 100 * gen_other,
             "stats_delta": delta,
         }
         self.results[cfg.id]["throughput"].append(rec)
@@ -124,7 +131,7 @@ class Runner:
                 f"wrk round {rnd}: {res.non_2xx_3xx} non-2xx/3xx, {res.socket_errors} socket errors, "
                 f"{res.requests} requests")
         log(f"  {cfg.id:<14} round {rnd}: {res.rps:9.0f} req/s  cpu {rec['cpu_us_per_req'] or 0:6.1f} us/req  "
-            f"rss {rec['rss_mib']:.1f} MiB  non2xx {res.non_2xx_3xx}  core0 other {rec['core0_other_pct']:.0f}%")
+            f"rss {rec['rss_mib']:.1f} MiB  non2xx {res.non_2xx_3xx}  other: core0 {rec['core0_other_pct']:.0f}% core1 {rec['core1_other_pct']:.0f}%")
 
     def median_rps(self, cid: str) -> float | None:
         vals = [r["rps"] for r in self.results.get(cid, {}).get("throughput", [])]
