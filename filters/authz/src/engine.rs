@@ -2,9 +2,10 @@
 //! (deny when ALLOW policies exist or `default_action` is DENY). AUDIT
 //! policies never change the decision; they mark the request for auditing.
 //!
-//! Rules whose operations list only exact paths are indexed by path, so a
-//! request checks the rules for its own path plus the rules that cannot be
-//! indexed, not every rule.
+//! Rules whose path patterns all pin the first path segment (exact paths,
+//! `/seg/...*` prefixes, templates starting with a literal) are indexed by
+//! that segment, so a request checks the rules for its own first segment
+//! plus the rules that cannot be indexed, not every rule.
 
 use std::collections::HashMap;
 
@@ -71,8 +72,8 @@ impl Outcome {
 struct Index {
     /// (policy, rule) in config order.
     rules: Vec<(u32, u32)>,
-    /// Exact path -> positions in `rules`, ascending.
-    exact: HashMap<Box<str>, Vec<u32>>,
+    /// First path segment -> positions in `rules`, ascending.
+    by_segment: HashMap<Box<str>, Vec<u32>>,
     /// Positions of rules that must always be checked, ascending.
     always: Vec<u32>,
 }
@@ -87,23 +88,23 @@ impl Index {
             for (r, rule) in policy.rules.iter().enumerate() {
                 let pos = ix.rules.len() as u32;
                 ix.rules.push((p as u32, r as u32));
-                // Indexable: every operation pins exact paths (and nothing else
-                // about the path), so the rule cannot match other paths.
-                let keys: Option<Vec<&Box<str>>> = if rule.to.is_empty() {
+                // Indexable: every operation's paths pin the first segment,
+                // so the rule cannot match a path with another one.
+                let keys: Option<Vec<Box<str>>> = if rule.to.is_empty() {
                     None
                 } else {
                     rule.to
                         .iter()
-                        .map(|op| op.paths.pos.as_ref().and_then(|ps| ps.exact_only()))
+                        .map(|op| op.paths.pos.as_ref().and_then(|ps| ps.first_segments()))
                         .try_fold(Vec::new(), |mut acc, e| {
-                            acc.extend(e?.iter());
+                            acc.extend(e?);
                             Some(acc)
                         })
                 };
                 match keys {
                     Some(keys) if !keys.is_empty() => {
                         for k in keys {
-                            let list = ix.exact.entry(k.clone()).or_default();
+                            let list = ix.by_segment.entry(k).or_default();
                             if list.last() != Some(&pos) {
                                 list.push(pos);
                             }
@@ -118,9 +119,10 @@ impl Index {
 
     /// Candidate rules for `path`, in config order.
     fn candidates<'a>(&'a self, path: &str) -> impl Iterator<Item = (usize, usize)> + 'a {
-        let exact: &[u32] = self.exact.get(path).map_or(&[], Vec::as_slice);
+        let seg = crate::matchers::first_segment(path).unwrap_or("");
+        let hits: &[u32] = self.by_segment.get(seg).map_or(&[], Vec::as_slice);
         Merge {
-            a: exact,
+            a: hits,
             b: &self.always,
         }
         .filter_map(move |pos| self.rules.get(pos as usize))

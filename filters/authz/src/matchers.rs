@@ -85,6 +85,30 @@ impl StringSet {
     pub fn exact_only(&self) -> Option<&[Box<str>]> {
         (!self.any && self.prefixes.is_empty() && self.suffixes.is_empty()).then_some(&self.exact)
     }
+
+    /// For path sets: the first path segment every match must have, one per
+    /// pattern, or `None` when some pattern could match any first segment.
+    fn first_segments(&self, out: &mut Vec<Box<str>>) -> Option<()> {
+        if self.any || !self.suffixes.is_empty() || self.fold {
+            return None;
+        }
+        for e in &self.exact {
+            out.push(first_segment(e)?.into());
+        }
+        for p in &self.prefixes {
+            // `/svc/*` pins the segment `svc`; `/svc*` does not (`/svc2`).
+            let body = p.strip_prefix('/')?;
+            let (seg, _) = body.split_once('/')?;
+            out.push(seg.into());
+        }
+        Some(())
+    }
+}
+
+/// The first segment of a path: `/a/b` -> `a`, `/` -> ``; `None` without a leading `/`.
+pub fn first_segment(path: &str) -> Option<&str> {
+    let body = path.strip_prefix('/')?;
+    Some(body.split('/').next().unwrap_or(""))
 }
 
 /// A set of CIDR blocks; membership tests one sorted list per prefix length.
@@ -209,7 +233,7 @@ pub fn parse_ip_loose(text: &str) -> Option<IpAddr> {
 // ------------------------------------------------------------------ paths
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
+pub(crate) enum Seg {
     Lit(Box<str>),
     /// One segment; `Some(capture index)` when named.
     One(Option<usize>),
@@ -220,7 +244,7 @@ enum Seg {
 /// A pre-parsed path template such as `/users/{user}/orders/{**}`.
 #[derive(Debug, Clone)]
 pub struct Template {
-    segs: Vec<Seg>,
+    pub(crate) segs: Vec<Seg>,
     pub source: String,
 }
 
@@ -392,12 +416,18 @@ impl PathSet {
         self.templates.iter().find_map(|t| t.capture(path, idx))
     }
 
-    pub fn exact_only(&self) -> Option<&[Box<str>]> {
-        if self.templates.is_empty() {
-            self.strings.exact_only()
-        } else {
-            None
+    /// The first segments this set can match (for the rule index), or
+    /// `None` when a pattern can match any first segment.
+    pub fn first_segments(&self) -> Option<Vec<Box<str>>> {
+        let mut out = Vec::new();
+        self.strings.first_segments(&mut out)?;
+        for t in &self.templates {
+            match t.segs.first() {
+                Some(Seg::Lit(l)) => out.push(l.clone()),
+                _ => return None,
+            }
         }
+        Some(out)
     }
 }
 

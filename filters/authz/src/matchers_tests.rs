@@ -147,7 +147,26 @@ fn path_sets_mix_globs_and_templates() {
     assert!(p.matches("/exact") && p.matches("/pre/x") && p.matches("/a.css") && p.matches("/u/7"));
     assert!(!p.matches("/u/7/8") && !p.matches("/exact/"));
     assert_eq!(p.capture("/u/7", 0), Some("7"));
-    assert!(p.exact_only().is_none());
+    assert!(
+        p.first_segments().is_none(),
+        "`*.css` can match any first segment"
+    );
+    let p = PathSet::compile(
+        &["/a/b".into(), "/pre/*".into(), "/u/{id}".into(), "/".into()],
+        &mut n,
+    )
+    .unwrap();
+    assert_eq!(
+        p.first_segments().unwrap(),
+        vec!["".into(), "a".into(), "pre".into(), "u".into()]
+    );
+    let p = PathSet::compile(&["/pre*".into()], &mut n).unwrap();
+    assert!(
+        p.first_segments().is_none(),
+        "`/pre*` also matches `/prefix`"
+    );
+    let p = PathSet::compile(&["/{x}/a".into()], &mut n).unwrap();
+    assert!(p.first_segments().is_none());
     let e = PathSet::compile(&["/a".into(), "/b/{x".into()], &mut n).unwrap_err();
     assert_eq!(e.path, "[1]");
     assert!(PathSet::compile(&["".into()], &mut n).is_err());
