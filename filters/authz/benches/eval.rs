@@ -12,6 +12,9 @@
 //! Each is measured for the last policy matching (worst case for in-order
 //! evaluation) and for a request no policy matches (default deny).
 
+// Bench set-up may fail loudly: it is not production code.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use authz::config::Config;
 use authz::gather::gather;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};

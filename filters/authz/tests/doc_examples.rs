@@ -33,7 +33,7 @@ fn json_blocks_in_the_docs_page_compile() {
     while let Some(start) = rest.find("```json\n") {
         let body = &rest[start + 8..];
         let end = body.find("```").expect("unterminated block");
-        if let Err(e) = Config::from_json(body[..end].as_bytes()) {
+        if let Err(e) = Config::from_json(&body.as_bytes()[..end]) {
             panic!("docs/authz.md block #{seen}: {e}\n{}", &body[..end]);
         }
         seen += 1;
