@@ -62,13 +62,14 @@ def rate_limit_filter(config: dict | str, wasm: str = "dist/rate-limit.wasm") ->
                        name="meshward.rate_limit", root_id="rate_limit", vm_id="meshward_rate_limit")
 
 
-def start_stack(workdir: Path, redis_port: int | None = None) -> tuple:
-    """Redis + ratelimit-service, for `make run` / scripts: returns (redis, rls)."""
+def start_stack(workdir: Path, redis_port: int | None = None, rls_port: int | None = None) -> tuple:
+    """Redis + ratelimit-service, for `make run` / scripts: returns (redis, rls); stop both
+    with `.stop()`. envoy-configs/rate-limit-global.yaml expects rls_port=8081."""
     from .redis_proc import Redis
 
     redis = Redis(workdir, port=redis_port).start()
     try:
-        rls = Rls(workdir, redis.url()).start()
+        rls = Rls(workdir, redis.url(), port=rls_port).start()
     except Exception:
         redis.stop()
         raise
