@@ -7,19 +7,20 @@
 // and exits 1 if any document is invalid or of an unsupported kind.
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import { WasmPlugin } from '@kubernetes-models/istio/extensions.istio.io/v1alpha1/WasmPlugin';
-import { RequestAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/RequestAuthentication';
-import { AuthorizationPolicy } from '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy';
-import { EnvoyFilter } from '@kubernetes-models/istio/networking.istio.io/v1alpha3/EnvoyFilter';
-import { ServiceEntry } from '@kubernetes-models/istio/networking.istio.io/v1/ServiceEntry';
 
-const MODELS = {
-  'extensions.istio.io/v1alpha1/WasmPlugin': WasmPlugin,
-  'security.istio.io/v1/RequestAuthentication': RequestAuthentication,
-  'security.istio.io/v1/AuthorizationPolicy': AuthorizationPolicy,
-  'networking.istio.io/v1alpha3/EnvoyFilter': EnvoyFilter,
-  'networking.istio.io/v1/ServiceEntry': ServiceEntry,
-};
+// Any Istio kind the package models: apiVersion `group/version` + kind -> module path.
+async function modelFor(apiVersion, kind) {
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string' || !apiVersion.includes('.istio.io/')) {
+    return undefined;
+  }
+  if (!/^[a-z0-9.]+\/v[0-9a-z]+$/.test(apiVersion) || !/^[A-Za-z]+$/.test(kind)) return undefined;
+  try {
+    const mod = await import(`@kubernetes-models/istio/${apiVersion}/${kind}`);
+    return mod[kind];
+  } catch {
+    return undefined;
+  }
+}
 
 const results = [];
 let failed = false;
@@ -32,16 +33,16 @@ for (const file of process.argv.slice(2)) {
     failed = true;
     continue;
   }
-  docs.forEach((doc, index) => {
+  for (const [index, doc] of docs.entries()) {
     if (doc.errors.length) {
       results.push({ file, index, ok: false, error: `yaml: ${doc.errors.map((e) => e.message).join('; ')}` });
       failed = true;
-      return;
+      continue;
     }
     const obj = doc.toJS();
-    if (obj == null) return; // empty document
+    if (obj == null) continue; // empty document
     const key = `${obj.apiVersion}/${obj.kind}`;
-    const Model = MODELS[key];
+    const Model = await modelFor(obj.apiVersion, obj.kind);
     const entry = { file, index, kind: obj.kind, name: obj.metadata?.name };
     if (!Model) {
       Object.assign(entry, { ok: false, error: `unsupported kind ${key}` });
@@ -58,7 +59,7 @@ for (const file of process.argv.slice(2)) {
     }
     if (!entry.ok) failed = true;
     results.push(entry);
-  });
+  }
 }
 console.log(JSON.stringify(results, null, 1));
 process.exit(failed ? 1 : 0);
