@@ -171,8 +171,8 @@ def test_authz_matches_native_rbac(procs, keys):
         for e in (ours, native):  # checked here because they are stopped before teardown
             assert not e.health_problems(), e.health_problems()
             e.stop()
-    summary = f"differential authz vs rbac: seed={SEED} requests={total} denied={denied} "
-               f"divergences={len(divergences)}"
+    summary = (f"differential authz vs rbac: seed={SEED} requests={total} denied={denied} "
+               f"divergences={len(divergences)}")
     print(summary)
     (procs.workdir / "differential-summary.txt").write_text(summary + "\n")
     assert total >= 10_000
