@@ -373,7 +373,10 @@ fn compile_policy(p: &RawPolicy, cx: &mut Cx) -> Result<Policy, ConfigError> {
     }
     let mut rules = Vec::with_capacity(p.rules.len());
     for (i, r) in p.rules.iter().enumerate() {
-        rules.push(compile_rule(r, cx).map_err(|e| e.within(&format!("rules[{i}]")))?);
+        let mut rule = compile_rule(r, cx).map_err(|e| e.within(&format!("rules[{i}]")))?;
+        // The explanation of a match, built once: `rules[0] matched: paths ...`.
+        rule.summary = format!("rules[{i}] matched: {}", rule.summary);
+        rules.push(rule);
     }
     Ok(Policy {
         name: p.name.clone(),

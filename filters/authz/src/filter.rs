@@ -141,10 +141,7 @@ pub fn explanation(
         if let Some(ri) = out.rule {
             obj.insert("rule".into(), ri.into());
             if let Some(rule) = p.rules.get(ri) {
-                obj.insert(
-                    "why".into(),
-                    format!("rules[{ri}] matched: {}", rule.summary).into(),
-                );
+                obj.insert("why".into(), rule.summary.as_str().into());
             }
         }
     } else {

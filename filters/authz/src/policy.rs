@@ -118,7 +118,7 @@ pub struct Rule {
     pub time_windows: Vec<TimeWindow>,
     /// Upper-case ISO country codes from the geo header.
     pub countries: Cond<Vec<String>>,
-    /// Human-readable summary, for explanations.
+    /// Human-readable explanation of a match (`rules[i] matched: ...`).
     pub summary: String,
 }
 
