@@ -57,11 +57,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
-        ConfigError::new(path, e.into_inner().to_string())
+        let message = e.into_inner().to_string();
+        // serde names a missing field in the message only; put it in the path.
+        let path = match missing_field(&message) {
+            Some(field) => join(&path, field),
+            None => path,
+        };
+        ConfigError::new(path, message)
     })?;
     de.end()
         .map_err(|e| ConfigError::new("", format!("trailing data after the config object: {e}")))?;
     Ok(value)
+}
+
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next().filter(|f| !f.is_empty())
 }
 
 #[cfg(test)]
@@ -94,6 +105,7 @@ mod tests {
         assert_eq!(e.path, "providers.corp.audience");
         let e = parse_json::<Outer>(br#"{"providers":{"corp":{}}}"#).unwrap_err();
         assert!(e.to_string().contains("missing field `issuer`"), "{e}");
+        assert_eq!(e.path, "providers.corp.issuer");
     }
 
     #[test]

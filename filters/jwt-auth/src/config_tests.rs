@@ -153,7 +153,9 @@ fn bad_remote_jwks() {
     assert_eq!(e.path, "providers.corp.remote_jwks.http_uri.timeout");
     let mut missing = v.clone();
     missing["providers"]["corp"]["remote_jwks"] = json!({"http_uri": {"uri": "http://idp/jwks"}});
-    assert!(err(missing).to_string().contains("missing field `cluster`"));
+    let e = err(missing);
+    assert!(e.to_string().contains("missing field `cluster`"));
+    assert_eq!(e.path, "providers.corp.remote_jwks.http_uri.cluster");
     let ok = remote("http://idp:8080/jwks?x=1", "idp", "2.5s");
     let c = Config::from_json(ok.to_string().as_bytes()).unwrap();
     match &c.providers[0].keys {
