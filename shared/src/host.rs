@@ -119,6 +119,17 @@ pub trait Host {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct HostCalls;
 
+impl HostCalls {
+    /// The plugin configuration handed to `on_configure` (empty if unreadable,
+    /// which the config parser then reports as an empty configuration).
+    pub fn plugin_configuration(&self, size: usize) -> Vec<u8> {
+        hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+}
+
 impl Host for HostCalls {
     fn now(&self) -> SystemTime {
         hostcalls::get_current_time().unwrap_or(UNIX_EPOCH)
