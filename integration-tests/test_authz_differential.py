@@ -40,6 +40,7 @@ CIDRS = ["10.0.0.0/8", "10.1.0.0/16", "192.168.1.0/24", "203.0.113.0/25", "8.8.8
          "192.168.0.0/16"]
 GROUPS = ["eng", "ops", "sales"]
 TIERS = ["gold", "silver", "bronze"]
+PRINCIPALS = [f"{ISS}/user{i}" for i in range(4)] + ["*", f"{ISS}/nobody"]
 
 
 def _some(rng, pool, lo=1, hi=2):
@@ -70,6 +71,10 @@ def gen_rule(rng) -> dict:
                 s["remoteIpBlocks"] = _some(rng, CIDRS)
             if rng.random() < 0.3:
                 s["notRemoteIpBlocks"] = _some(rng, CIDRS, 1, 1)
+            if rng.random() < 0.3:
+                s["requestPrincipals"] = _some(rng, PRINCIPALS)
+            if rng.random() < 0.15:
+                s["notRequestPrincipals"] = _some(rng, PRINCIPALS, 1, 1)
             srcs.append({"source": s})
         rule["from"] = srcs
     when = []

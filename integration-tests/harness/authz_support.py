@@ -85,6 +85,19 @@ def _when_id(key: str, values: list[str]) -> dict:
     raise ValueError(f"no native translation for {key}")
 
 
+def _request_principal(v: str) -> dict:
+    """`iss/sub` (exact) or `*` (any authenticated token) as jwt_authn metadata matchers."""
+    def md(key: str, value: dict) -> dict:
+        return {"metadata": {"filter": JWT_AUTHN, "path": [{"key": "jwt_payload"}, {"key": key}], "value": value}}
+    if v == "*":
+        return {"and_ids": {"ids": [md("iss", {"present_match": True}), md("sub", {"present_match": True})]}}
+    if "*" in v:
+        raise ValueError(f"no native translation for requestPrincipals {v}")
+    iss, sub = v.rsplit("/", 1)
+    return {"and_ids": {"ids": [md("iss", {"string_match": {"exact": iss}}),
+                                md("sub", {"string_match": {"exact": sub}})]}}
+
+
 def rule_to_native(rule: dict) -> dict:
     """One Istio rule -> one Envoy rbac Policy (what Istio's translator does for this subset)."""
     perms = []
@@ -117,6 +130,10 @@ def rule_to_native(rule: dict) -> dict:
             ids.append(_or_ids([{"remote_ip": _cidr(c)} for c in s["remoteIpBlocks"]]))
         if "notRemoteIpBlocks" in s:
             ids.append({"not_id": _or_ids([{"remote_ip": _cidr(c)} for c in s["notRemoteIpBlocks"]])})
+        if "requestPrincipals" in s:
+            ids.append(_or_ids([_request_principal(v) for v in s["requestPrincipals"]]))
+        if "notRequestPrincipals" in s:
+            ids.append({"not_id": _or_ids([_request_principal(v) for v in s["notRequestPrincipals"]])})
         principals.append({"and_ids": {"ids": ids}} if ids else {"any": True})
     return {"permissions": perms, "principals": principals}
 

@@ -243,7 +243,13 @@ pub struct Config {
     pub replies: Replies,
     /// Header slot of `x-forwarded-for`, when `remote.ip` is derived from it.
     pub xff_slot: Option<usize>,
+    /// Read jwt_authn fields as separate leaf properties (few needed) rather
+    /// than the whole payload in one call.
+    pub jwt_leaf_reads: bool,
 }
+
+/// At most this many leaf reads replace one whole-payload read.
+const MAX_LEAF_READS: usize = 3;
 
 pub const DEFAULT_GEO_HEADER: &str = "x-geo-country";
 
@@ -334,7 +340,6 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     Ok(Config {
         engine,
-        needs,
         rbac,
         shadow: raw.shadow,
         trusted_xff_hops: raw.trusted_xff_hops,
@@ -344,6 +349,8 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         decision_state: raw.decision_state,
         replies,
         xff_slot,
+        jwt_leaf_reads: leaf_reads(&needs) <= MAX_LEAF_READS,
+        needs,
     })
 }
 
@@ -502,7 +509,7 @@ fn compile_source(s: &RawSource, cx: &mut Cx) -> Result<Source, ConfigError> {
         n.peer = true;
     }
     if src.request_principals.is_set() {
-        n.auth = true;
+        n.note(Attr::AuthPrincipal);
     }
     if src.ip_blocks.is_set() {
         n.source_ip = true;
@@ -680,7 +687,7 @@ fn compile_rule(r: &RawRule, cx: &mut Cx) -> Result<Rule, ConfigError> {
     }
     if !r.scopes.is_empty() {
         rule.scopes = r.scopes.clone();
-        cx.needs.auth = true;
+        cx.needs.note(Attr::AuthScopes);
         summary.push(format!("scopes {}", r.scopes.join(",")));
     }
     for (i, o) in r.objects.iter().enumerate() {
@@ -766,6 +773,15 @@ fn compile_rule(r: &RawRule, cx: &mut Cx) -> Result<Rule, ConfigError> {
         summary.join("; ")
     };
     Ok(rule)
+}
+
+/// Property reads needed per request if each jwt_authn field is read alone.
+fn leaf_reads(n: &Needs) -> usize {
+    n.claims.len()
+        + 2 * usize::from(n.auth_principal)
+        + usize::from(n.auth_audiences)
+        + 2 * usize::from(n.auth_presenter)
+        + 2 * usize::from(n.auth_scopes)
 }
 
 fn check_string_attr(a: Attr) -> Result<(), ConfigError> {

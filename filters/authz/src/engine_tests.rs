@@ -533,3 +533,63 @@ fn meshward_identity_wins_over_jwt_authn() {
     );
     assert!(decide(&c, &with_identity(get("/"), "alice", json!({}))).allowed());
 }
+
+#[test]
+fn jwt_authn_leaf_reads_when_few_fields_are_needed() {
+    let c = cfg(
+        json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "jwt_payload"}},
+        "policies": [{"name": "p", "rules": [{"when": [{"key": "request.auth.claims[sub]", "values": ["bench-user"]}]}]}]}),
+    );
+    assert!(
+        c.jwt_leaf_reads,
+        "one claim: read the leaf, not the whole payload"
+    );
+    let h = get("/");
+    assert!(!decide(&c, &h).allowed());
+    h.put_property(
+        &[
+            "metadata",
+            "filter_metadata",
+            "envoy.filters.http.jwt_authn",
+            "jwt_payload",
+            "sub",
+        ],
+        b"bench-user",
+    );
+    assert!(decide(&c, &h).allowed());
+    // requestPrincipals needs iss and sub: still leaf reads (3 with one claim)
+    let c = cfg(
+        json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "jwt_payload"}},
+        "policies": [{"name": "p", "rules": [{"from": [{"source": {"requestPrincipals": ["https://idp/*"]}}]}]}]}),
+    );
+    assert!(c.jwt_leaf_reads);
+    let h = get("/");
+    h.put_property(
+        &[
+            "metadata",
+            "filter_metadata",
+            "envoy.filters.http.jwt_authn",
+            "jwt_payload",
+            "sub",
+        ],
+        b"x",
+    );
+    assert!(!decide(&c, &h).allowed(), "no iss: no principal");
+    h.put_property(
+        &[
+            "metadata",
+            "filter_metadata",
+            "envoy.filters.http.jwt_authn",
+            "jwt_payload",
+            "iss",
+        ],
+        b"https://idp",
+    );
+    assert!(decide(&c, &h).allowed());
+    let many = cfg(
+        json!({"identity": {"jwt_authn": {"payload_in_metadata": "p"}},
+        "policies": [{"name": "p", "rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}],
+            "when": [{"key": "request.auth.audiences", "values": ["a"]}, {"key": "request.auth.claims[x]", "values": ["a"]}]}]}]}),
+    );
+    assert!(!many.jwt_leaf_reads, "four fields: one whole-payload read");
+}

@@ -79,28 +79,25 @@ pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H) -> Step {
         rt.metrics.of(w.policy).shadow_denied.inc(host);
     }
 
-    let needs_explanation = cfg.decision_state
-        || !out.allowed()
-        || would.is_some()
-        || !audits.is_empty()
-        || cfg.audit_allow;
-    if needs_explanation {
-        let explain = explanation(rt, &req, &out, decision);
-        if cfg.decision_state {
-            if let Err(e) = host.set_property(&[DECISION_KEY], explain.to_string().as_bytes()) {
-                host.log(
-                    LogLevel::Debug,
-                    &format!("meshward authz: could not write the decision: {e}"),
-                );
-            }
+    if cfg.decision_state {
+        let text = match rt.static_explanation(&out) {
+            Some(t) => std::borrow::Cow::Borrowed(t),
+            None => std::borrow::Cow::Owned(explanation(cfg, &req, &out, decision).to_string()),
+        };
+        if let Err(e) = host.set_property(&[DECISION_KEY], text.as_bytes()) {
+            host.log(
+                LogLevel::Debug,
+                &format!("meshward authz: could not write the decision: {e}"),
+            );
         }
-        if !out.allowed() || cfg.audit_allow || !audits.is_empty() {
-            audit(rt, host, &out, decision, &explain, &audits);
-        }
-        if let Some(w) = &would {
-            let we = explanation(rt, &req, w, "shadow_deny");
-            audit(rt, host, w, "shadow_deny", &we, &[]);
-        }
+    }
+    if !out.allowed() || cfg.audit_allow || !audits.is_empty() {
+        let explain = explanation(cfg, &req, &out, decision);
+        audit(rt, host, &out, decision, &explain, &audits);
+    }
+    if let Some(w) = &would {
+        let we = explanation(cfg, &req, w, "shadow_deny");
+        audit(rt, host, w, "shadow_deny", &we, &[]);
     }
 
     if step == Step::Replied {
@@ -118,12 +115,12 @@ pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H) -> Step {
 
 /// Which policy and rule decided, and why, as a JSON object.
 pub fn explanation(
-    rt: &Runtime,
+    cfg: &crate::config::Config,
     req: &crate::request::Request,
     out: &Outcome,
     decision: &str,
 ) -> Value {
-    let engine = &rt.config.engine;
+    let engine = &cfg.engine;
     let policy = out.policy.and_then(|p| engine.policies.get(p));
     let mut v = json!({
         "decision": decision,

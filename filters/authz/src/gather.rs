@@ -108,7 +108,11 @@ fn auth<H: Host + ?Sized>(cfg: &Config, host: &H) -> Option<Auth> {
 
 pub fn from_identity(cfg: &Config, id: &Identity) -> Auth {
     Auth {
-        principal: id.principal(),
+        principal: if id.issuer.is_empty() || id.subject.is_empty() {
+            String::new()
+        } else {
+            id.principal()
+        },
         audiences: id.audiences.clone(),
         presenter: id.presenter.clone(),
         scopes: id.scopes.clone(),
@@ -149,59 +153,84 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
-/// Identity from Envoy `jwt_authn` dynamic metadata (`payload_in_metadata`):
-/// one `get_property` call returns the whole payload.
+/// Identity from Envoy `jwt_authn` dynamic metadata (`payload_in_metadata`).
+/// When the policies need only a few fields, each is read as its own leaf
+/// property (Envoy then serializes just that value); otherwise one call
+/// returns the whole payload and it is decoded here.
 pub fn from_jwt_authn<H: Host + ?Sized>(
     cfg: &Config,
     host: &H,
     src: &JwtAuthnSource,
 ) -> Option<Auth> {
-    let payload = host.property(&[
+    let base = [
         "metadata",
         "filter_metadata",
         src.filter.as_str(),
         src.payload_key.as_str(),
-    ])?;
+    ];
+    if cfg.jwt_leaf_reads {
+        let leaf = |path: &[&str]| -> Option<Vec<u8>> {
+            let mut full: Vec<&str> = base.to_vec();
+            full.extend_from_slice(path);
+            host.property(&full)
+        };
+        return Some(auth_from(cfg, &|path: &[&str]| leaf(path)));
+    }
+    let payload = host.property(&base)?;
     auth_from_payload(cfg, &payload)
 }
 
 pub fn auth_from_payload(cfg: &Config, payload: &[u8]) -> Option<Auth> {
     props::pairs(payload)?;
+    Some(auth_from(cfg, &|path: &[&str]| {
+        props::lookup(payload, path).map(<[u8]>::to_vec)
+    }))
+}
+
+/// Build the identity from a payload accessor, reading only needed fields.
+fn auth_from(cfg: &Config, get: &dyn Fn(&[&str]) -> Option<Vec<u8>>) -> Auth {
+    let n = &cfg.needs;
     let one = |k: &str| {
-        props::lookup(payload, &[k])
-            .map(props::strings)
+        get(&[k])
+            .map(|v| props::strings(&v))
             .and_then(|v| v.into_iter().next())
     };
-    let iss = one("iss").unwrap_or_default();
-    let sub = one("sub").unwrap_or_default();
-    let mut scopes: Vec<String> = Vec::new();
-    if let Some(s) = one("scope") {
-        scopes.extend(s.split(' ').filter(|p| !p.is_empty()).map(str::to_string));
+    let mut a = Auth::default();
+    if n.auth_principal {
+        a.principal = match (one("iss"), one("sub")) {
+            (Some(iss), Some(sub)) => format!("{iss}/{sub}"),
+            _ => String::new(),
+        };
     }
-    if let Some(v) = props::lookup(payload, &["scp"]) {
-        for s in props::strings(v) {
-            scopes.extend(s.split(' ').filter(|p| !p.is_empty()).map(str::to_string));
+    if n.auth_audiences {
+        a.audiences = get(&["aud"])
+            .map(|v| props::strings(&v))
+            .unwrap_or_default();
+    }
+    if n.auth_presenter {
+        a.presenter = one("azp").or_else(|| one("client_id"));
+    }
+    if n.auth_scopes {
+        if let Some(s) = one("scope") {
+            a.scopes
+                .extend(s.split(' ').filter(|p| !p.is_empty()).map(str::to_string));
         }
+        if let Some(v) = get(&["scp"]) {
+            for s in props::strings(&v) {
+                a.scopes
+                    .extend(s.split(' ').filter(|p| !p.is_empty()).map(str::to_string));
+            }
+        }
+        a.scopes.sort();
+        a.scopes.dedup();
     }
-    scopes.sort();
-    scopes.dedup();
-    Some(Auth {
-        principal: format!("{iss}/{sub}"),
-        audiences: props::lookup(payload, &["aud"])
-            .map(props::strings)
-            .unwrap_or_default(),
-        presenter: one("azp").or_else(|| one("client_id")),
-        scopes,
-        claims: cfg
-            .needs
-            .claims
-            .iter()
-            .map(|path| {
-                props::lookup(payload, path)
-                    .map(props::strings)
-                    .unwrap_or_default()
-            })
-            .collect(),
-        ..Default::default()
-    })
+    a.claims = n
+        .claims
+        .iter()
+        .map(|path| {
+            let p: Vec<&str> = path.iter().map(String::as_str).collect();
+            get(&p).map(|v| props::strings(&v)).unwrap_or_default()
+        })
+        .collect();
+    a
 }

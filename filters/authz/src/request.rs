@@ -54,6 +54,11 @@ pub struct Needs {
     pub peer: bool,
     pub sni: bool,
     pub auth: bool,
+    /// Which token fields besides claims are read (`iss/sub`, `aud`, `azp`, scopes).
+    pub auth_principal: bool,
+    pub auth_audiences: bool,
+    pub auth_presenter: bool,
+    pub auth_scopes: bool,
     pub roles: bool,
     pub time: bool,
     /// Header slot of the geo (country) header, when any rule uses countries.
@@ -95,11 +100,23 @@ impl Needs {
             Attr::SourcePrincipal | Attr::SourceNamespace | Attr::SourceTrustDomain => {
                 self.peer = true
             }
-            Attr::AuthPrincipal
-            | Attr::AuthAudiences
-            | Attr::AuthPresenter
-            | Attr::AuthClaim(_)
-            | Attr::AuthScopes => self.auth = true,
+            Attr::AuthPrincipal => {
+                self.auth = true;
+                self.auth_principal = true;
+            }
+            Attr::AuthAudiences => {
+                self.auth = true;
+                self.auth_audiences = true;
+            }
+            Attr::AuthPresenter => {
+                self.auth = true;
+                self.auth_presenter = true;
+            }
+            Attr::AuthScopes => {
+                self.auth = true;
+                self.auth_scopes = true;
+            }
+            Attr::AuthClaim(_) => self.auth = true,
             Attr::AuthRoles => {
                 self.auth = true;
                 self.roles = true;

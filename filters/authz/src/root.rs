@@ -8,13 +8,77 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
 use crate::config::Config;
-use crate::filter::AuthzFilter;
+use crate::engine::{Outcome, Reason};
+use crate::filter::{explanation, AuthzFilter};
 use crate::metrics::Metrics;
+use crate::policy::Action;
+use crate::request::Request;
 
 #[derive(Debug)]
 pub struct Runtime {
     pub config: Config,
     pub metrics: Metrics,
+    /// Decision JSON for every (policy, rule), for the decision that rule
+    /// makes, built once so the allow path writes filter state without
+    /// serializing anything.
+    explained: Vec<Vec<String>>,
+    default_allow: String,
+}
+
+impl Runtime {
+    pub fn new(config: Config, metrics: Metrics) -> Runtime {
+        let req = Request::default();
+        let explained = config
+            .engine
+            .policies
+            .iter()
+            .enumerate()
+            .map(|(p, policy)| {
+                (0..policy.rules.len())
+                    .map(|ri| {
+                        let (reason, decision) = match policy.action {
+                            Action::Deny if config.shadow => {
+                                (Reason::DeniedByPolicy, "shadow_deny")
+                            }
+                            Action::Deny => (Reason::DeniedByPolicy, "deny"),
+                            _ => (Reason::AllowedByPolicy, "allow"),
+                        };
+                        let out = Outcome {
+                            reason,
+                            policy: Some(p),
+                            rule: Some(ri),
+                        };
+                        explanation(&config, &req, &out, decision).to_string()
+                    })
+                    .collect()
+            })
+            .collect();
+        let out = Outcome {
+            reason: Reason::AllowedByDefault,
+            policy: None,
+            rule: None,
+        };
+        let default_allow = explanation(&config, &req, &out, "allow").to_string();
+        Runtime {
+            config,
+            metrics,
+            explained,
+            default_allow,
+        }
+    }
+
+    /// The pre-built decision JSON for `out`, when it does not depend on the request.
+    pub fn static_explanation(&self, out: &Outcome) -> Option<&str> {
+        match (out.reason, out.policy, out.rule) {
+            (Reason::AllowedByDefault, _, _) => Some(&self.default_allow),
+            (Reason::AllowedByPolicy | Reason::DeniedByPolicy, Some(p), Some(r)) => self
+                .explained
+                .get(p)
+                .and_then(|rules| rules.get(r))
+                .map(String::as_str),
+            _ => None,
+        }
+    }
 }
 
 pub struct AuthzRoot {
@@ -67,7 +131,7 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
                     if config.shadow { ", shadow mode" } else { "" }
                 ),
             );
-            Some(Runtime { config, metrics })
+            Some(Runtime::new(config, metrics))
         }
         Err(e) => {
             host.log(
