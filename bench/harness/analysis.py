@@ -120,6 +120,20 @@ def _verdict(value, ok_fn, measured_ok: bool) -> str:
     return "MET" if ok_fn(value) else "NOT MET"
 
 
+def _noisy(*ds) -> bool:
+    return any(d is None or (d.get("core0_other_pct") or 0) > CLEAN_PCT for d in ds)
+
+
+def _check_cpu(row: dict, cpu_value, ok_fn, *ds) -> dict:
+    """Throughput verdicts need a quiet machine: when the rounds used were disturbed and the
+    CPU-based figure gives the opposite answer, the verdict is inconclusive."""
+    if row["verdict"] in ("MET", "NOT MET") and cpu_value is not None and _noisy(*ds):
+        cpu_verdict = "MET" if ok_fn(cpu_value) else "NOT MET"
+        if cpu_verdict != row["verdict"]:
+            row["verdict"] = f"INCONCLUSIVE (interference; CPU-based: {cpu_verdict})"
+    return row
+
+
 def targets(s: dict, r: dict) -> list[dict]:
     out = []
     w, n = s.get("W-jwt"), s.get("N-jwt")
@@ -131,6 +145,7 @@ def targets(s: dict, r: dict) -> list[dict]:
         "value": v,
         "verdict": _verdict(v, lambda x: x >= JWT_TPUT_TARGET, bool(w and n and w["correct"] and n["correct"])),
     })
+    _check_cpu(out[-1], 1 / cpu if cpu else None, lambda x: x >= JWT_TPUT_TARGET, w, n)
     c3 = s.get("C3")
     tr = r["vs_C0"].get("C3", {}).get("throughput")
     cost = (1 - tr) if tr is not None else None
@@ -142,6 +157,7 @@ def targets(s: dict, r: dict) -> list[dict]:
         "value": cost,
         "verdict": _verdict(cost, lambda x: x <= C3_COST_TARGET, bool(c3 and c3["correct"] and s["C0"]["correct"])),
     })
+    _check_cpu(out[-1], 1 - 1 / c3cpu if c3cpu else None, lambda x: x <= C3_COST_TARGET, c3, s.get("C0"))
     for cid, d in s.items():
         if not d.get("module"):
             continue
