@@ -18,6 +18,9 @@ def main(path: Path) -> None:
     r = analysis.ratios(s)
     doc.update(summary=s, ratios=r, targets=analysis.targets(s, r))
     png = path.with_suffix(".png")
+    from .plot import plot
+
+    plot(s, f"meshward bench {path.stem} ({doc['meta']['mode']})", png)
     report.write(doc, path.parent, path.stem, png if png.exists() else None)
     print(path.with_suffix(".md"))
 
