@@ -22,6 +22,6 @@ class Mode:
 
 MODES = {
     "smoke": Mode("smoke", 1, 1, 1, 1, (0.25,), 1100, criterion=None, publish=False),
-    "quick": Mode("quick", 3, 2, 1, 2, (0.25, 0.5, 0.75), 1100, criterion=(0.3, 1.0)),
+    "quick": Mode("quick", 3, 2, 1, 2, (0.25, 0.5, 0.75), 1100, criterion=(0.2, 0.5)),
     "full": Mode("full", 5, 8, 3, 5, (0.25, 0.5, 0.75), 2000, criterion=(2.0, 5.0)),
 }
