@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
-"""`make run`: a local jwt-auth demo.
+"""`make run`: a local demo of the meshward chain (jwt-auth -> authz -> rate-limit).
 
 Starts (1) an echo upstream that answers with the request headers it received, as JSON, and
-(2) Envoy with dist/jwt-auth.wasm in front of it, configured from envoy-configs/demo.yaml with
+(2) Envoy with dist/{jwt-auth,authz,rate-limit}.wasm in front of it, configured from envoy-configs/demo.yaml with
 a dev signing key generated now into .run/ (its public JWKS is inlined into the config).
-Prints a ready dev token and curl lines for allow (200) and deny (401) cases.
+Prints a ready dev token and curl lines for allow (200) and deny (401, 403, 429) cases.
 Ctrl-C stops everything it started.
 
   --check   non-interactive: start everything on free ports, make the requests, assert
-            200 / 401 / 401 / 403, stop, exit 0 or 1. Used by the integration tests.
+            200 / 401 / 401 / 403 / 200 / 403 (object-level) / 429 (rate limit), stop, exit 0 or 1.
+            Used by the integration tests.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def render_config(jwks: dict, port: int, admin_port: int, upstream_port: int) ->
             continue
         conf = f["typed_config"]["config"]["configuration"]
         value = json.loads(conf["value"])
+        if "providers" not in value:
+            continue
         for provider in value["providers"].values():
             provider["local_jwks"] = {"inline_string": json.dumps(jwks)}
         conf["value"] = json.dumps(value)
@@ -113,6 +116,15 @@ def run_checks(base: str, token: str, tampered: str, admin_token: str) -> list[s
     expect("tampered token", 401, tok=tampered)
     expect("token without admin scope on /admin", 403, path="/admin", tok=token)
     expect("admin token on /admin", 200, path="/admin", tok=admin_token)
+    expect("own data (authz object-level check)", 200, path="/users/dev-user/orders", tok=token)
+    r = expect("someone else's data", 403, path="/users/dev-admin/orders", tok=token)
+    if r is not None and r.status_code == 403 and "reason" not in r.json():
+        failures.append("authz 403 without a reason code")
+    for i in range(3):
+        expect(f"rate-limited route, request {i + 1} of 3", 200, path="/limited", tok=token)
+    r = expect("rate-limited route, 4th request in the minute", 429, path="/limited", tok=token)
+    if r is not None and r.status_code == 429 and "retry-after" not in r.headers:
+        failures.append("429 without Retry-After")
     return failures
 
 
@@ -126,10 +138,11 @@ def main() -> int:
     ap.add_argument("--ready-timeout", type=float, default=30.0)
     args = ap.parse_args()
 
-    wasm = ROOT / "dist" / "jwt-auth.wasm"
-    if not wasm.exists():
-        print(f"{wasm} missing: run `make build`", file=sys.stderr)
-        return 2
+    for name in ("jwt-auth", "authz", "rate-limit"):
+        wasm = ROOT / "dist" / f"{name}.wasm"
+        if not wasm.exists():
+            print(f"{wasm} missing: run `make build`", file=sys.stderr)
+            return 2
     port = args.port or (free_port() if args.check else 10000)
     admin_port = args.admin_port or (free_port() if args.check else 9901)
     upstream_port = args.upstream_port or (free_port() if args.check else 18080)
@@ -193,7 +206,7 @@ def main() -> int:
         base = f"http://localhost:{port}"
         rel = os.path.relpath(run_dir, Path.cwd())
         print(f"""
-meshward jwt-auth demo
+meshward demo: jwt-auth -> authz -> rate-limit
   Envoy      {base}  (admin http://localhost:{admin_port})   log: {rel}/envoy.log
   upstream   echo on 127.0.0.1:{upstream_port} (answers with the request headers it got)
   dev key    {rel}/dev-key.pem (ES256, kid {KID}); issuer {ISSUER}, audience {AUDIENCE}
@@ -208,6 +221,11 @@ deny (401, problem+json, WWW-Authenticate):
   curl -si {base}/hello                                          # no token -> token_missing
   curl -si -H "Authorization: Bearer {tampered}" {base}/hello    # tampered -> bad_signature
   curl -si -H "Authorization: Bearer $TOKEN" {base}/admin        # 403 insufficient_scope
+authz (object-level: a user reads only their own data):
+  curl -s  -H "Authorization: Bearer $TOKEN" {base}/users/dev-user/orders | jq .   # 200
+  curl -si -H "Authorization: Bearer $TOKEN" {base}/users/dev-admin/orders        # 403, policy + reason
+rate-limit (3 requests a minute per user on /limited; the 4th gets 429 with Retry-After):
+  for i in 1 2 3 4; do curl -s -o /dev/null -w "%{{http_code}}\\n" -H "Authorization: Bearer $TOKEN" {base}/limited; done
 public (no token needed; spoofed x-jwt-* headers are stripped):
   curl -s -H "x-jwt-sub: spoofed" {base}/public | jq .headers
 stats:
