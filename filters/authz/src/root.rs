@@ -89,21 +89,9 @@ impl Context for AuthzRoot {}
 
 impl RootContext for AuthzRoot {
     fn on_configure(&mut self, config_size: usize) -> bool {
-        let bytes = proxy_wasm::hostcalls::get_buffer(
-            proxy_wasm::types::BufferType::PluginConfiguration,
-            0,
-            config_size,
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-        match configure(&HostCalls, &bytes) {
-            Some(rt) => {
-                self.runtime = Some(Rc::new(rt));
-                true
-            }
-            None => false,
-        }
+        let bytes = HostCalls.plugin_configuration(config_size);
+        self.runtime = configure(&HostCalls, &bytes).map(Rc::new);
+        self.runtime.is_some()
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
