@@ -54,10 +54,12 @@ def main(mode_name: str) -> int:
 
     selected = {x.strip() for x in os.environ.get("BENCH_CONFIGS", "").split(",") if x.strip()} or None
     run_cfgs, skipped = [], []
-    for c in configs.runnable(selected):
-        missing = [n for n in c.needs if not (dist / n).exists()]
+    design = bool(os.environ.get("BENCH_DESIGN"))
+    for c in configs.runnable(selected, design):
+        missing = [n for n in c.needs if not ((ROOT / n) if "/" in n else (dist / n)).exists()]
         if missing:
-            skipped.append({"id": c.id, "title": c.title, "reason": f"missing dist/{', dist/'.join(missing)}"})
+            skipped.append({"id": c.id, "title": c.title,
+                            "reason": "missing " + ", ".join(n if "/" in n else f"dist/{n}" for n in missing)})
             log(f"skip {c.id}: missing {missing}")
         else:
             run_cfgs.append(c)

@@ -5,11 +5,14 @@ Each configuration is an ordered list of HTTP filters (names from
 `direct_response` route, plus how requests carry a token and which statuses a
 correct deployment must answer.
 
-To add a configuration (for example the authz/rbac or rate-limit/local_ratelimit
-pairs, or the full meshward chain C2) write a `Config(...)` entry below, and a
-builder in `filters.py` if it needs a new filter. `pair` names the native
-configuration a Wasm one is compared with; `module` names the meshward module
-whose added RSS the "≤ 10 MiB per module" target checks.
+To add a configuration write a `Config(...)` entry below, and a builder in
+`filters.py` if it needs a new filter. `pair` names the configuration a Wasm one
+is compared with (its native counterpart; for a design variant, the baseline
+variant); `module` names the meshward module whose added RSS the "≤ 10 MiB per
+module" target checks, against `rss_base` (C0 unless the module sits behind
+another filter). `design` configurations are measured design experiments: they
+run only when BENCH_DESIGN=1 or when BENCH_CONFIGS names them, so quick mode
+stays under 3 minutes.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class Config:
     needs: tuple[str, ...] = ()  # dist/*.wasm files this config loads
     cache: str | None = None  # "hit" / "miss": JWT cache behaviour the run must show in /stats
     pending: str | None = None  # set => not run, listed as pending with this reason
+    rss_base: str = "C0"  # the configuration the module's added RSS is measured against
+    modules: int = 0  # number of meshward modules loaded (for the chain's per-module RSS)
+    design: bool = False  # a design experiment: opt-in (BENCH_DESIGN=1 or named in BENCH_CONFIGS)
     notes: str = ""
 
 
@@ -52,10 +58,15 @@ ES_CHECKS = (
     Check(None, 401, "no token"),
 )
 
+AUTHZ_CHECKS = AUTH_CHECKS + (Check("rs256_other_sub", 403, "subject not allowed by the policy"),)
+SUBJECT = "bench-user"  # tokens.SUBJECT: the subject of the valid tokens
+OPT_S = "bench/.tools/target-s/wasm32-wasip1/release/"  # opt-level "s" builds (docs/performance.md)
+
 JWT_NATIVE_CACHED = ("jwt_authn", {"cache_size": 1000})
 JWT_NATIVE_NOCACHE = ("jwt_authn", {"cache_size": 0})
 JWT_WASM_CACHED = ("jwt_auth_wasm", {"cache_size": 1000})
 JWT_WASM_NOCACHE = ("jwt_auth_wasm", {"cache_size": 0})
+AUTHZ_MESHWARD = ("authz_wasm", {"subject": SUBJECT})
 
 CONFIGS: tuple[Config, ...] = (
     Config("C0", "bare Envoy (direct_response)", ()),
@@ -127,46 +138,126 @@ CONFIGS: tuple[Config, ...] = (
         needs=("jwt-auth.wasm",),
     ),
     Config(
-        "C1",
-        "native chain: jwt_authn (cached) + rbac + local_ratelimit",
-        (JWT_NATIVE_CACHED, ("rbac", {"subject": "bench-user"}), ("local_ratelimit", {})),
+        "N-rbac",
+        "native jwt_authn (cached) + rbac allowing the token's subject",
+        (JWT_NATIVE_CACHED, ("rbac", {"subject": SUBJECT})),
         token="rs256",
-        checks=AUTH_CHECKS + (Check("rs256_other_sub", 403, "subject not allowed by rbac"),),
+        checks=AUTHZ_CHECKS,
+        cache="hit",
     ),
-    # --- pending: add when the filters land -------------------------------
     Config(
         "W-authz",
-        "meshward authz vs native rbac",
-        (),
+        "native jwt_authn (cached) + meshward authz allowing the token's subject",
+        (JWT_NATIVE_CACHED, ("authz_wasm", {"subject": SUBJECT, "identity": "jwt_authn"})),
+        token="rs256",
+        checks=AUTHZ_CHECKS,
+        cache="hit",
         pair="N-rbac",
         module="authz",
+        rss_base="N-jwt",
         needs=("authz.wasm",),
-        pending="not wired yet: add when filters/authz and its config schema are stable",
+        notes="same jwt_authn in front of both sides; authz reads the subject from jwt_authn metadata, "
+              "where rbac reads it (envoy-configs/authz.yaml vs native-rbac.yaml); RSS vs N-jwt",
+    ),
+    Config(
+        "N-ratelimit",
+        "native local_ratelimit (one bucket, never trips)",
+        (("local_ratelimit", {}),),
     ),
     Config(
         "W-ratelimit",
-        "meshward rate-limit vs native local_ratelimit",
-        (),
+        "meshward rate-limit, local mode (one bucket, never trips)",
+        (("rate_limit_wasm", {}),),
         pair="N-ratelimit",
         module="rate-limit",
         needs=("rate-limit.wasm",),
-        pending="not wired yet: add when filters/rate-limit and its config schema are stable",
+        notes="one constant-key token bucket of 1e9/s, response_headers none (as local_ratelimit)",
+    ),
+    Config(
+        "C1",
+        "native chain: jwt_authn (cached) + rbac + local_ratelimit",
+        (JWT_NATIVE_CACHED, ("rbac", {"subject": SUBJECT}), ("local_ratelimit", {})),
+        token="rs256",
+        checks=AUTHZ_CHECKS,
+        cache="hit",
     ),
     Config(
         "C2",
-        "meshward chain: jwt-auth + authz + rate-limit",
-        (),
+        "meshward chain: jwt-auth (cached) + authz + rate-limit",
+        (JWT_WASM_CACHED, AUTHZ_MESHWARD, ("rate_limit_wasm", {})),
+        token="rs256",
+        checks=AUTHZ_CHECKS,
+        cache="hit",
         pair="C1",
+        modules=3,
         needs=("jwt-auth.wasm", "authz.wasm", "rate-limit.wasm"),
-        pending="needs the W-authz and W-ratelimit configurations first",
+        notes="same keys, token, subject policy and never-tripping bucket as C1; authz and rate-limit "
+              "read the identity jwt-auth writes to filter state",
+    ),
+    Config(
+        "C2-miss",
+        "meshward chain, fresh token per request (jwt cache 0)",
+        (JWT_WASM_NOCACHE, AUTHZ_MESHWARD, ("rate_limit_wasm", {})),
+        token="rs256",
+        rotate="rs256",
+        checks=AUTHZ_CHECKS,
+        cache="miss",
+        modules=3,
+        needs=("jwt-auth.wasm", "authz.wasm", "rate-limit.wasm"),
+        notes="jwt_cache_size 0; wrk cycles through distinct tokens; compare with W-jwt-miss-rs / N-jwt-miss-rs",
+    ),
+    # --- design experiments (opt-in: BENCH_DESIGN=1) -----------------------
+    Config(
+        "W-jwt-s",
+        "design: jwt-auth built with opt-level \"s\" (vs W-jwt, opt-level 3)",
+        (("jwt_auth_wasm", {"cache_size": 1000, "wasm": OPT_S + "jwt_auth.wasm"}),),
+        token="rs256",
+        checks=AUTH_CHECKS,
+        cache="hit",
+        pair="W-jwt",
+        module="jwt-auth (opt-level s)",
+        needs=(OPT_S + "jwt_auth.wasm",),
+        design=True,
+    ),
+    Config(
+        "C2-s",
+        "design: meshward chain, all three modules built with opt-level \"s\" (vs C2)",
+        (("jwt_auth_wasm", {"cache_size": 1000, "wasm": OPT_S + "jwt_auth.wasm"}),
+         ("authz_wasm", {"subject": SUBJECT, "wasm": OPT_S + "authz.wasm"}),
+         ("rate_limit_wasm", {"wasm": OPT_S + "rate_limit.wasm"})),
+        token="rs256",
+        checks=AUTHZ_CHECKS,
+        cache="hit",
+        pair="C2",
+        modules=3,
+        needs=(OPT_S + "jwt_auth.wasm", OPT_S + "authz.wasm", OPT_S + "rate_limit.wasm"),
+        design=True,
+    ),
+    Config(
+        "C2-vm",
+        "design: meshward chain with one vm_id shared by the three filters (vs C2)",
+        (("jwt_auth_wasm", {"cache_size": 1000, "vm_id": "meshward"}),
+         ("authz_wasm", {"subject": SUBJECT, "vm_id": "meshward"}),
+         ("rate_limit_wasm", {"vm_id": "meshward"})),
+        token="rs256",
+        checks=AUTHZ_CHECKS,
+        cache="hit",
+        pair="C2",
+        modules=3,
+        needs=("jwt-auth.wasm", "authz.wasm", "rate-limit.wasm"),
+        design=True,
+        notes="Envoy keys a VM by vm_id and the module's code hash, so three different modules still "
+              "get three VMs; this measures that",
     ),
 )
 
 BY_ID = {c.id: c for c in CONFIGS}
 
 
-def runnable(selected: set[str] | None = None) -> list[Config]:
-    return [c for c in CONFIGS if not c.pending and (not selected or c.id in selected)]
+def runnable(selected: set[str] | None = None, design: bool = False) -> list[Config]:
+    if selected:
+        return [c for c in CONFIGS if not c.pending and c.id in selected]
+    return [c for c in CONFIGS if not c.pending and (design or not c.design)]
 
 
 def pending() -> list[Config]:

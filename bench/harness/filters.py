@@ -22,7 +22,12 @@ class Ctx:
     jwks: str
 
 
-def _wasm(name: str, root_id: str, wasm_file: Path, configuration: str) -> dict:
+def _file(ctx: Ctx, default: str, wasm: str | None) -> Path:
+    """dist/<default>, or `wasm` (a path relative to the repository root) for a design variant."""
+    return (ctx.dist.parent / wasm) if wasm else (ctx.dist / default)
+
+
+def _wasm(name: str, root_id: str, wasm_file: Path, configuration: str, vm_id: str | None = None) -> dict:
     return {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -31,7 +36,7 @@ def _wasm(name: str, root_id: str, wasm_file: Path, configuration: str) -> dict:
                 "name": name,
                 "root_id": root_id,
                 "vm_config": {
-                    "vm_id": name.replace(".", "_"),
+                    "vm_id": vm_id or name.replace(".", "_"),
                     "runtime": "envoy.wasm.runtime.v8",
                     "code": {"local": {"filename": str(wasm_file)}},
                 },
@@ -48,7 +53,7 @@ def noop_wasm(ctx: Ctx) -> dict:
     return _wasm("meshward.noop", "noop", ctx.dist / "noop.wasm", "{}")
 
 
-def jwt_auth_wasm(ctx: Ctx, cache_size: int) -> dict:
+def jwt_auth_wasm(ctx: Ctx, cache_size: int, wasm: str | None = None, vm_id: str | None = None) -> dict:
     cfg = {
         "providers": {
             PROVIDER: {
@@ -60,7 +65,7 @@ def jwt_auth_wasm(ctx: Ctx, cache_size: int) -> dict:
         },
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": PROVIDER}}],
     }
-    return _wasm("meshward.jwt_auth", "jwt_auth", ctx.dist / "jwt-auth.wasm", json.dumps(cfg))
+    return _wasm("meshward.jwt_auth", "jwt_auth", _file(ctx, "jwt-auth.wasm", wasm), json.dumps(cfg), vm_id)
 
 
 def jwt_authn(ctx: Ctx, cache_size: int) -> dict:
@@ -119,10 +124,47 @@ def local_ratelimit(ctx: Ctx) -> dict:
     }
 
 
+def authz_wasm(ctx: Ctx, subject: str, identity: str = "meshward", wasm: str | None = None,
+               vm_id: str | None = None) -> dict:
+    """meshward authz with the policy of `rbac` above: allow one JWT subject, deny the rest (403).
+
+    identity "meshward": the subject comes from jwt-auth's filter state (the meshward chain);
+    identity "jwt_authn": from Envoy jwt_authn's dynamic metadata, exactly where `rbac` reads it
+    (envoy-configs/authz.yaml and native-rbac.yaml are the same pair)."""
+    cfg: dict = {
+        "policies": [{
+            "name": "bench-subject", "action": "ALLOW",
+            "rules": [{"when": [{"key": "request.auth.claims[sub]", "values": [subject]}]}],
+        }],
+    }
+    if identity == "jwt_authn":
+        cfg["identity"] = {"meshward": False, "jwt_authn": {"payload_in_metadata": "jwt_payload"}}
+    elif identity != "meshward":
+        raise ValueError(f"identity {identity!r}")
+    return _wasm("meshward.authz", "authz", _file(ctx, "authz.wasm", wasm), json.dumps(cfg), vm_id)
+
+
+def rate_limit_wasm(ctx: Ctx, wasm: str | None = None, vm_id: str | None = None) -> dict:
+    """meshward rate-limit, local mode, the equivalent of `local_ratelimit` above: one bucket for
+    all requests (a constant key, Envoy's generic_key), far larger than any bench can drain, and
+    no rate-limit response headers (local_ratelimit adds none by default)."""
+    cfg = {
+        "mode": "local",
+        "response_headers": "none",
+        "rules": [{
+            "name": "bench-global", "key": [{"literal": "all"}],
+            "limit": {"requests": 1_000_000_000, "per": "second", "algorithm": "token_bucket"},
+        }],
+    }
+    return _wasm("meshward.rate_limit", "rate_limit", _file(ctx, "rate-limit.wasm", wasm), json.dumps(cfg), vm_id)
+
+
 BUILDERS: dict[str, Callable[..., dict]] = {
     "noop_wasm": noop_wasm,
     "jwt_auth_wasm": jwt_auth_wasm,
     "jwt_authn": jwt_authn,
     "rbac": rbac,
     "local_ratelimit": local_ratelimit,
+    "authz_wasm": authz_wasm,
+    "rate_limit_wasm": rate_limit_wasm,
 }

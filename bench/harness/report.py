@@ -67,7 +67,7 @@ def markdown(doc: dict, png_name: str | None) -> str:
                  f"{_f(d['cpu_us_per_req'], '{:.1f}')} | {_f(d['rss_mib'], '{:.1f}')} | "
                  f"{_f(v['rss_added_mib'], '{:+.1f}')} | {_f(d['cache_hit_ratio'], '{:.0%}', '-')} | {_f(d.get('core0_other_pct'), '{:.0f}%')} | {d.get('rounds_used', d['rounds'])}/{d['rounds']} | {'yes' if d['correct'] else '**NO**'} |")
     L.append("")
-    L += ["## Wasm vs native pairs", "",
+    L += ["## Pairs: wasm vs native (and design variant vs its baseline)", "",
           "Latency columns use the highest fixed rate (a fraction of C0's maximum) that both sides sustained.", "",
           "| pair | throughput ratio | CPU/req ratio | rate | p50 ratio | added p50 µs wasm / native (ratio) |",
           "|---|---|---|---|---|---|"]

@@ -58,7 +58,7 @@ class Runner:
         self.wait_idle = float(os.environ.get("BENCH_WAIT_IDLE") or 0)  # max seconds to wait per run
         self.results: dict[str, dict] = {
             c.id: {"id": c.id, "title": c.title, "notes": c.notes, "pair": c.pair, "module": c.module,
-                   "cache": c.cache, "errors": [], "preflight": [], "throughput": [], "latency": [], "load_status_ok": True}
+                   "cache": c.cache, "rss_base": c.rss_base, "modules": c.modules, "design": c.design, "errors": [], "preflight": [], "throughput": [], "latency": [], "load_status_ok": True}
             for c in configs
         }
 
