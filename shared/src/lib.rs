@@ -7,6 +7,7 @@ pub mod duration;
 pub mod host;
 pub mod identity;
 pub mod metrics;
+pub mod path_template;
 pub mod response;
 
 #[cfg(any(test, feature = "fake-host"))]

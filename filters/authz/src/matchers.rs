@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use meshward_shared::config::ConfigError;
+pub use meshward_shared::path_template::{CaptureNames, Template};
 
 /// Istio string matching over a list of patterns; any pattern may match.
 #[derive(Debug, Clone, Default)]
@@ -232,150 +233,6 @@ pub fn parse_ip_loose(text: &str) -> Option<IpAddr> {
 
 // ------------------------------------------------------------------ paths
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Seg {
-    Lit(Box<str>),
-    /// One segment; `Some(capture index)` when named.
-    One(Option<usize>),
-    /// The rest (zero or more segments); must be last.
-    Rest(Option<usize>),
-}
-
-/// A pre-parsed path template such as `/users/{user}/orders/{**}`.
-#[derive(Debug, Clone)]
-pub struct Template {
-    pub(crate) segs: Vec<Seg>,
-    pub source: String,
-}
-
-/// Capture names declared by the templates of one path set.
-pub type CaptureNames = Vec<String>;
-
-impl Template {
-    pub fn parse(text: &str, names: &mut CaptureNames) -> Result<Template, String> {
-        let Some(body) = text.strip_prefix('/') else {
-            return Err(format!("path template `{text}` must start with `/`"));
-        };
-        let parts: Vec<&str> = body.split('/').collect();
-        let mut segs = Vec::with_capacity(parts.len());
-        let mut local: Vec<&str> = Vec::new();
-        for (i, part) in parts.iter().enumerate() {
-            let last = i + 1 == parts.len();
-            if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                let (name, kind) = match inner.split_once('=') {
-                    Some((n, k)) => (Some(n), k),
-                    None if inner == "*" || inner == "**" => (None, inner),
-                    None => (Some(inner), "*"),
-                };
-                if let Some(n) = name {
-                    let valid =
-                        !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-                    if !valid {
-                        return Err(format!("path template `{text}`: bad capture name `{n}`"));
-                    }
-                    if local.contains(&n) {
-                        return Err(format!(
-                            "path template `{text}`: capture `{n}` appears twice"
-                        ));
-                    }
-                    local.push(n);
-                }
-                let idx = name.map(|n| match names.iter().position(|x| x == n) {
-                    Some(i) => i,
-                    None => {
-                        names.push(n.to_string());
-                        names.len() - 1
-                    }
-                });
-                match kind {
-                    "*" => segs.push(Seg::One(idx)),
-                    "**" if last => segs.push(Seg::Rest(idx)),
-                    "**" => {
-                        return Err(format!(
-                            "path template `{text}`: `**` is allowed only in the last segment"
-                        ))
-                    }
-                    other => {
-                        return Err(format!(
-                            "path template `{text}`: unknown operator `{other}` (use `*` or `**`)"
-                        ))
-                    }
-                }
-            } else if part.contains(['{', '}', '*']) {
-                return Err(format!(
-                    "path template `{text}`: a segment must be a literal or one whole {{...}} variable"
-                ));
-            } else {
-                segs.push(Seg::Lit((*part).into()));
-            }
-        }
-        Ok(Template {
-            segs,
-            source: text.to_string(),
-        })
-    }
-
-    /// Match `path` (no query); on success return nothing more: captures are
-    /// read back with [`Template::capture`].
-    pub fn matches(&self, path: &str) -> bool {
-        self.walk(path, None).is_some()
-    }
-
-    /// The value bound to capture `idx` when `path` matches.
-    pub fn capture<'p>(&self, path: &'p str, idx: usize) -> Option<&'p str> {
-        self.walk(path, Some(idx)).flatten()
-    }
-
-    fn walk<'p>(&self, path: &'p str, want: Option<usize>) -> Option<Option<&'p str>> {
-        let body = path.strip_prefix('/')?;
-        let mut rest = body;
-        let mut found = None;
-        let mut done = false;
-        for seg in &self.segs {
-            if done {
-                // The path ended: only a trailing `{**}` (zero segments) still matches.
-                return match seg {
-                    Seg::Rest(idx) => {
-                        if want.is_some() && *idx == want {
-                            found = Some("");
-                        }
-                        Some(found)
-                    }
-                    _ => None,
-                };
-            }
-            match seg {
-                Seg::Rest(idx) => {
-                    if want.is_some() && *idx == want {
-                        found = Some(rest);
-                    }
-                    return Some(found);
-                }
-                _ => {
-                    let (cur, next) = match rest.split_once('/') {
-                        Some((c, n)) => (c, n),
-                        None => {
-                            done = true;
-                            (rest, "")
-                        }
-                    };
-                    match seg {
-                        Seg::Lit(l) if **l == *cur => {}
-                        Seg::One(idx) if !cur.is_empty() => {
-                            if want.is_some() && *idx == want {
-                                found = Some(cur);
-                            }
-                        }
-                        _ => return None,
-                    }
-                    rest = next;
-                }
-            }
-        }
-        done.then_some(found)
-    }
-}
-
 /// Istio `paths`: exact, `prefix*`, `*suffix`, `*`, or templates.
 #[derive(Debug, Clone, Default)]
 pub struct PathSet {
@@ -422,10 +279,7 @@ impl PathSet {
         let mut out = Vec::new();
         self.strings.first_segments(&mut out)?;
         for t in &self.templates {
-            match t.segs.first() {
-                Some(Seg::Lit(l)) => out.push(l.clone()),
-                _ => return None,
-            }
+            out.push(t.first_literal()?.into());
         }
         Some(out)
     }

@@ -614,7 +614,9 @@ fn compile_rule(r: RawRule, providers: &[&str]) -> Result<Rule, ConfigError> {
     } else if let Some(re) = m.safe_regex {
         PathMatcher::regex(&re.regex).map_err(|e| e.within("match.safe_regex.regex"))?
     } else if let Some(t) = m.path_template {
-        PathMatcher::Template(Template::parse(&t).map_err(|e| e.within("match.path_template"))?)
+        PathMatcher::Template(
+            Template::parse_plain(&t).map_err(|m| ConfigError::new("match.path_template", m))?,
+        )
     } else {
         return Err(ConfigError::new("match", "no path matcher"));
     };

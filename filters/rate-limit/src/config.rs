@@ -495,7 +495,9 @@ fn compile_match(m: RawMatch) -> Result<Matcher, ConfigError> {
         }
     }
     let template = match m.path_template {
-        Some(t) => Some(Template::parse(&t).map_err(|e| ConfigError::new("path_template", e))?),
+        Some(t) => {
+            Some(Template::parse_plain(&t).map_err(|e| ConfigError::new("path_template", e))?)
+        }
         None => None,
     };
     let mut headers = Vec::new();

@@ -1,6 +1,7 @@
 //! Keys (descriptors): which request facts a rule counts by, and how they
 //! compose into one key string and into RLS descriptor entries.
 
+pub use meshward_shared::path_template::Template;
 use std::cell::OnceCell;
 use std::net::IpAddr;
 
@@ -92,72 +93,6 @@ impl KeyPart {
             KeyPart::RouteName {} => "route_name",
             KeyPart::Literal(_) => "generic_key",
         }
-    }
-}
-
-/// A path template: literal segments, `{name}` (one segment), `{**}` (rest).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    pub text: String,
-    segments: Vec<Seg>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
-    Lit(String),
-    One,
-    Rest,
-}
-
-impl<'de> Deserialize<'de> for Template {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Template::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-impl Template {
-    pub fn parse(text: &str) -> Result<Template, String> {
-        let body = text
-            .strip_prefix('/')
-            .ok_or_else(|| format!("template `{text}` must start with `/`"))?;
-        let parts: Vec<&str> = body.split('/').collect();
-        let mut segments = Vec::with_capacity(parts.len());
-        for (i, p) in parts.iter().enumerate() {
-            let seg = if *p == "{**}" {
-                if i + 1 != parts.len() {
-                    return Err("`{**}` must be the last segment".into());
-                }
-                Seg::Rest
-            } else if p.starts_with('{') && p.ends_with('}') && p.len() > 2 {
-                Seg::One
-            } else if p.contains('{') || p.contains('}') {
-                return Err(format!("segment `{p}` is neither literal nor `{{name}}`"));
-            } else {
-                Seg::Lit((*p).to_string())
-            };
-            segments.push(seg);
-        }
-        Ok(Template {
-            text: text.to_string(),
-            segments,
-        })
-    }
-
-    pub fn matches(&self, path: &str) -> bool {
-        let Some(body) = path.strip_prefix('/') else {
-            return false;
-        };
-        let mut parts = body.split('/');
-        for seg in &self.segments {
-            match (seg, parts.next()) {
-                (Seg::Rest, _) => return true,
-                (Seg::One, Some(p)) if !p.is_empty() => {}
-                (Seg::Lit(l), Some(p)) if l == p => {}
-                _ => return false,
-            }
-        }
-        parts.next().is_none()
     }
 }
 
@@ -266,7 +201,7 @@ impl<'h, H: Host + ?Sized> RequestView<'h, H> {
             KeyPart::Query(q) => self.query_param(q),
             KeyPart::Method {} => Some(self.method.clone()),
             KeyPart::Path {} => Some(self.path.clone()),
-            KeyPart::PathTemplate(t) => t.matches(&self.path).then(|| t.text.clone()),
+            KeyPart::PathTemplate(t) => t.matches(&self.path).then(|| t.source.clone()),
             KeyPart::RouteName {} => self.route_name(),
             KeyPart::Literal(v) => Some(v.clone()),
         }
@@ -357,17 +292,17 @@ mod tests {
 
     #[test]
     fn templates() {
-        let t = Template::parse("/users/{id}/orders/{**}").unwrap();
+        let t = Template::parse_plain("/users/{id}/orders/{**}").unwrap();
         assert!(t.matches("/users/7/orders/1/items"));
         assert!(t.matches("/users/7/orders/"));
         assert!(!t.matches("/users//orders/1"));
         assert!(!t.matches("/users/7/carts/1"));
-        let t = Template::parse("/users/{id}").unwrap();
+        let t = Template::parse_plain("/users/{id}").unwrap();
         assert!(t.matches("/users/9"));
         assert!(!t.matches("/users/9/x"));
-        assert!(Template::parse("users").is_err());
-        assert!(Template::parse("/a/{**}/b").is_err());
-        assert!(Template::parse("/a/x{y}").is_err());
+        assert!(Template::parse_plain("users").is_err());
+        assert!(Template::parse_plain("/a/{**}/b").is_err());
+        assert!(Template::parse_plain("/a/x{y}").is_err());
     }
 
     #[test]
@@ -457,14 +392,14 @@ mod tests {
         assert_eq!(get(KeyPart::Path {}).as_deref(), Some("/users/42"));
         assert_eq!(
             get(KeyPart::PathTemplate(
-                Template::parse("/users/{id}").unwrap()
+                Template::parse_plain("/users/{id}").unwrap()
             ))
             .as_deref(),
             Some("/users/{id}")
         );
         assert_eq!(
             get(KeyPart::PathTemplate(
-                Template::parse("/orders/{id}").unwrap()
+                Template::parse_plain("/orders/{id}").unwrap()
             )),
             None
         );
