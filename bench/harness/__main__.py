@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -46,6 +47,10 @@ def _oha_bin() -> str:
 
 def main(mode_name: str) -> int:
     mode = MODES[mode_name]
+    # Overrides for targeted runs (design experiments): BENCH_ROUNDS / BENCH_SECONDS for the throughput phase.
+    if os.environ.get("BENCH_ROUNDS") or os.environ.get("BENCH_SECONDS"):
+        mode = dataclasses.replace(mode, tput_rounds=int(os.environ.get("BENCH_ROUNDS") or mode.tput_rounds),
+                                   tput_seconds=float(os.environ.get("BENCH_SECONDS") or mode.tput_seconds))
     started = dt.datetime.now(dt.timezone.utc)
     stem = started.strftime("%Y-%m-%dT%H%M%SZ")
     workdir = RESULTS / "tmp" / stem

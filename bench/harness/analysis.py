@@ -71,6 +71,7 @@ def summarize(raw: dict) -> dict:
             "cpu_us_per_req": _med([x["cpu_us_per_req"] for x in t]),
             "rss_mib": _med([x["rss_mib"] for x in t]),
             "core0_other_pct": _med([x.get("core0_other_pct") for x in t]),
+            "core1_other_pct": _med([x.get("core1_other_pct") for x in t]),
             "requests": sum(x["requests"] for x in t_all),
             "cache_hit_ratio": ratio,
             "latency_ms": lat_summary,
@@ -97,7 +98,7 @@ def ratios(s: dict) -> dict:
         if pair and pair in s:
             n = s[pair]
             added = {}
-            for label in ("25% C0", "50% C0", "75% C0"):
+            for label in ("25% C0", "50% C0", "75% C0", f"50% {cid}/{pair}"):
                 wl, nl = d["latency_ms"].get(label, {}), n["latency_ms"].get(label, {})
                 base = c0.get("latency_ms", {}).get(label, {}).get("p50")
                 if wl.get("p50") is not None and nl.get("p50") is not None and base is not None:
@@ -122,7 +123,9 @@ def _verdict(value, ok_fn, measured_ok: bool) -> str:
 
 
 def _noisy(*ds) -> bool:
-    return any(d is None or (d.get("core0_other_pct") or 0) > CLEAN_PCT for d in ds)
+    """Disturbed on Envoy's core, or on the load generator's (a starved wrk caps throughput)."""
+    return any(d is None or (d.get("core0_other_pct") or 0) > CLEAN_PCT
+               or (d.get("core1_other_pct") or 0) > CLEAN_PCT for d in ds)
 
 
 def _check_cpu(row: dict, cpu_value, ok_fn, *ds) -> dict:
@@ -164,7 +167,7 @@ def targets(s: dict, r: dict) -> list[dict]:
     _tput_target(out, s, r, "C2", "C1", "C2 (meshward chain, cached) >= 100% of C1 (native chain) throughput", 1.0)
     c2, c1, c0 = s.get("C2"), s.get("C1"), s.get("C0")
     added = r["pairs"].get("C2/C1", {}).get("added_p50", {})
-    lab = next((x for x in LAT_LABELS if x in added and added[x].get("ratio") is not None), None)
+    lab = next((x for x in LAT_LABELS + ("50% C2/C1",) if x in added and added[x].get("ratio") is not None), None)
     if c2 and c1 and c0:
         a = added.get(lab) if lab else None
         out.append({

@@ -18,10 +18,12 @@ class Mode:
     oha_conns: int = 16
     criterion: tuple[float, float] | None = None  # (warm-up s, measurement s) or None: skip
     publish: bool = True  # write into bench/results (else bench/results/tmp)
+    warmup_seconds: float = 0  # unmeasured load after each Envoy start (V8 tier-up, first verify)
 
 
 MODES = {
+    # wrk's -d has a resolution of 1 s; smoke runs no warm-up (correctness only).
     "smoke": Mode("smoke", 1, 1, 1, 1, (0.25,), 1100, criterion=None, publish=False),
-    "quick": Mode("quick", 3, 2, 1, 2, (0.25, 0.5, 0.75), 1100, criterion=(0.2, 0.5)),
-    "full": Mode("full", 5, 8, 3, 5, (0.25, 0.5, 0.75), 2000, criterion=(2.0, 5.0)),
+    "quick": Mode("quick", 3, 1, 1, 0.7, (0.25, 0.5, 0.75), 1100, criterion=(0.2, 0.5), warmup_seconds=0.3),
+    "full": Mode("full", 5, 8, 3, 5, (0.25, 0.5, 0.75), 2000, criterion=(2.0, 5.0), warmup_seconds=2),
 }

@@ -83,6 +83,17 @@ class Runner:
             log(f"  {cfg.id}: pre-flight FAILED: {msg}")
             env.stop()
             return None
+        if self.mode.warmup_seconds:
+            token = self.tokens.fixed[cfg.token] if cfg.token else None
+            try:
+                got = loadgen.warmup(env.url, self.mode.warmup_seconds, self.mode.oha_conns, token, self.oha_bin)
+            except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
+                got = {"error": 1}
+                log(f"  {cfg.id}: {e}")
+            got.pop("aborted due to deadline", None)
+            if set(got) != {"200"}:
+                self.results[cfg.id]["load_status_ok"] = False
+                self.results[cfg.id]["errors"].append(f"warm-up statuses {got}")
         return env
 
     def throughput_phase(self) -> None:
@@ -137,8 +148,27 @@ class Runner:
         vals = [r["rps"] for r in self.results.get(cid, {}).get("throughput", [])]
         return statistics.median(vals) if vals else None
 
+    def pair_rates(self, c0_rps: float) -> dict[str, list[tuple[str, float]]]:
+        """For each pair (a, b) that sustains none of the C0 fractions on both sides, one extra rate,
+        50% of the slower side's maximum, run on a, b and C0, so added p50 over C0 is comparable."""
+        ids = {c.id for c in self.configs}
+        extra: dict[str, list[tuple[str, float]]] = {}
+        for cfg in self.configs:
+            if not cfg.pair or cfg.pair not in ids:
+                continue
+            a, b = self.median_rps(cfg.id), self.median_rps(cfg.pair)
+            if not a or not b:
+                continue
+            if any(f * c0_rps <= 0.9 * min(a, b) for f in self.mode.lat_fractions):
+                continue
+            label = f"50% {cfg.id}/{cfg.pair}"
+            for cid in (cfg.id, cfg.pair, "C0"):
+                extra.setdefault(cid, []).append((label, 0.5 * min(a, b)))
+        return extra
+
     def latency_phase(self, c0_rps: float) -> None:
         m = self.mode
+        extra = self.pair_rates(c0_rps)
         for rnd in range(m.lat_rounds):
             for cfg in self.configs:
                 own = self.median_rps(cfg.id)
@@ -148,8 +178,10 @@ class Runner:
                 for f in m.lat_fractions:
                     rate = f * c0_rps
                     plan.append((f"{int(f * 100)}% C0", rate, rate <= 0.9 * own))
-                if any(not ok for _, _, ok in plan):
+                pair_plan = [(label, rate, True) for label, rate in extra.get(cfg.id, [])]
+                if any(not ok for _, _, ok in plan) and not pair_plan:
                     plan.append(("50% own", 0.5 * own, True))
+                plan += pair_plan
                 env = self._start(cfg, f"{cfg.id}-l{rnd}")
                 if env is None:
                     continue
