@@ -234,6 +234,18 @@ CONFIGS: tuple[Config, ...] = (
         design=True,
     ),
     Config(
+        "W-authz-nods",
+        "design: W-authz with decision_state false (no filter-state write per request)",
+        (JWT_NATIVE_CACHED, ("authz_wasm", {"subject": SUBJECT, "identity": "jwt_authn", "decision_state": False})),
+        token="rs256",
+        checks=AUTHZ_CHECKS,
+        cache="hit",
+        pair="W-authz",
+        needs=("authz.wasm",),
+        design=True,
+        notes="one host call (set_property of meshward.authz.decision) fewer per request",
+    ),
+    Config(
         "C2-vm",
         "design: meshward chain with one vm_id shared by the three filters (vs C2)",
         (("jwt_auth_wasm", {"cache_size": 1000, "vm_id": "meshward"}),

@@ -125,7 +125,7 @@ def local_ratelimit(ctx: Ctx) -> dict:
 
 
 def authz_wasm(ctx: Ctx, subject: str, identity: str = "meshward", wasm: str | None = None,
-               vm_id: str | None = None) -> dict:
+               vm_id: str | None = None, decision_state: bool | None = None) -> dict:
     """meshward authz with the policy of `rbac` above: allow one JWT subject, deny the rest (403).
 
     identity "meshward": the subject comes from jwt-auth's filter state (the meshward chain);
@@ -137,6 +137,8 @@ def authz_wasm(ctx: Ctx, subject: str, identity: str = "meshward", wasm: str | N
             "rules": [{"when": [{"key": "request.auth.claims[sub]", "values": [subject]}]}],
         }],
     }
+    if decision_state is not None:
+        cfg["decision_state"] = decision_state
     if identity == "jwt_authn":
         cfg["identity"] = {"meshward": False, "jwt_authn": {"payload_in_metadata": "jwt_payload"}}
     elif identity != "meshward":
