@@ -23,7 +23,7 @@ help:
 	@echo "make build        build $(FILTERS) for $(WASM_TARGET) into dist/"
 	@echo "make integration  deps + build + pytest integration-tests/ (real Envoy, real OIDC provider)"
 	@echo "make test         everything CI runs: deps lint unit build integration"
-	@echo "make run          demo: echo upstream + Envoy on :10000 (admin :9901) with jwt-auth"
+	@echo "make run          demo: echo upstream + Envoy on :10000 (admin :9901): jwt-auth -> authz -> rate-limit (RATE_LIMIT_MODE=global starts Redis + the RLS)"
 	@echo "make bench        bench/run.sh \"\$$(MODE)\""
 	@echo "make clean        remove target/ dist/ .run/"
 
@@ -67,7 +67,7 @@ test: deps
 	$(VENV)/bin/python -m pytest -p no:cacheprovider -rfEs $(PYTEST_ARGS) integration-tests
 
 run: deps build
-	$(VENV)/bin/python scripts/run_demo.py
+	$(VENV)/bin/python scripts/run_demo.py $(if $(RATE_LIMIT_MODE),--rate-limit-mode $(RATE_LIMIT_MODE))
 
 bench:
 	bench/run.sh "$(MODE)"

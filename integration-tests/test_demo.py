@@ -23,6 +23,21 @@ def test_run_demo_check(jwt_wasm):
     assert "TOKEN=" in out and "curl" in out and "/stats" in out
 
 
+def test_run_demo_global_mode_starts_redis_and_the_service(jwt_wasm):
+    """`make run RATE_LIMIT_MODE=global`: the same checks, with the limit counted in Redis
+    through the shipped rate-limit service, which the demo starts and stops itself."""
+    env = dict(os.environ, RATE_LIMIT_MODE="global")
+    p = subprocess.run([sys.executable, str(SCRIPT), "--check"], cwd=REPO_ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-4000:]
+    assert "rate limit global mode (Redis + rate-limit service" in out
+    assert "check passed" in out
+    service = str(REPO_ROOT / "dist" / "ratelimit-service")
+    leftovers = subprocess.run(["pgrep", "-f", service], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", "the demo left the rate-limit service running"
+
+
 def test_run_demo_stops_everything_on_sigint(jwt_wasm, tmp_path):
     """Interactive mode: SIGINT stops Envoy and the upstream, leaving nothing listening."""
     port, admin, up = free_port(), free_port(), free_port()

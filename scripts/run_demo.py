@@ -54,6 +54,40 @@ def make_key(run_dir: Path):
     return key, {"keys": [pub]}
 
 
+def use_rate_limit_service(cfg: dict, mode: str, rls_port: int) -> bool:
+    """Put the demo's rate-limit filter in `mode`; for global/hybrid add the `ratelimit`
+    cluster. Returns True when Redis and the rate-limit service must run."""
+    listener = cfg["static_resources"]["listeners"][0]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    needs_service = False
+    for f in hcm["http_filters"]:
+        conf = f.get("typed_config", {}).get("config", {})
+        if conf.get("name") != "meshward.rate_limit":
+            continue
+        value = json.loads(conf["configuration"]["value"])
+        if mode != "local":
+            value["mode"] = mode
+            value["domain"] = "meshward-demo"
+            value["rate_limit_service"] = {"cluster": "ratelimit", "timeout": "0.25s"}
+            for rule in value["rules"]:
+                # The RLS protocol counts fixed windows aligned to the clock; an hour
+                # keeps the demo's four requests inside one window.
+                rule["limit"]["algorithm"] = "fixed_window"
+                rule["limit"]["per"] = "hour"
+        conf["configuration"]["value"] = json.dumps(value)
+        needs_service = value.get("mode", "local") in ("global", "hybrid")
+    if needs_service and not any(c["name"] == "ratelimit" for c in cfg["static_resources"]["clusters"]):
+        cfg["static_resources"]["clusters"].append({
+            "name": "ratelimit", "type": "STATIC", "connect_timeout": "0.25s",
+            "typed_extension_protocol_options": {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}}}},
+            "load_assignment": {"cluster_name": "ratelimit", "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": rls_port}}}}]}]}})
+    return needs_service
+
+
 def render_config(jwks: dict, port: int, admin_port: int, upstream_port: int) -> dict:
     cfg = yaml.safe_load((ROOT / "envoy-configs" / "demo.yaml").read_text())
     cfg["admin"]["address"]["socket_address"]["port_value"] = admin_port
@@ -122,7 +156,7 @@ def run_checks(base: str, token: str, tampered: str, admin_token: str) -> list[s
         failures.append("authz 403 without a reason code")
     for i in range(3):
         expect(f"rate-limited route, request {i + 1} of 3", 200, path="/limited", tok=token)
-    r = expect("rate-limited route, 4th request in the minute", 429, path="/limited", tok=token)
+    r = expect("rate-limited route, 4th request in the window", 429, path="/limited", tok=token)
     if r is not None and r.status_code == 429 and "retry-after" not in r.headers:
         failures.append("429 without Retry-After")
     return failures
@@ -136,6 +170,10 @@ def main() -> int:
     ap.add_argument("--upstream-port", type=int, help="echo upstream port (default 18080; free with --check)")
     ap.add_argument("--run-dir", type=Path, help="where keys/config/logs go (default .run/)")
     ap.add_argument("--ready-timeout", type=float, default=30.0)
+    ap.add_argument("--rate-limit-mode", choices=["local", "global", "hybrid"],
+                    default=os.environ.get("RATE_LIMIT_MODE", "local"),
+                    help="rate-limit mode for the demo; global/hybrid also start Redis and the "
+                         "rate-limit service (default: local, or $RATE_LIMIT_MODE)")
     args = ap.parse_args()
 
     for name in ("jwt-auth", "authz", "rate-limit"):
@@ -158,8 +196,19 @@ def main() -> int:
     key, jwks = make_key(run_dir)
     (run_dir / "jwks.json").write_text(json.dumps(jwks, indent=1))
     cfg_path = run_dir / "demo.yaml"
-    cfg_path.write_text(json.dumps(render_config(jwks, port, admin_port, upstream_port), indent=1))
+    cfg = render_config(jwks, port, admin_port, upstream_port)
+    rls_port = free_port() if args.check else 8081
+    needs_service = use_rate_limit_service(cfg, args.rate_limit_mode, rls_port)
+    cfg_path.write_text(json.dumps(cfg, indent=1))
 
+    services = []
+    if needs_service:
+        from harness.rls_proc import start_stack
+
+        if not (ROOT / "dist" / "ratelimit-service").exists():
+            print("dist/ratelimit-service missing: run `make build`", file=sys.stderr)
+            return 2
+        services = list(start_stack(run_dir, rls_port=rls_port))
     echo = EchoUpstream(port=upstream_port).start()
     envoy = Proc("envoy", [envoy_bin(), "-c", cfg_path, "--concurrency", "2", "--use-dynamic-base-id",
                            "-l", "info", "--drain-time-s", "1", "--parent-shutdown-time-s", "2"],
@@ -173,6 +222,8 @@ def main() -> int:
         stopping["flag"] = True
         envoy.stop()
         echo.stop()
+        for svc in services:
+            svc.stop()
 
     def on_signal(signum, _frame):
         print(f"\nstopping (signal {signum})...", flush=True)
@@ -209,6 +260,7 @@ def main() -> int:
 meshward demo: jwt-auth -> authz -> rate-limit
   Envoy      {base}  (admin http://localhost:{admin_port})   log: {rel}/envoy.log
   upstream   echo on 127.0.0.1:{upstream_port} (answers with the request headers it got)
+  rate limit {args.rate_limit_mode} mode{f" (Redis + rate-limit service on 127.0.0.1:{rls_port})" if needs_service else ""}
   dev key    {rel}/dev-key.pem (ES256, kid {KID}); issuer {ISSUER}, audience {AUDIENCE}
 
 dev token (1h, scope "read write", also in {rel}/dev-token.txt):
@@ -224,7 +276,7 @@ deny (401, problem+json, WWW-Authenticate):
 authz (object-level: a user reads only their own data):
   curl -s  -H "Authorization: Bearer $TOKEN" {base}/users/dev-user/orders | jq .   # 200
   curl -si -H "Authorization: Bearer $TOKEN" {base}/users/dev-admin/orders        # 403, policy + reason
-rate-limit (3 requests a minute per user on /limited; the 4th gets 429 with Retry-After):
+rate-limit (3 requests per {"minute" if args.rate_limit_mode == "local" else "hour"} per user on /limited; the 4th gets 429 with Retry-After):
   for i in 1 2 3 4; do curl -s -o /dev/null -w "%{{http_code}}\\n" -H "Authorization: Bearer $TOKEN" {base}/limited; done
 public (no token needed; spoofed x-jwt-* headers are stripped):
   curl -s -H "x-jwt-sub: spoofed" {base}/public | jq .headers
