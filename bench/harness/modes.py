@@ -24,6 +24,6 @@ class Mode:
 MODES = {
     # wrk's -d has a resolution of 1 s; smoke runs no warm-up (correctness only).
     "smoke": Mode("smoke", 1, 1, 1, 1, (0.25,), 1100, criterion=None, publish=False),
-    "quick": Mode("quick", 3, 1, 1, 0.7, (0.25, 0.5, 0.75), 1100, criterion=(0.2, 0.5), warmup_seconds=0.3),
+    "quick": Mode("quick", 3, 1, 1, 0.6, (0.25, 0.5, 0.75), 1100, criterion=(0.2, 0.5), warmup_seconds=0.3),
     "full": Mode("full", 5, 8, 3, 5, (0.25, 0.5, 0.75), 2000, criterion=(2.0, 5.0), warmup_seconds=2),
 }
