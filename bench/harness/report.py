@@ -28,7 +28,8 @@ def markdown(doc: dict, png_name: str | None) -> str:
     busy = meta["loadavg_at_start"][0] > 1.0 or any((d.get("core0_other_pct") or 0) > 5 for d in s.values())
     if noisy or busy:
         L += [f"> **Noise warning**: load average at start {meta['loadavg_at_start'][0]}, at end "
-              f"{meta.get('loadavg_at_end', ['?'])[0]} (2 cores; other work was running). Throughput spread over rounds "
+              f"{meta.get('loadavg_at_end', ['?'])[0]} (2 cores{'; other work was running' if busy else ''}). "
+              "Throughput spread over rounds "
               f"exceeded 25% for: {', '.join(noisy) or 'none'}. Other processes took a median "
               f"{max((d.get('core0_other_pct') or 0) for d in s.values()):.0f}% (worst configuration) of Envoy's "
               "core 0 during the runs (column 'core0 other'). Prefer the CPU µs/req ratios, which count only "
