@@ -22,7 +22,7 @@ help:
 	@echo "make unit         cargo test --workspace"
 	@echo "make build        build $(FILTERS) for $(WASM_TARGET) into dist/"
 	@echo "make integration  deps + build + pytest integration-tests/ (real Envoy, real OIDC provider)"
-	@echo "make test         everything CI runs: deps lint unit build integration"
+	@echo "make test         everything CI runs: deps lint unit build, bench smoke, integration"
 	@echo "make run          demo: echo upstream + Envoy on :10000 (admin :9901): jwt-auth -> authz -> rate-limit (RATE_LIMIT_MODE=global starts Redis + the RLS)"
 	@echo "make bench        bench/run.sh \"\$$(MODE)\""
 	@echo "make clean        remove target/ dist/ .run/"
@@ -64,6 +64,8 @@ test: deps
 	$(MAKE) --no-print-directory clippy
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory build
+	@# The benchmark's smoke mode: every configuration answers as intended; no timing asserted.
+	BENCH_NO_BUILD=1 bash bench/run.sh smoke
 	$(VENV)/bin/python -m pytest -p no:cacheprovider -rfEs $(PYTEST_ARGS) integration-tests
 
 run: deps build
