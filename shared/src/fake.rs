@@ -45,6 +45,8 @@ pub struct FakeHost {
     grpc_calls: RefCell<Vec<GrpcCall>>,
     grpc_response: RefCell<Option<Vec<u8>>>,
     response_headers: RefCell<Vec<(String, String)>>,
+    /// Host reads that return data, in order (see [`FakeHost::reads`]).
+    reads: RefCell<Vec<String>>,
 }
 
 /// A recorded gRPC callout.
@@ -130,6 +132,20 @@ impl FakeHost {
     pub fn clear_response_headers(&self) {
         self.response_headers.borrow_mut().clear();
     }
+    /// Every host read that hands data back to the filter (`header :path`,
+    /// `property source.address`, `shared mwrl:3`, ...). In Envoy each one
+    /// costs a call back into the VM to allocate the result, the dominant
+    /// per-request cost of a filter (docs/performance.md), so tests can hold
+    /// a request path to a budget.
+    pub fn reads(&self) -> Vec<String> {
+        self.reads.borrow().clone()
+    }
+    pub fn clear_reads(&self) {
+        self.reads.borrow_mut().clear();
+    }
+    fn record(&self, what: String) {
+        self.reads.borrow_mut().push(what);
+    }
     pub fn put_property(&self, path: &[&str], value: &[u8]) {
         self.properties
             .borrow_mut()
@@ -142,6 +158,7 @@ impl Host for FakeHost {
         UNIX_EPOCH + Duration::from_millis(*self.now.borrow())
     }
     fn request_header(&self, name: &str) -> Option<String> {
+        self.record(format!("header {name}"));
         self.headers
             .borrow()
             .iter()
@@ -149,6 +166,7 @@ impl Host for FakeHost {
             .map(|(_, v)| v.clone())
     }
     fn request_headers(&self) -> Vec<(String, String)> {
+        self.record("headers".to_string());
         self.headers.borrow().clone()
     }
     fn set_request_header(&self, name: &str, value: Option<&str>) {
@@ -164,6 +182,7 @@ impl Host for FakeHost {
             .push((name.to_ascii_lowercase(), value.to_string()));
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.record(format!("property {}", path.join(".")));
         self.properties.borrow().get(&path.join(".")).cloned()
     }
     fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
@@ -171,6 +190,7 @@ impl Host for FakeHost {
         Ok(())
     }
     fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        self.record(format!("shared {key}"));
         match self.shared.borrow().get(key) {
             Some((v, cas)) => (Some(v.clone()), Some(*cas)),
             None => (None, None),

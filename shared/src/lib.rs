@@ -2,6 +2,7 @@
 //! standard deny responses, the identity contract, metrics and audit lines.
 
 pub mod audit;
+pub mod callbacks;
 pub mod config;
 pub mod duration;
 pub mod host;

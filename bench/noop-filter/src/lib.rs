@@ -20,6 +20,8 @@ impl RootContext for NoopRoot {
     }
 }
 
+meshward_shared::stream_callbacks!("request_headers");
+
 struct Noop;
 impl Context for Noop {}
 impl HttpContext for Noop {

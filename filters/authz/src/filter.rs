@@ -28,6 +28,8 @@ pub struct AuthzFilter {
     pub runtime: Rc<Runtime>,
 }
 
+meshward_shared::stream_callbacks!("request_headers");
+
 impl Context for AuthzFilter {}
 
 impl HttpContext for AuthzFilter {

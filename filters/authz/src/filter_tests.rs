@@ -281,3 +281,42 @@ fn hostile_inputs_do_not_panic() {
     let h = FakeHost::default();
     assert_eq!(process(&rt, &h), Step::Replied, "no headers at all");
 }
+
+#[test]
+fn every_stream_callback_the_glue_implements_is_declared_for_wasm_trim() {
+    let glue = concat!(include_str!("filter.rs"), include_str!("root.rs"));
+    let missing = meshward_shared::callbacks::undeclared(glue, super::STREAM_CALLBACKS);
+    assert!(
+        missing.is_empty(),
+        "implemented but not in stream_callbacks!: {missing:?}"
+    );
+}
+
+// Each host read that returns data costs a call back into the VM in Envoy
+// (docs/performance.md): the benchmark's policy (one claim from jwt_authn
+// metadata) must cost exactly one read.
+#[test]
+fn a_subject_policy_on_jwt_authn_metadata_reads_one_leaf() {
+    let rt = runtime(
+        &FakeHost::default(),
+        json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "jwt_payload"}},
+               "policies": [{"name": "p", "rules": [{"when": [{"key": "request.auth.claims[sub]", "values": ["alice"]}]}]}]}),
+    );
+    let h = req("/x");
+    h.put_property(
+        &[
+            "metadata",
+            "filter_metadata",
+            "envoy.filters.http.jwt_authn",
+            "jwt_payload",
+            "sub",
+        ],
+        b"alice",
+    );
+    h.clear_reads();
+    assert_eq!(process(&rt, &h), Step::Continue);
+    assert_eq!(
+        h.reads(),
+        ["property metadata.filter_metadata.envoy.filters.http.jwt_authn.jwt_payload.sub"]
+    );
+}

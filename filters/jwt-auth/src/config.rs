@@ -297,6 +297,12 @@ impl Config {
     }
 
     /// First rule matching the request, Envoy-style.
+    /// Whether deciding needs `:method` (each header read costs a call back
+    /// into the VM, so it is skipped when nothing looks at it).
+    pub fn reads_method(&self) -> bool {
+        self.bypass_cors_preflight || self.rules.iter().any(|r| !r.methods.is_empty())
+    }
+
     pub fn rule_for(&self, method: &str, path: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.matches(method, path))
     }

@@ -32,10 +32,15 @@ pub struct JwtFilter {
     pub runtime: Rc<Runtime>,
 }
 
-impl Context for JwtFilter {
-    fn on_done(&mut self) -> bool {
+meshward_shared::stream_callbacks!("request_headers", "request_body", "request_trailers");
+
+impl Context for JwtFilter {}
+
+// The stream is gone (proxy_on_delete): forget a pending wait. Done here
+// rather than in `on_done`, which would cost one more call into the VM per request.
+impl Drop for JwtFilter {
+    fn drop(&mut self) {
         self.runtime.remove_waiter(self.context_id);
-        true
     }
 }
 
@@ -79,7 +84,11 @@ pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H, final_attempt: bool) ->
     for name in &config.output_headers {
         host.set_request_header(name, None);
     }
-    let method = host.request_header(":method").unwrap_or_default();
+    let method = if config.reads_method() {
+        host.request_header(":method").unwrap_or_default()
+    } else {
+        String::new()
+    };
     let full_path = host.request_header(":path").unwrap_or_default();
     let (path, query) = split_path(&full_path);
     if config.bypass_cors_preflight && is_cors_preflight(host, &method) {

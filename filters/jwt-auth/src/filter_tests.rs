@@ -357,3 +357,48 @@ fn waiter_whose_stream_is_gone_is_dropped() {
     tick(&rt, &host, 1);
     assert!(!rt.is_waiting(5));
 }
+
+#[test]
+fn every_stream_callback_the_glue_implements_is_declared_for_wasm_trim() {
+    let glue = concat!(include_str!("filter.rs"), include_str!("root.rs"));
+    let missing = meshward_shared::callbacks::undeclared(glue, super::STREAM_CALLBACKS);
+    assert!(
+        missing.is_empty(),
+        "implemented but not in stream_callbacks!: {missing:?}"
+    );
+}
+
+// Each host read that returns data costs a call back into the VM in Envoy
+// (docs/performance.md): a request with a cached token reads :path and the
+// token's header, plus :method when CORS preflights bypass (the default) or
+// a rule matches methods.
+#[test]
+fn a_cached_token_costs_two_header_reads() {
+    let host = FakeHost::at(NOW);
+    let rt = runtime(&host, config(json!({"bypass_cors_preflight": false})));
+    let token = testing::token(
+        Alg::Rs256,
+        &json!({"iss": "https://idp.example", "aud": "api", "sub": "alice", "exp": NOW + 60}),
+    );
+    request(&host, "/x", Some(&token));
+    assert_eq!(process(&rt, &host, false), Step::Continue);
+    host.clear_reads();
+    request(&host, "/x", Some(&token));
+    assert_eq!(process(&rt, &host, false), Step::Continue);
+    assert_eq!(host.reads(), ["header :path", "header authorization"]);
+    // A rule that matches on methods needs :method too.
+    let rt = runtime(
+        &host,
+        config(json!({"bypass_cors_preflight": false,
+                      "rules": [{"match": {"prefix": "/", "methods": ["GET"]}, "requires": {"provider_name": "corp"}}]})),
+    );
+    request(&host, "/x", Some(&token));
+    host.clear_reads();
+    assert_eq!(process(&rt, &host, false), Step::Continue);
+    assert_eq!(host.reads()[0], "header :method");
+    let rt = runtime(&host, config(json!({})));
+    request(&host, "/x", Some(&token));
+    host.clear_reads();
+    assert_eq!(process(&rt, &host, false), Step::Continue);
+    assert_eq!(host.reads()[0], "header :method");
+}

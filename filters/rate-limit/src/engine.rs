@@ -338,21 +338,21 @@ impl Rule {
 
 fn matches<H: Host + ?Sized>(rule: &Rule, view: &RequestView<'_, H>) -> bool {
     let m = &rule.matcher;
-    if !m.methods.is_empty() && !m.methods.contains(&view.method) {
+    if !m.methods.is_empty() && !m.methods.iter().any(|x| x == view.method()) {
         return false;
     }
     if let Some(p) = &m.prefix {
-        if !view.path.starts_with(p.as_str()) {
+        if !view.path().starts_with(p.as_str()) {
             return false;
         }
     }
     if let Some(p) = &m.path {
-        if view.path != *p {
+        if view.path() != p {
             return false;
         }
     }
     if let Some(t) = &m.template {
-        if !t.matches(&view.path) {
+        if !t.matches(view.path()) {
             return false;
         }
     }

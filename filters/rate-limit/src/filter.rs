@@ -307,14 +307,24 @@ pub fn send<H: Host + ?Sized>(host: &H, reply: &LocalReply) {
     }
 }
 
+meshward_shared::stream_callbacks!(
+    "request_headers",
+    "request_body",
+    "request_trailers",
+    "response_headers"
+);
+
 impl Context for RateLimitFilter {
     fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
         self.on_rls_response(&HostCalls, token, status, size);
     }
+}
 
-    fn on_done(&mut self) -> bool {
+// The stream is gone (proxy_on_delete): forget a pending wait. Done here
+// rather than in `on_done`, which would cost one more call into the VM per request.
+impl Drop for RateLimitFilter {
+    fn drop(&mut self) {
         self.rt.remove_waiter(self.context_id);
-        true
     }
 }
 

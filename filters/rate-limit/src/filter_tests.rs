@@ -214,8 +214,11 @@ fn throttle_pauses_then_resumes_on_tick_and_rejects_past_max_delay() {
     assert!(host.tick_period.borrow().is_some());
     request(&host, "/", &[]);
     assert_eq!(run(&host, &rt, 1).0, Step::Continue);
-    assert_eq!(run(&host, &rt, 2).0, Step::Pause); // waits 100 ms
-    assert_eq!(run(&host, &rt, 3).0, Step::Pause); // waits 200 ms
+    // Paused streams stay alive until resumed (dropping one forgets its wait).
+    let (s2, _f2) = run(&host, &rt, 2);
+    assert_eq!(s2, Step::Pause); // waits 100 ms
+    let (s3, _f3) = run(&host, &rt, 3);
+    assert_eq!(s3, Step::Pause); // waits 200 ms
     assert_eq!(run(&host, &rt, 4).0, Step::Replied); // would wait 300 ms > 250
     assert_eq!(last_status(&host), Some(429));
     host.advance(std::time::Duration::from_millis(50));
@@ -341,7 +344,7 @@ fn global_failure_modes_and_deadline() {
     let host = FakeHost::at(NOW);
     let rt = runtime(&host, global_cfg(json!({})));
     request(&host, "/", &[("x-api-key", "k1")]);
-    let _ = run(&host, &rt, 6);
+    let _paused = run(&host, &rt, 6);
     host.advance(std::time::Duration::from_millis(150));
     tick(&rt, &host, 0);
     assert_eq!(last_status(&host), Some(503));
@@ -406,4 +409,67 @@ fn hybrid_admits_locally_and_syncs_in_batches() {
     let req = crate::proto::RateLimitRequest::decode(again[again.len() - 1].message.as_slice())
         .expect("decodes");
     assert_eq!(req.hits_addend, 1);
+}
+
+#[test]
+fn every_stream_callback_the_glue_implements_is_declared_for_wasm_trim() {
+    let glue = concat!(include_str!("filter.rs"), include_str!("root.rs"));
+    let missing = meshward_shared::callbacks::undeclared(glue, super::STREAM_CALLBACKS);
+    assert!(
+        missing.is_empty(),
+        "implemented but not in stream_callbacks!: {missing:?}"
+    );
+}
+
+#[test]
+fn a_stream_that_ends_while_paused_leaves_no_waiter() {
+    let host = FakeHost::at(NOW);
+    let rt = runtime(&host, global_cfg(json!({})));
+    request(&host, "/", &[("x-api-key", "k1")]);
+    let (step, f) = run(&host, &rt, 9);
+    assert_eq!(step, Step::Pause);
+    assert!(rt.is_waiting(9));
+    drop(f); // the client went away: Envoy deletes the context
+    assert!(!rt.is_waiting(9));
+}
+
+// Each host read that returns data costs a call back into the VM in Envoy
+// (docs/performance.md), so the hot path is held to a budget.
+#[test]
+fn a_constant_key_reads_only_its_counter() {
+    let host = FakeHost::at(NOW);
+    let rt = runtime(
+        &host,
+        json!({"response_headers": "none", "rules": [{"name": "all", "key": [{"literal": "all"}],
+               "limit": {"requests": 1000, "per": "second"}}]}),
+    );
+    request(&host, "/a?b=1", &[("x-api-key", "k")]);
+    host.clear_reads();
+    let (step, _f) = run(&host, &rt, 1);
+    assert_eq!(step, Step::Continue);
+    let reads = host.reads();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert!(reads[0].starts_with("shared mwrl:"), "{reads:?}");
+    assert_eq!(host.counter("meshward.rate_limit.rule.all.allowed"), 1);
+}
+
+#[test]
+fn request_facts_are_read_once_and_only_when_a_rule_needs_them() {
+    let host = FakeHost::at(NOW);
+    let rt = runtime(
+        &host,
+        json!({"rules": [{"name": "r", "match": {"prefix": "/a", "methods": ["GET"]},
+               "key": [{"path": {}}, {"query": "b"}, {"method": {}}, {"header": "x-api-key"}],
+               "limit": {"requests": 1000, "per": "second"}}]}),
+    );
+    request(&host, "/a?b=1", &[("x-api-key", "k")]);
+    host.clear_reads();
+    let (step, _f) = run(&host, &rt, 1);
+    assert_eq!(step, Step::Continue);
+    let mut reads = host.reads();
+    reads.retain(|r| !r.starts_with("shared "));
+    assert_eq!(
+        reads,
+        ["header :method", "header :path", "header x-api-key"]
+    );
 }
