@@ -2,6 +2,7 @@
 # meshward benchmark harness entry point.
 #
 #   bench/run.sh [smoke|quick|full]      (default: quick; `make bench MODE=...` calls this)
+#   bench/run.sh paired                  side-by-side pair ratios (bench/harness/paired.py)
 #
 # Installs what it needs (idempotently), builds the filters if dist/ lacks them,
 # then runs bench/harness (Python). See docs/performance.md.
@@ -15,7 +16,7 @@
 set -euo pipefail
 
 MODE="${1:-quick}"
-case "$MODE" in smoke|quick|full) ;; *) echo "usage: $0 [smoke|quick|full]" >&2; exit 2;; esac
+case "$MODE" in smoke|quick|full|paired) ;; *) echo "usage: $0 [smoke|quick|full|paired]" >&2; exit 2;; esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -89,7 +90,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 
-PYTHONPATH="$ROOT/bench" "$VENV/bin/python" -m harness "$MODE" &
+if [ "$MODE" = paired ]; then
+  PYTHONPATH="$ROOT/bench" "$VENV/bin/python" -m harness.paired &
+else
+  PYTHONPATH="$ROOT/bench" "$VENV/bin/python" -m harness "$MODE" &
+fi
 PY_PID=$!
 set +e
 wait "$PY_PID"

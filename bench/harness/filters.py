@@ -49,8 +49,9 @@ def _wasm(name: str, root_id: str, wasm_file: Path, configuration: str, vm_id: s
     }
 
 
-def noop_wasm(ctx: Ctx) -> dict:
-    return _wasm("meshward.noop", "noop", ctx.dist / "noop.wasm", "{}")
+def noop_wasm(ctx: Ctx, probe: list | None = None) -> dict:
+    """The no-op filter; with `probe`, it makes those host calls on every request (bench/noop-filter)."""
+    return _wasm("meshward.noop", "noop", ctx.dist / "noop.wasm", json.dumps({"probe": probe or []}))
 
 
 def jwt_auth_wasm(ctx: Ctx, cache_size: int, wasm: str | None = None, vm_id: str | None = None) -> dict:

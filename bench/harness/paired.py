@@ -1,0 +1,178 @@
+"""python -m harness.paired  (bench/run.sh paired): side-by-side A/B ratios that survive a noisy machine.
+
+The interleaved modes start a fresh Envoy per configuration and round, so a
+slow drift of the shared machine (CPU steal, frequency) lands between the two
+sides of a pair. Here every configuration of a group runs at the same time
+(idle Envoys cost nothing), each gets a 3 s warm-up, and then the rounds visit
+them in a shuffled order with short wrk windows. Each round yields one ratio
+per configuration against the group's baseline, measured seconds apart; the
+report gives the median of those paired ratios and of the paired difference in
+Envoy CPU µs per request. Correctness: every configuration passes its
+pre-flight checks and every load response is 2xx, or the run fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import configs, loadgen, tokens
+from .envoy import Envoy, envoy_binary, kill_all
+from .filters import Ctx
+from .runner import preflight
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+
+
+@dataclass(frozen=True)
+class Group:
+    title: str
+    ids: tuple[str, ...]  # the first is the baseline of the group
+    target: tuple[str, str, float] | None = None  # (wasm id, native id, minimum throughput ratio)
+
+
+GROUPS = (
+    Group("rate-limit: meshward local mode vs native local_ratelimit",
+          ("N-ratelimit", "W-ratelimit", "C0", "C3"), ("W-ratelimit", "N-ratelimit", 0.90)),
+    Group("authz vs rbac, both behind native jwt_authn",
+          ("N-rbac", "W-authz", "N-jwt", "P-jwt", "P-metadata"), ("W-authz", "N-rbac", 0.90)),
+    Group("jwt-auth vs jwt_authn (cached token)", ("N-jwt", "W-jwt", "C0"), ("W-jwt", "N-jwt", 0.90)),
+    Group("price of one host call (ABI probes on the no-op module)",
+          ("C3", "P-header", "P-property", "P-setprop", "P-shared", "C0")),
+)
+
+
+def plot(groups: list[tuple[Group, dict[str, float]]], out: Path) -> None:
+    """PNG: one panel per group, the paired throughput ratio of each configuration vs the baseline."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not groups:
+        return
+    fig, axes = plt.subplots(len(groups), 1, figsize=(9, 3.2 * len(groups)))
+    axes = axes if hasattr(axes, "__len__") else [axes]
+    for ax, (g, ratios) in zip(axes, groups):
+        ids = list(ratios)
+        vals = [ratios[i] * 100 for i in ids]
+        ax.bar(ids, vals, color=["tab:gray" if i == g.ids[0] else "tab:blue" for i in ids])
+        ax.axhline(100, color="black", linewidth=0.8)
+        if g.target:
+            ax.axhline(g.target[2] * 100, color="tab:red", linestyle="--", linewidth=0.8,
+                       label=f"target for {g.target[0]}")
+            ax.legend(fontsize=8)
+        for x, v in enumerate(vals):
+            ax.text(x, v, f"{v:.0f}%", ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel(f"% of {g.ids[0]} (paired)")
+        ax.set_title(g.title, fontsize=10)
+        ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+def run_group(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens, work: Path, rounds: int,
+              seconds: int) -> tuple[list[str], list[str], dict[str, float]]:
+    envs: list[tuple[configs.Config, Envoy, str | None]] = []
+    errors: list[str] = []
+    try:
+        for i, cid in enumerate(g.ids):
+            cfg = configs.BY_ID[cid]
+            env = Envoy(binary, cfg, ctx, work, f"paired-{cid}-{i}")
+            env.start()
+            bad = [c for c in preflight(env, toks) if not c["ok"]]
+            if bad:
+                errors.append(f"{cid}: pre-flight {bad}")
+            token = toks.fixed[cfg.token] if cfg.token else None
+            loadgen.wrk(env.url, 3, 32, token, None)  # warm-up: V8 compiles and tiers up lazily
+            envs.append((cfg, env, token))
+        samples: dict[str, list[tuple[float, float]]] = {c.id: [] for c, _, _ in envs}
+        for _ in range(rounds):
+            order = list(envs)
+            random.shuffle(order)
+            for cfg, env, token in order:
+                c0 = env.cpu_seconds()
+                r = loadgen.wrk(env.url, seconds, 32, token, None)
+                c1 = env.cpu_seconds()
+                if r.non_2xx_3xx or r.socket_errors:
+                    errors.append(f"{cfg.id}: {r.non_2xx_3xx} non-2xx, {r.socket_errors} socket errors")
+                samples[cfg.id].append((r.rps, 1e6 * (c1 - c0) / max(r.requests, 1)))
+        base = samples[g.ids[0]]
+        rows = [f"### {g.title}", "",
+                f"Baseline **{g.ids[0]}**; {rounds} rounds of {seconds} s per configuration.", "",
+                "| config | description | req/s (median) | CPU µs/req (median) | paired throughput ratio | "
+                "paired CPU ratio | paired Δ CPU µs/req |",
+                "|---|---|---|---|---|---|---|"]
+        ratios: dict[str, float] = {}
+        for cfg, _, _ in envs:
+            s = samples[cfg.id]
+            tput = statistics.median(a[0] / b[0] for a, b in zip(s, base))
+            ratios[cfg.id] = tput
+            cpu = statistics.median(a[1] / b[1] for a, b in zip(s, base))
+            delta = statistics.median(a[1] - b[1] for a, b in zip(s, base))
+            rows.append(f"| {cfg.id} | {cfg.title} | {statistics.median(x[0] for x in s):.0f} | "
+                        f"{statistics.median(x[1] for x in s):.1f} | {tput:.1%} | {cpu:.3f}x | {delta:+.1f} |")
+        verdicts = []
+        if g.target:
+            w, n, minimum = g.target
+            ws, ns = samples[w], samples[n]
+            tput = statistics.median(a[0] / b[0] for a, b in zip(ws, ns))
+            cpu = statistics.median(b[1] / a[1] for a, b in zip(ws, ns))
+            ok = tput >= minimum and not errors
+            verdicts.append(f"| {w} >= {minimum:.0%} of {n} throughput | {tput:.1%} (CPU-based: {cpu:.1%}) | "
+                            f"{'met' if ok else '**NOT MET**'} |")
+        return rows + [""] + [f"- error: {e}" for e in errors], verdicts + [f"error:{e}" for e in errors], ratios
+    finally:
+        for _, env, _ in envs:
+            env.stop()
+
+
+def main() -> int:
+    rounds = int(os.environ.get("BENCH_ROUNDS") or 12)
+    seconds = int(os.environ.get("BENCH_SECONDS") or 1)
+    only = {x.strip() for x in os.environ.get("BENCH_GROUPS", "").split(",") if x.strip()}
+    started = dt.datetime.now(dt.timezone.utc)
+    stem = started.strftime("%Y-%m-%dT%H%M%SZ") + "-paired"
+    work = RESULTS / "tmp" / stem
+    work.mkdir(parents=True, exist_ok=True)
+    toks = tokens.mint(work, 1)
+    ctx = Ctx(dist=ROOT / "dist", jwks=toks.jwks)
+    binary = envoy_binary(ROOT / ".venv")
+    body: list[str] = []
+    verdicts: list[str] = []
+    plotted: list[tuple[Group, dict[str, float]]] = []
+    for i, g in enumerate(GROUPS):
+        if only and str(i + 1) not in only:
+            continue
+        print(f"[bench] paired group {i + 1}: {g.title}", file=sys.stderr, flush=True)
+        rows, v, ratios = run_group(g, binary, ctx, toks, work, rounds, seconds)
+        body += rows + [""]
+        verdicts += v
+        plotted.append((g, ratios))
+    failed = [v for v in verdicts if v.startswith("error:")]
+    out = [f"# meshward paired benchmark: {started.isoformat(timespec='seconds')}", "",
+           f"git {os.popen('git rev-parse --short HEAD').read().strip()}; load average at start "
+           f"{os.getloadavg()[0]:.2f} (2 cores). Method: bench/harness/paired.py (all configurations of a group "
+           "run at once; shuffled rounds; medians of per-round ratios against the group's baseline).", "",
+           "## Targets", "", "| target | measured | verdict |", "|---|---|---|",
+           *[v for v in verdicts if not v.startswith("error:")], "", "## Groups", "", *body]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{stem}.md"
+    png = RESULTS / f"{stem}.png"
+    plot(plotted, png)
+    out += ["", f"![paired throughput ratios]({png.name})"]
+    path.write_text("\n".join(out) + "\n")
+    print("\n".join(out))
+    print(f"[bench] wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    kill_all()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
