@@ -49,14 +49,11 @@ impl Context for NoopRoot {}
 
 impl RootContext for NoopRoot {
     fn on_configure(&mut self, size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(
-            proxy_wasm::types::BufferType::PluginConfiguration,
-            0,
-            size,
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+        let bytes =
+            hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, size)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
         let text = if bytes.is_empty() { &b"{}"[..] } else { &bytes };
         match serde_json::from_slice::<Config>(text) {
             Ok(c) => {
