@@ -49,6 +49,23 @@ macro_rules! stream_callbacks {
     };
 }
 
+/// The unit test every filter carries: fails when the glue (the source text
+/// given, e.g. `concat!(include_str!("filter.rs"), include_str!("root.rs"))`)
+/// implements a stream callback missing from its `stream_callbacks!`.
+#[macro_export]
+macro_rules! test_stream_callbacks_declared {
+    ($glue:expr) => {
+        #[test]
+        fn every_stream_callback_the_glue_implements_is_declared_for_wasm_trim() {
+            let missing = $crate::callbacks::undeclared($glue, super::STREAM_CALLBACKS);
+            assert!(
+                missing.is_empty(),
+                "implemented but not in stream_callbacks!: {missing:?}"
+            );
+        }
+    };
+}
+
 /// Check a declaration against the callbacks a filter's source implements
 /// (`fn on_http_<name>` / `fn on_log` / `fn on_done`): an implemented but
 /// undeclared callback would silently never run once trimmed.

@@ -282,15 +282,10 @@ fn hostile_inputs_do_not_panic() {
     assert_eq!(process(&rt, &h), Step::Replied, "no headers at all");
 }
 
-#[test]
-fn every_stream_callback_the_glue_implements_is_declared_for_wasm_trim() {
-    let glue = concat!(include_str!("filter.rs"), include_str!("root.rs"));
-    let missing = meshward_shared::callbacks::undeclared(glue, super::STREAM_CALLBACKS);
-    assert!(
-        missing.is_empty(),
-        "implemented but not in stream_callbacks!: {missing:?}"
-    );
-}
+meshward_shared::test_stream_callbacks_declared!(concat!(
+    include_str!("filter.rs"),
+    include_str!("root.rs")
+));
 
 // Each host read that returns data costs a call back into the VM in Envoy
 // (docs/performance.md): the benchmark's policy (one claim from jwt_authn

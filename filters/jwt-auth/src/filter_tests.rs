@@ -358,15 +358,10 @@ fn waiter_whose_stream_is_gone_is_dropped() {
     assert!(!rt.is_waiting(5));
 }
 
-#[test]
-fn every_stream_callback_the_glue_implements_is_declared_for_wasm_trim() {
-    let glue = concat!(include_str!("filter.rs"), include_str!("root.rs"));
-    let missing = meshward_shared::callbacks::undeclared(glue, super::STREAM_CALLBACKS);
-    assert!(
-        missing.is_empty(),
-        "implemented but not in stream_callbacks!: {missing:?}"
-    );
-}
+meshward_shared::test_stream_callbacks_declared!(concat!(
+    include_str!("filter.rs"),
+    include_str!("root.rs")
+));
 
 // Each host read that returns data costs a call back into the VM in Envoy
 // (docs/performance.md): a request with a cached token reads :path and the

@@ -411,15 +411,10 @@ fn hybrid_admits_locally_and_syncs_in_batches() {
     assert_eq!(req.hits_addend, 1);
 }
 
-#[test]
-fn every_stream_callback_the_glue_implements_is_declared_for_wasm_trim() {
-    let glue = concat!(include_str!("filter.rs"), include_str!("root.rs"));
-    let missing = meshward_shared::callbacks::undeclared(glue, super::STREAM_CALLBACKS);
-    assert!(
-        missing.is_empty(),
-        "implemented but not in stream_callbacks!: {missing:?}"
-    );
-}
+meshward_shared::test_stream_callbacks_declared!(concat!(
+    include_str!("filter.rs"),
+    include_str!("root.rs")
+));
 
 #[test]
 fn a_stream_that_ends_while_paused_leaves_no_waiter() {
