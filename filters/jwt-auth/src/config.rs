@@ -241,6 +241,9 @@ pub struct Config {
     pub deny_response: Option<CustomResponse>,
     /// Every header the filter may set from a token: stripped from every request.
     pub output_headers: Vec<String>,
+    /// Whether deciding needs `:method` (each header read costs a call back
+    /// into the VM, so it is skipped when nothing looks at it).
+    pub reads_method: bool,
 }
 
 #[derive(Debug)]
@@ -297,12 +300,6 @@ impl Config {
     }
 
     /// First rule matching the request, Envoy-style.
-    /// Whether deciding needs `:method` (each header read costs a call back
-    /// into the VM, so it is skipped when nothing looks at it).
-    pub fn reads_method(&self) -> bool {
-        self.bypass_cors_preflight || self.rules.iter().any(|r| !r.methods.is_empty())
-    }
-
     pub fn rule_for(&self, method: &str, path: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.matches(method, path))
     }
@@ -363,6 +360,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         .collect();
     output_headers.sort();
     output_headers.dedup();
+    let reads_method = raw.bypass_cors_preflight || rules.iter().any(|r| !r.methods.is_empty());
     Ok(Config {
         providers,
         rules,
@@ -377,6 +375,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         audit_allow: raw.audit_allow,
         deny_response: raw.deny_response,
         output_headers,
+        reads_method,
     })
 }
 

@@ -84,7 +84,7 @@ pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H, final_attempt: bool) ->
     for name in &config.output_headers {
         host.set_request_header(name, None);
     }
-    let method = if config.reads_method() {
+    let method = if config.reads_method {
         host.request_header(":method").unwrap_or_default()
     } else {
         String::new()
