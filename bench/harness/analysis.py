@@ -166,14 +166,14 @@ def _tput_target(out: list, s: dict, r: dict, w_id: str, n_id: str, label: str, 
 MAX_SPREAD = 0.25  # (max - min) / median of a configuration's throughput rounds
 
 
-def _spread(d: dict) -> float:
+def spread(d: dict) -> float:
     return (d["rps_max"] - d["rps_min"]) / d["rps"] if d.get("rps") and d.get("rps_max") else 0.0
 
 
 def _check_spread(row: dict, *named: tuple[str, dict]) -> None:
     """A pair target is declared MET only on steady rounds: a quick run once put authz at 111 % of
     rbac with N-rbac's rounds spread over 51 % (the paired mode measured 72-76 % for that code)."""
-    wide = [cid for cid, d in named if _spread(d) > MAX_SPREAD]
+    wide = [cid for cid, d in named if spread(d) > MAX_SPREAD]
     if row["verdict"] == "MET" and wide:
         row["verdict"] = (f"INCONCLUSIVE (round spread > {MAX_SPREAD:.0%} for {', '.join(wide)}; "
                           "confirm with bench/run.sh paired)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .analysis import MAX_SPREAD, spread
 from .loadgen import PCTS
 
 
@@ -24,13 +25,13 @@ def markdown(doc: dict, png_name: str | None) -> str:
     meta, s, r = doc["meta"], doc["summary"], doc["ratios"]
     L = [f"# meshward benchmark report: {meta['started_utc']} ({meta['mode']})", ""]
     L += ["Ratios are the figures to quote: absolute numbers depend on this machine and its load.", ""]
-    noisy = [cid for cid, d in s.items() if d["rps"] and d["rps_max"] and (d["rps_max"] - d["rps_min"]) / d["rps"] > 0.25]
+    noisy = [cid for cid, d in s.items() if spread(d) > MAX_SPREAD]
     busy = meta["loadavg_at_start"][0] > 1.0 or any((d.get("core0_other_pct") or 0) > 5 for d in s.values())
     if noisy or busy:
         L += [f"> **Noise warning**: load average at start {meta['loadavg_at_start'][0]}, at end "
               f"{meta.get('loadavg_at_end', ['?'])[0]} (2 cores{'; other work was running' if busy else ''}). "
               "Throughput spread over rounds "
-              f"exceeded 25% for: {', '.join(noisy) or 'none'}. Other processes took a median "
+              f"exceeded {MAX_SPREAD:.0%} for: {', '.join(noisy) or 'none'}. Other processes took a median "
               f"{max((d.get('core0_other_pct') or 0) for d in s.values()):.0f}% (worst configuration) of Envoy's "
               "core 0 during the runs (column 'core0 other'). Prefer the CPU µs/req ratios, which count only "
               "Envoy's own CPU time, and re-run on an idle machine before drawing conclusions.", ""]
@@ -64,8 +65,7 @@ def markdown(doc: dict, png_name: str | None) -> str:
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for cid, d in s.items():
         v = r["vs_C0"][cid]
-        spread = (d["rps_max"] - d["rps_min"]) / d["rps"] if d["rps"] else None
-        L.append(f"| {cid} | {d['title']} | {_f(d['rps'])} | {_f(spread, '{:.0%}')} | {_pct(v['throughput'])} | "
+        L.append(f"| {cid} | {d['title']} | {_f(d['rps'])} | {_f(spread(d) if d['rps'] else None, '{:.0%}')} | {_pct(v['throughput'])} | "
                  f"{_f(d['cpu_us_per_req'], '{:.1f}')} | {_f(d['rss_mib'], '{:.1f}')} | "
                  f"{_f(v['rss_added_mib'], '{:+.1f}')} | {_f(d['cache_hit_ratio'], '{:.0%}', '-')} | {_f(d.get('core0_other_pct'), '{:.0f}%')} / {_f(d.get('core1_other_pct'), '{:.0f}%')} | {d.get('rounds_used', d['rounds'])}/{d['rounds']} | {'yes' if d['correct'] else '**NO**'} |")
     L.append("")

@@ -9,6 +9,8 @@
 
 use std::rc::Rc;
 
+use meshward_shared::config::parse_json;
+use meshward_shared::host::HostCalls;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
@@ -49,13 +51,9 @@ impl Context for NoopRoot {}
 
 impl RootContext for NoopRoot {
     fn on_configure(&mut self, size: usize) -> bool {
-        let bytes =
-            hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, size)
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+        let bytes = HostCalls.plugin_configuration(size);
         let text = if bytes.is_empty() { &b"{}"[..] } else { &bytes };
-        match serde_json::from_slice::<Config>(text) {
+        match parse_json::<Config>(text) {
             Ok(c) => {
                 self.probe = Rc::new(c.probe);
                 true
