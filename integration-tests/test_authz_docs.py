@@ -46,7 +46,7 @@ def test_doc_block_validates(i):
     {"policies": [{"name": "p", "rules": [{"countries": ["DEU"]}]}]},
     {"policies": [{"name": "p", "deny_response": {"status": 418}}]},
     {"default_action": "AUDIT"},
-    {"trusted_xff_hops": 99},
+    {"xff_num_trusted_hops": 99},
     {"identity": {"jwt_authn": {}}},
 ])
 def test_schema_refuses_mistakes(bad):

@@ -1,6 +1,6 @@
-"""Helpers for the authz integration tests: the filter block, native jwt_authn/rbac blocks,
-the Istio->Envoy rbac translation used by the differential test, HCM tweaks, and test-time
-mTLS certificates with SPIFFE URI SANs (Python `cryptography`)."""
+"""Helpers for the authz integration tests: the filter block, native jwt_authn, the peer
+filter-state block, HCM tweaks, and test-time mTLS certificates with SPIFFE URI SANs (Python
+`cryptography`). The Istio -> Envoy rbac translation lives in `istio_rbac.py`."""
 
 from __future__ import annotations
 
@@ -20,14 +20,36 @@ def authz_filter(config: dict | str) -> dict:
                        vm_id="meshward_authz")
 
 
-def native_jwt_authn(jwks: dict, issuer: str, payload_key: str = "jwt_payload") -> dict:
+def native_jwt_authn(jwks: dict, issuer: str | None, payload_key: str = "jwt_payload",
+                     forward: bool = False) -> dict:
     """Envoy jwt_authn: verify when a token is present, put the payload in dynamic metadata,
-    let requests without a (valid) token through so authorization decides."""
+    let requests without a (valid) token through so authorization decides. `issuer=None`
+    leaves `iss` unchecked, so tokens of any issuer verify against `jwks`."""
+    provider = {"local_jwks": {"inline_string": json.dumps(jwks)},
+                "payload_in_metadata": payload_key, "forward": forward}
+    if issuer is not None:
+        provider["issuer"] = issuer
     return {"name": JWT_AUTHN, "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-        "providers": {"p": {"issuer": issuer, "local_jwks": {"inline_string": json.dumps(jwks)},
-                            "payload_in_metadata": payload_key, "forward": False}},
+        "providers": {"p": provider},
         "rules": [{"match": {"prefix": "/"}, "requires": {"allow_missing_or_failed": {}}}]}}
+
+
+PEER_STATE_KEY = "meshward.peer"
+
+
+def peer_state_filter() -> dict:
+    """Envoy set_filter_state, placed before authz: stores the TCP peer address (no port) as
+    the string filter state `meshward.peer`, which authz uses for `source.ip` / `ipBlocks`
+    (Envoy's `source.address` is the XFF-derived client when use_remote_address is false)."""
+    return {"name": "envoy.filters.http.set_filter_state", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config",
+        "on_request_headers": [{
+            "object_key": PEER_STATE_KEY,
+            "factory_key": "envoy.string",
+            "format_string": {"text_format_source": {
+                "inline_string": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%"}},
+        }]}}
 
 
 def hcm(envoy: Envoy) -> dict:
@@ -40,121 +62,6 @@ def log_decision(envoy: Envoy) -> None:
     for log in hcm(envoy).get("access_log", []):
         log["typed_config"]["log_format"]["json_format"]["authz"] = \
             "%FILTER_STATE(wasm.meshward.authz.decision:PLAIN)%"
-
-
-# ------------------------------------------------------------------ Istio -> Envoy rbac
-def _string_match(v: str) -> dict:
-    if v == "*":
-        return {"safe_regex": {"regex": ".+"}}
-    if v.endswith("*"):
-        return {"prefix": v[:-1]}
-    if v.startswith("*"):
-        return {"suffix": v[1:]}
-    return {"exact": v}
-
-
-def _or_rules(items: list[dict]) -> dict:
-    return items[0] if len(items) == 1 else {"or_rules": {"rules": items}}
-
-
-def _or_ids(items: list[dict]) -> dict:
-    return items[0] if len(items) == 1 else {"or_ids": {"ids": items}}
-
-
-def _cidr(c: str) -> dict:
-    net = ipaddress.ip_network(c, strict=False)
-    return {"address_prefix": str(net.network_address), "prefix_len": net.prefixlen}
-
-
-def _when_id(key: str, values: list[str]) -> dict:
-    if key.startswith("request.headers["):
-        name = key[len("request.headers["):-1]
-        return _or_ids([{"header": {"name": name, "present_match": True}} if v == "*" else
-                        {"header": {"name": name, "string_match": _string_match(v)}} for v in values])
-    if key.startswith("request.auth.claims["):
-        path = [p for p in key[len("request.auth.claims["):-1].split("][")]
-        ids = []
-        for v in values:
-            sm = _string_match(v)
-            base = {"filter": JWT_AUTHN, "path": [{"key": "jwt_payload"}] + [{"key": p} for p in path]}
-            ids.append({"metadata": {**base, "value": {"string_match": sm}}})
-            ids.append({"metadata": {**base, "value": {"list_match": {"one_of": {"string_match": sm}}}}})
-        return _or_ids(ids)
-    if key == "remote.ip":
-        return _or_ids([{"remote_ip": _cidr(v)} for v in values])
-    raise ValueError(f"no native translation for {key}")
-
-
-def _request_principal(v: str) -> dict:
-    """`iss/sub` (exact) or `*` (any authenticated token) as jwt_authn metadata matchers."""
-    def md(key: str, value: dict) -> dict:
-        return {"metadata": {"filter": JWT_AUTHN, "path": [{"key": "jwt_payload"}, {"key": key}], "value": value}}
-    if v == "*":
-        return {"and_ids": {"ids": [md("iss", {"present_match": True}), md("sub", {"present_match": True})]}}
-    if "*" in v:
-        raise ValueError(f"no native translation for requestPrincipals {v}")
-    iss, sub = v.rsplit("/", 1)
-    return {"and_ids": {"ids": [md("iss", {"string_match": {"exact": iss}}),
-                                md("sub", {"string_match": {"exact": sub}})]}}
-
-
-def rule_to_native(rule: dict) -> dict:
-    """One Istio rule -> one Envoy rbac Policy (what Istio's translator does for this subset)."""
-    perms = []
-    for t in rule.get("to", []):
-        op = t["operation"]
-        rules = []
-        if "methods" in op:
-            rules.append(_or_rules([{"header": {"name": ":method", "string_match": {"exact": m}}} for m in op["methods"]]))
-        if "notMethods" in op:
-            rules.append({"not_rule": _or_rules([{"header": {"name": ":method", "string_match": {"exact": m}}}
-                                                 for m in op["notMethods"]])})
-        if "paths" in op:
-            rules.append(_or_rules([{"url_path": {"path": _string_match(p)}} for p in op["paths"]]))
-        if "notPaths" in op:
-            rules.append({"not_rule": _or_rules([{"url_path": {"path": _string_match(p)}} for p in op["notPaths"]])})
-        perms.append({"and_rules": {"rules": rules}} if rules else {"any": True})
-    if not perms:
-        perms = [{"any": True}]
-    when_ids = []
-    for w in rule.get("when", []):
-        if "values" in w:
-            when_ids.append(_when_id(w["key"], w["values"]))
-        if "notValues" in w:
-            when_ids.append({"not_id": _when_id(w["key"], w["notValues"])})
-    principals = []
-    for f in rule.get("from", []) or [{"source": {}}]:
-        s = f["source"]
-        ids = list(when_ids)
-        if "remoteIpBlocks" in s:
-            ids.append(_or_ids([{"remote_ip": _cidr(c)} for c in s["remoteIpBlocks"]]))
-        if "notRemoteIpBlocks" in s:
-            ids.append({"not_id": _or_ids([{"remote_ip": _cidr(c)} for c in s["notRemoteIpBlocks"]])})
-        if "requestPrincipals" in s:
-            ids.append(_or_ids([_request_principal(v) for v in s["requestPrincipals"]]))
-        if "notRequestPrincipals" in s:
-            ids.append({"not_id": _or_ids([_request_principal(v) for v in s["notRequestPrincipals"]])})
-        principals.append({"and_ids": {"ids": ids}} if ids else {"any": True})
-    return {"permissions": perms, "principals": principals}
-
-
-def native_rbac_filters(policies: list[dict]) -> list[dict]:
-    """DENY policies in one rbac filter, ALLOW in a second (Istio's layout). A policy with no
-    rules matches nothing, so it adds no Envoy policy (but an ALLOW one still forces the
-    ALLOW filter, which then denies by default)."""
-    out = []
-    for action in ("DENY", "ALLOW"):
-        chosen = [p for p in policies if p.get("action", "ALLOW") == action]
-        if not chosen:
-            continue
-        envoy_policies = {}
-        for p in chosen:
-            for i, r in enumerate(p.get("rules", [])):
-                envoy_policies[f"{p['name']}-{i}"] = rule_to_native(r)
-        out.append({"name": "envoy.filters.http.rbac", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
-            "rules": {"action": action, "policies": envoy_policies}}})
-    return out
 
 
 # ------------------------------------------------------------------ mTLS

@@ -28,6 +28,28 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The identity a verified payload carries.
+    pub fn from_claims(provider: &str, claims: serde_json::Map<String, serde_json::Value>) -> Self {
+        let text = |k: &str| {
+            claims
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        };
+        let audiences = crate::facts::claims::strings(claims.get("aud"))
+            .map(str::to_string)
+            .collect();
+        Identity {
+            provider: provider.to_string(),
+            issuer: text("iss").unwrap_or_default(),
+            subject: text("sub").unwrap_or_default(),
+            audiences,
+            scopes: scopes_from_claims(&claims),
+            presenter: text("azp").or_else(|| text("client_id")),
+            claims,
+        }
+    }
+
     /// `iss/sub`, the form Istio uses for `requestPrincipals`.
     pub fn principal(&self) -> String {
         format!("{}/{}", self.issuer, self.subject)

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod callbacks;
 pub mod config;
 pub mod duration;
+pub mod facts;
 pub mod host;
 pub mod identity;
 pub mod metrics;

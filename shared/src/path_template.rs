@@ -1,26 +1,77 @@
-//! URI path templates shared by the filters: `/users/{user}/orders/{**}`.
-//! `{name}` or `{*}` is one non-empty segment, `{**}` or `{name=**}` the rest
-//! (zero or more segments, last position only). Named captures can be read
-//! back, which the authz filter uses for object-level checks.
+//! URI path templates shared by the filters, with the semantics of Envoy's
+//! `uri_template` matcher (the form istiod emits for Istio's `{*}`/`{**}`):
+//! `{*}` or `{name}` is one segment of one or more RFC 3986 pchars; `{**}`
+//! or `{name=**}` is zero or more pchars and `/`, may appear once, and only
+//! literal segments may follow it. So `/x/{**}` matches `/x/` and `/x/a/b`
+//! but not `/x`, and `/foo/{**}/` matches `/foo/a/`. Named captures can be
+//! read back, which the authz filter uses for object-level checks.
 
+/// One segment before `{**}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seg {
     Lit(Box<str>),
     /// One segment; `Some(capture index)` when named.
     One(Option<usize>),
-    /// The rest (zero or more segments); must be last.
-    Rest(Option<usize>),
+}
+
+/// `{**}` and the literal text after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rest {
+    capture: Option<usize>,
+    /// `/lit/lit` or `/` (a trailing slash) or empty.
+    tail: Box<str>,
 }
 
 /// A pre-parsed path template such as `/users/{user}/orders/{**}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
-    segs: Vec<Seg>,
+    head: Vec<Seg>,
+    rest: Option<Rest>,
     pub source: String,
 }
 
 /// Capture names declared by the templates of one path set.
 pub type CaptureNames = Vec<String>;
+
+/// RFC 3986 pchar as Envoy's matcher accepts it (`*` and `=` excluded).
+fn is_pchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@".contains(&b)
+}
+
+enum Var<'t> {
+    One(Option<&'t str>),
+    Rest(Option<&'t str>),
+}
+
+fn variable<'t>(text: &str, part: &'t str) -> Result<Option<Var<'t>>, String> {
+    let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) else {
+        if part.contains(['{', '}', '*']) {
+            return Err(format!(
+                "path template `{text}`: a segment must be a literal or one whole {{...}} variable"
+            ));
+        }
+        return Ok(None);
+    };
+    let (name, kind) = match inner.split_once('=') {
+        Some((n, k)) => (Some(n), k),
+        None if inner == "*" || inner == "**" => (None, inner),
+        None => (Some(inner), "*"),
+    };
+    if let Some(n) = name {
+        let valid = n.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(format!("path template `{text}`: bad capture name `{n}`"));
+        }
+    }
+    match kind {
+        "*" => Ok(Some(Var::One(name))),
+        "**" => Ok(Some(Var::Rest(name))),
+        other => Err(format!(
+            "path template `{text}`: unknown operator `{other}` (use `*` or `**`)"
+        )),
+    }
+}
 
 impl Template {
     pub fn parse(text: &str, names: &mut CaptureNames) -> Result<Template, String> {
@@ -28,66 +79,71 @@ impl Template {
             return Err(format!("path template `{text}` must start with `/`"));
         };
         let parts: Vec<&str> = body.split('/').collect();
-        let mut segs = Vec::with_capacity(parts.len());
-        let mut local: Vec<&str> = Vec::new();
-        for (i, part) in parts.iter().enumerate() {
-            let last = i + 1 == parts.len();
-            if let Some(inner) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                let (name, kind) = match inner.split_once('=') {
-                    Some((n, k)) => (Some(n), k),
-                    None if inner == "*" || inner == "**" => (None, inner),
-                    None => (Some(inner), "*"),
-                };
-                if let Some(n) = name {
-                    let valid =
-                        !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-                    if !valid {
-                        return Err(format!("path template `{text}`: bad capture name `{n}`"));
-                    }
-                    if local.contains(&n) {
-                        return Err(format!(
-                            "path template `{text}`: capture `{n}` appears twice"
-                        ));
-                    }
-                    local.push(n);
+        let mut head = Vec::with_capacity(parts.len());
+        let mut rest: Option<(Option<usize>, Vec<&str>)> = None;
+        let mut local: Vec<String> = Vec::new();
+        let mut index =
+            |n: Option<&str>, local: &mut Vec<String>| -> Result<Option<usize>, String> {
+                let Some(n) = n else { return Ok(None) };
+                if local.iter().any(|x| *x == n) {
+                    return Err(format!(
+                        "path template `{text}`: capture `{n}` appears twice"
+                    ));
                 }
-                let idx = name.map(|n| match names.iter().position(|x| x == n) {
+                local.push(n.to_string());
+                Ok(Some(match names.iter().position(|x| x == n) {
                     Some(i) => i,
                     None => {
                         names.push(n.to_string());
                         names.len() - 1
                     }
-                });
-                match kind {
-                    "*" => segs.push(Seg::One(idx)),
-                    "**" if last => segs.push(Seg::Rest(idx)),
-                    "**" => {
+                }))
+            };
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            match variable(text, part)? {
+                Some(_) if rest.is_some() => {
+                    return Err(format!(
+                        "path template `{text}`: only literal segments may follow `{{**}}`"
+                    ))
+                }
+                Some(Var::One(n)) => head.push(Seg::One(index(n, &mut local)?)),
+                Some(Var::Rest(n)) => rest = Some((index(n, &mut local)?, Vec::new())),
+                None => {
+                    // A literal: one or more pchars; empty only as a trailing `/`.
+                    let ok = if part.is_empty() {
+                        last && i > 0
+                    } else {
+                        part.bytes().all(is_pchar)
+                    };
+                    if !ok && !(part.is_empty() && parts.len() == 1) {
                         return Err(format!(
-                            "path template `{text}`: `**` is allowed only in the last segment"
-                        ))
+                            "path template `{text}`: `{part}` is not a valid literal segment"
+                        ));
                     }
-                    other => {
-                        return Err(format!(
-                            "path template `{text}`: unknown operator `{other}` (use `*` or `**`)"
-                        ))
+                    match &mut rest {
+                        Some((_, tail)) => tail.push(part),
+                        None => head.push(Seg::Lit((*part).into())),
                     }
                 }
-            } else if part.contains(['{', '}', '*']) {
-                return Err(format!(
-                    "path template `{text}`: a segment must be a literal or one whole {{...}} variable"
-                ));
-            } else {
-                segs.push(Seg::Lit((*part).into()));
             }
         }
+        let rest = rest.map(|(capture, tail)| Rest {
+            capture,
+            tail: tail
+                .iter()
+                .map(|t| format!("/{t}"))
+                .collect::<String>()
+                .into(),
+        });
         Ok(Template {
-            segs,
+            head,
+            rest,
             source: text.to_string(),
         })
     }
 
-    /// Match `path` (no query); on success return nothing more: captures are
-    /// read back with [`Template::capture`].
+    /// Match `path` (no query); captures are read back with [`Template::capture`].
     pub fn matches(&self, path: &str) -> bool {
         self.walk(path, None).is_some()
     }
@@ -98,52 +154,44 @@ impl Template {
     }
 
     fn walk<'p>(&self, path: &'p str, want: Option<usize>) -> Option<Option<&'p str>> {
-        let body = path.strip_prefix('/')?;
-        let mut rest = body;
+        let mut rest = path.strip_prefix('/')?;
         let mut found = None;
-        let mut done = false;
-        for seg in &self.segs {
-            if done {
-                // The path ended: only a trailing `{**}` (zero segments) still matches.
-                return match seg {
-                    Seg::Rest(idx) => {
-                        if want.is_some() && *idx == want {
-                            found = Some("");
-                        }
-                        Some(found)
-                    }
-                    _ => None,
-                };
+        let n = self.head.len();
+        for (i, seg) in self.head.iter().enumerate() {
+            // Each head segment is followed by `/`, except the last one of a
+            // template without `{**}`.
+            let (cur, next) = match rest.split_once('/') {
+                Some((c, r)) => (c, Some(r)),
+                None => (rest, None),
+            };
+            let more = self.rest.is_some() || i + 1 < n;
+            if more != next.is_some() {
+                return None;
             }
             match seg {
-                Seg::Rest(idx) => {
+                Seg::Lit(l) if **l == *cur => {}
+                Seg::One(idx) if !cur.is_empty() && cur.bytes().all(is_pchar) => {
                     if want.is_some() && *idx == want {
-                        found = Some(rest);
+                        found = Some(cur);
                     }
-                    return Some(found);
                 }
-                _ => {
-                    let (cur, next) = match rest.split_once('/') {
-                        Some((c, n)) => (c, n),
-                        None => {
-                            done = true;
-                            (rest, "")
-                        }
-                    };
-                    match seg {
-                        Seg::Lit(l) if **l == *cur => {}
-                        Seg::One(idx) if !cur.is_empty() => {
-                            if want.is_some() && *idx == want {
-                                found = Some(cur);
-                            }
-                        }
-                        _ => return None,
-                    }
-                    rest = next;
+                _ => return None,
+            }
+            rest = next.unwrap_or("");
+        }
+        match &self.rest {
+            None => Some(found),
+            Some(r) => {
+                let middle = rest.strip_suffix(&*r.tail)?;
+                if !middle.bytes().all(|b| b == b'/' || is_pchar(b)) {
+                    return None;
                 }
+                if want.is_some() && r.capture == want {
+                    found = Some(middle);
+                }
+                Some(found)
             }
         }
-        done.then_some(found)
     }
 }
 
@@ -160,9 +208,10 @@ impl Template {
         Template::parse(text, &mut Vec::new())
     }
 
-    /// The first segment when it is a literal (used to index rules).
+    /// The first segment when it is a literal followed by more (used to
+    /// index rules by first segment).
     pub fn first_literal(&self) -> Option<&str> {
-        match self.segs.first() {
+        match self.head.first() {
             Some(Seg::Lit(l)) => Some(l),
             _ => None,
         }
@@ -178,8 +227,12 @@ mod tests {
         let mut names = Vec::new();
         let t = Template::parse("/users/{user}/orders/{**}", &mut names).unwrap();
         assert_eq!(names, vec!["user"]);
-        assert!(t.matches("/users/alice/orders"));
+        assert!(t.matches("/users/alice/orders/"));
         assert!(t.matches("/users/alice/orders/1/items"));
+        assert!(
+            !t.matches("/users/alice/orders"),
+            "Envoy: `{{**}}` follows a `/`"
+        );
         assert!(!t.matches("/users//orders/1"));
         assert!(!t.matches("/users/alice"));
         assert!(!t.matches("/users/alice/carts/1"));
@@ -188,22 +241,66 @@ mod tests {
         assert!(t.matches("/a/x/b"));
         assert!(!t.matches("/a/x/y/b"));
         assert!(!t.matches("/a/x/b/c"));
+        assert!(!t.matches("/a/x/b/"));
         assert_eq!(t.first_literal(), Some("a"));
         let mut names = Vec::new();
         let t = Template::parse("/files/{path=**}", &mut names).unwrap();
         assert_eq!(t.capture("/files/a/b", 0), Some("a/b"));
+        assert_eq!(t.capture("/files/", 0), Some(""));
         assert!(!t.matches("/other"));
+    }
+
+    #[test]
+    fn only_pchars_match() {
+        let t = Template::parse_plain("/a/{*}").unwrap();
+        for ok in ["/a/x", "/a/%2F", "/a/x:y@z", "/a/!$&'()+,;"] {
+            assert!(t.matches(ok), "{ok}");
+        }
+        for no in ["/a/x*y", "/a/x=y", "/a/x y", "/a/x\"", "/a/x[", "/a/"] {
+            assert!(!t.matches(no), "{no}");
+        }
+        let t = Template::parse_plain("/a/{**}").unwrap();
+        assert!(t.matches("/a//b"));
+        assert!(!t.matches("/a/b=c"));
+    }
+
+    #[test]
+    fn literals_after_the_rest() {
+        let t = Template::parse_plain("/foo/{**}/").unwrap();
+        assert!(t.matches("/foo/a/"));
+        assert!(t.matches("/foo/a/b/"));
+        assert!(t.matches("/foo//"));
+        assert!(!t.matches("/foo/a"));
+        assert!(!t.matches("/foo/"));
+        let t = Template::parse_plain("/foo/{**}/bar").unwrap();
+        assert!(t.matches("/foo/a/b/bar"));
+        assert!(t.matches("/foo//bar"));
+        assert!(!t.matches("/foo/bar"));
+        let t = Template::parse_plain("/{**}").unwrap();
+        assert!(t.matches("/"));
+        assert!(t.matches("/a/b"));
+        let t = Template::parse_plain("/").unwrap();
+        assert!(t.matches("/"));
+        assert!(!t.matches("/a"));
+        let t = Template::parse_plain("/a/{*}/").unwrap();
+        assert!(t.matches("/a/b/"));
+        assert!(!t.matches("/a/b"));
     }
 
     #[test]
     fn refused_templates() {
         for bad in [
             "users/{id}",
-            "/a/{**}/b",
+            "/a/{**}/{*}",
+            "/a/{**}/{**}",
             "/a/x{id}",
             "/a/{id=foo}",
             "/a/{i d}",
+            "/a/{1d}",
             "/a/{x}/{x}",
+            "/a//{*}",
+            "/a b/{*}",
+            "/a*/{*}",
         ] {
             assert!(Template::parse_plain(bad).is_err(), "{bad}");
         }

@@ -16,7 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use authz::config::Config;
-use authz::gather::gather;
+use authz::gather::request_of;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use meshward_shared::fake::FakeHost;
 use meshward_shared::identity::Identity;

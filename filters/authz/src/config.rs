@@ -3,11 +3,12 @@
 //! `on_configure` into an immutable [`Config`].
 
 use meshward_shared::config::{parse_json, ConfigError};
+use meshward_shared::facts::{self, JwtAuthnSource, PathNormalization, RawPeer, Sources};
 use meshward_shared::response::CustomResponse;
 use serde::Deserialize;
 
 use crate::engine::Engine;
-use crate::matchers::{CaptureNames, CidrSet, PathSet, StringSet};
+use crate::matchers::{CaptureNames, CidrSet, PathSet, PrincipalSet, StringSet};
 use crate::policy::{
     Action, Cond, ObjectCheck, Operand, Operation, Policy, Rule, Source, Values, When,
 };
@@ -32,7 +33,17 @@ struct RawConfig {
     #[serde(default)]
     deny_response: Option<CustomResponse>,
     #[serde(default)]
-    trusted_xff_hops: u32,
+    xff_num_trusted_hops: Option<u32>,
+    #[serde(default)]
+    path_normalization: PathNormalization,
+    #[serde(default)]
+    peer_address: Option<RawPeer>,
+    #[serde(default)]
+    presenter_falls_back_to_client_id: bool,
+    #[serde(default)]
+    hosts_ignore_port: bool,
+    #[serde(default)]
+    header_star_requires_value: bool,
     #[serde(default)]
     geo_header: Option<String>,
     #[serde(default)]
@@ -223,33 +234,20 @@ fn utc() -> String {
 
 // ---------- compiled ----------
 
-#[derive(Debug, Clone)]
-pub struct JwtAuthnSource {
-    pub filter: String,
-    pub payload_key: String,
-}
-
 #[derive(Debug)]
 pub struct Config {
     pub engine: Engine,
     pub needs: Needs,
     pub rbac: Rbac,
     pub shadow: bool,
-    pub trusted_xff_hops: u32,
-    pub meshward_identity: bool,
-    pub jwt_authn: Option<JwtAuthnSource>,
+    /// Where each request fact comes from (path, peer, client, identity).
+    pub sources: Sources,
+    /// `request.auth.presenter` also reads `client_id` when `azp` is absent.
+    pub presenter_fallback: bool,
     pub audit_allow: bool,
     pub decision_state: bool,
     pub replies: Replies,
-    /// Header slot of `x-forwarded-for`, when `remote.ip` is derived from it.
-    pub xff_slot: Option<usize>,
-    /// Read jwt_authn fields as separate leaf properties (few needed) rather
-    /// than the whole payload in one call.
-    pub jwt_leaf_reads: bool,
 }
-
-/// At most this many leaf reads replace one whole-payload read.
-const MAX_LEAF_READS: usize = 3;
 
 pub const DEFAULT_GEO_HEADER: &str = "x-geo-country";
 
@@ -270,9 +268,11 @@ impl Config {
 fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut needs = Needs::default();
     let rbac = Rbac::compile(&raw.rbac, &mut needs).map_err(|e| e.within("rbac"))?;
-    if raw.trusted_xff_hops > 16 {
-        return Err(ConfigError::new("trusted_xff_hops", "at most 16"));
-    }
+    let xff_num_trusted_hops = facts::check_hops(raw.xff_num_trusted_hops)?;
+    let peer = match raw.peer_address {
+        Some(p) => p.compile().map_err(|e| e.within("peer_address"))?,
+        None => Default::default(),
+    };
     let geo_header = raw
         .geo_header
         .clone()
@@ -287,6 +287,8 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         needs,
         rbac: &rbac,
         geo_header,
+        hosts_ignore_port: raw.hosts_ignore_port,
+        header_star_requires_value: raw.header_star_requires_value,
     };
     let mut policies = Vec::with_capacity(raw.policies.len());
     let mut names: Vec<String> = Vec::new();
@@ -306,9 +308,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         names.push(stat);
         policies.push(policy);
     }
-    let mut needs = cx.needs;
-    let xff_slot =
-        (raw.trusted_xff_hops > 0 && needs.remote_ip).then(|| needs.header_slot("x-forwarded-for"));
+    let needs = cx.needs;
     let default_deny = matches!(raw.default_action, Some(RawDefault::Deny));
     let replies = Replies::compile(
         &raw.policies
@@ -342,14 +342,17 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         engine,
         rbac,
         shadow: raw.shadow,
-        trusted_xff_hops: raw.trusted_xff_hops,
-        meshward_identity: raw.identity.meshward,
-        jwt_authn,
+        sources: Sources {
+            path: raw.path_normalization,
+            xff_num_trusted_hops,
+            peer,
+            meshward_identity: raw.identity.meshward,
+            jwt_authn,
+        },
+        presenter_fallback: raw.presenter_falls_back_to_client_id,
         audit_allow: raw.audit_allow,
         decision_state: raw.decision_state,
         replies,
-        xff_slot,
-        jwt_leaf_reads: leaf_reads(&needs) <= MAX_LEAF_READS,
         needs,
     })
 }
@@ -358,6 +361,8 @@ struct Cx<'a> {
     needs: Needs,
     rbac: &'a Rbac,
     geo_header: String,
+    hosts_ignore_port: bool,
+    header_star_requires_value: bool,
 }
 
 fn compile_policy(p: &RawPolicy, cx: &mut Cx) -> Result<Policy, ConfigError> {
@@ -428,6 +433,26 @@ fn non_empty(list: &[String], name: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn principals(
+    pos: &Option<Vec<String>>,
+    neg: &Option<Vec<String>>,
+    field: (&str, &str),
+) -> Result<Cond<PrincipalSet>, ConfigError> {
+    let one = |v: &Option<Vec<String>>, name: &str| -> Result<Option<PrincipalSet>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(list) => {
+                non_empty(list, name)?;
+                Ok(Some(PrincipalSet::compile(list)))
+            }
+        }
+    };
+    Ok(Cond {
+        pos: one(pos, field.0)?,
+        neg: one(neg, field.1)?,
+    })
+}
+
 fn cidrs(
     pos: &Option<Vec<String>>,
     neg: &Option<Vec<String>>,
@@ -476,12 +501,10 @@ fn compile_source(s: &RawSource, cx: &mut Cx) -> Result<Source, ConfigError> {
             false,
             strip_spiffe,
         )?,
-        request_principals: strings(
+        request_principals: principals(
             &s.request_principals,
             &s.not_request_principals,
             ("requestPrincipals", "notRequestPrincipals"),
-            false,
-            id,
         )?,
         namespaces: strings(
             &s.namespaces,
@@ -562,6 +585,7 @@ fn compile_operation(
             pos: paths(&o.paths, "paths", captures)?,
             neg: paths(&o.not_paths, "notPaths", &mut ignored)?,
         },
+        hosts_ignore_port: cx.hosts_ignore_port,
     };
     let n = &mut cx.needs;
     n.method |= op.methods.is_set();
@@ -580,6 +604,7 @@ fn compile_when(w: &RawWhen, cx: &mut Cx) -> Result<When, ConfigError> {
         ));
     }
     let rbac = cx.rbac;
+    let star_empty = !cx.header_star_requires_value;
     let compile = |list: &Option<Vec<String>>, name: &str| -> Result<Option<Values>, ConfigError> {
         let Some(list) = list else { return Ok(None) };
         non_empty(list, name)?;
@@ -608,6 +633,12 @@ fn compile_when(w: &RawWhen, cx: &mut Cx) -> Result<When, ConfigError> {
                 let list: Vec<String> = list.iter().map(|s| strip_spiffe(s)).collect();
                 Values::Str(StringSet::compile(&list, false).map_err(|e| e.within(name))?)
             }
+            Attr::AuthPrincipal => Values::Principal(PrincipalSet::compile(list)),
+            Attr::Header(_) => Values::Str(
+                StringSet::compile(list, false)
+                    .map_err(|e| e.within(name))?
+                    .star_matches_empty(star_empty),
+            ),
             _ => Values::Str(StringSet::compile(list, false).map_err(|e| e.within(name))?),
         };
         Ok(Some(v))
@@ -702,7 +733,6 @@ fn compile_rule(r: &RawRule, cx: &mut Cx) -> Result<Rule, ConfigError> {
                         ),
                     )
                 })?;
-                cx.needs.segments = true;
                 Operand::Capture(idx)
             }
             (None, Some(a)) => {
@@ -773,15 +803,6 @@ fn compile_rule(r: &RawRule, cx: &mut Cx) -> Result<Rule, ConfigError> {
         summary.join("; ")
     };
     Ok(rule)
-}
-
-/// Property reads needed per request if each jwt_authn field is read alone.
-fn leaf_reads(n: &Needs) -> usize {
-    n.claims.len()
-        + 2 * usize::from(n.auth_principal)
-        + usize::from(n.auth_audiences)
-        + 2 * usize::from(n.auth_presenter)
-        + 2 * usize::from(n.auth_scopes)
 }
 
 fn check_string_attr(a: Attr) -> Result<(), ConfigError> {

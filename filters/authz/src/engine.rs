@@ -24,6 +24,9 @@ pub enum Reason {
     NoAllowMatch,
     /// No policy matched and `default_action` is DENY.
     DefaultDeny,
+    /// The policies read `source.ip` but the TCP peer is unknown
+    /// (`peer_address` is not provided by the Envoy config).
+    PeerUnknown,
 }
 
 impl Reason {
@@ -34,6 +37,7 @@ impl Reason {
             Reason::DeniedByPolicy => "denied_by_policy",
             Reason::NoAllowMatch => "no_allow_match",
             Reason::DefaultDeny => "default_deny",
+            Reason::PeerUnknown => "peer_unknown",
         }
     }
 
@@ -46,6 +50,9 @@ impl Reason {
             Reason::DeniedByPolicy => "a DENY authorization policy matched the request",
             Reason::NoAllowMatch => "no ALLOW authorization policy matched the request",
             Reason::DefaultDeny => "no authorization policy matched and the default action is DENY",
+            Reason::PeerUnknown => {
+                "the policies need the connection's peer address and it is not available"
+            }
         }
     }
 

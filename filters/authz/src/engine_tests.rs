@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::config::Config;
-use crate::gather::gather;
+use crate::gather::request_of;
 
 pub fn cfg(v: serde_json::Value) -> Config {
     Config::from_json(v.to_string().as_bytes()).unwrap()
@@ -16,6 +16,7 @@ fn host(headers: &[(&str, &str)]) -> FakeHost {
     let h = FakeHost::at(1_704_067_200 + 10 * 3600); // Monday 10:00Z
     h.set_headers(headers);
     h.put_property(&["source", "address"], b"10.0.0.5:4444");
+    h.put_property(&["filter_state", "meshward.peer"], b"10.0.0.5");
     h
 }
 
@@ -41,12 +42,15 @@ fn with_identity(h: FakeHost, sub: &str, claims: serde_json::Value) -> FakeHost 
         id.claims = m;
     }
     id.claims.insert("sub".into(), json!(sub));
+    id.claims.entry("iss").or_insert(json!("https://idp"));
+    id.claims.entry("aud").or_insert(json!(["api"]));
+    id.claims.entry("azp").or_insert(json!("web"));
     id.write(&h).unwrap();
     h
 }
 
 fn decide(c: &Config, h: &FakeHost) -> Outcome {
-    c.engine.decide(&gather(c, h), false)
+    c.engine.decide(&request_of(c, h).unwrap(), false)
 }
 
 fn reason(c: &Config, h: &FakeHost) -> Reason {
@@ -100,9 +104,9 @@ fn audit_policies_never_decide() {
         {"name": "aud", "action": "AUDIT", "rules": [{"to": [{"operation": {"methods": ["GET"]}}]}]}]}));
     let h = get("/x");
     assert_eq!(reason(&c, &h), Reason::AllowedByDefault);
-    assert_eq!(c.engine.audits(&gather(&c, &h)), vec![(0, 0)]);
+    assert_eq!(c.engine.audits(&request_of(&c, &h).unwrap()), vec![(0, 0)]);
     let h = host(&[(":method", "POST"), (":path", "/x")]);
-    assert!(c.engine.audits(&gather(&c, &h)).is_empty());
+    assert!(c.engine.audits(&request_of(&c, &h).unwrap()).is_empty());
 }
 
 #[test]
@@ -134,7 +138,7 @@ fn rule_needs_from_and_to_and_all_when() {
         ("x-b", "2"),
     ]);
     assert!(decide(&c, &h).allowed(), "operations are ORed");
-    h.put_property(&["source", "address"], b"172.16.0.1:1");
+    h.put_property(&["filter_state", "meshward.peer"], b"172.16.0.1");
     assert!(!decide(&c, &h).allowed());
 }
 
@@ -152,7 +156,11 @@ fn operation_fields_and_not_forms() {
         h.put_property(&["destination", "port"], &port.to_le_bytes());
         h
     };
-    assert!(decide(&c, &h("GET", "/v1/x?q=1", "api.example.com:8080", 8080)).allowed());
+    assert!(decide(&c, &h("GET", "/v1/x?q=1", "api.example.com", 8080)).allowed());
+    assert!(
+        !decide(&c, &h("GET", "/v1/x", "api.example.com:8080", 8080)).allowed(),
+        "Istio: hosts match :authority exactly"
+    );
     assert!(decide(&c, &h("GET", "/v1/x", "svc.internal", 8080)).allowed());
     assert!(
         !decide(&c, &h("GET", "/v1/x", "bad.internal", 8080)).allowed(),
@@ -192,7 +200,7 @@ fn operation_fields_and_not_forms() {
 #[test]
 fn source_ip_remote_ip_and_xff_hops() {
     let c = cfg(
-        json!({"trusted_xff_hops": 1, "policies": [{"name": "p", "rules": [{"from": [{"source": {
+        json!({"xff_num_trusted_hops": 1, "policies": [{"name": "p", "rules": [{"from": [{"source": {
         "remoteIpBlocks": ["203.0.113.0/24"], "notRemoteIpBlocks": ["203.0.113.66"],
         "ipBlocks": ["10.0.0.0/8"], "notIpBlocks": ["10.0.0.9"]}}]}]}]}),
     );
@@ -211,18 +219,36 @@ fn source_ip_remote_ip_and_xff_hops() {
         "notRemoteIpBlocks"
     );
     let hh = h("203.0.113.7, 10.0.0.9");
-    hh.put_property(&["source", "address"], b"10.0.0.9:1");
+    hh.put_property(&["filter_state", "meshward.peer"], b"10.0.0.9");
     assert!(!decide(&c, &hh).allowed(), "notIpBlocks");
-    // hops = 0: remote.ip is source.ip, XFF is not read
+    // source.ip is the TCP peer: x-forwarded-for cannot move it.
     let c = cfg(
-        json!({"policies": [{"name": "p", "rules": [{"when": [{"key": "remote.ip", "values": ["10.0.0.0/8"]}]}]}]}),
+        json!({"policies": [{"name": "d", "action": "DENY", "rules": [{"from": [{"source": {"ipBlocks": ["10.0.0.5"]}}]}]}]}),
     );
-    assert!(c.needs.headers.is_empty());
-    assert!(decide(&c, &h("203.0.113.7")).allowed());
+    assert!(!decide(&c, &h("1.2.3.4")).allowed());
     let c = cfg(
         json!({"policies": [{"name": "p", "rules": [{"when": [{"key": "source.ip", "notValues": ["10.0.0.5"]}]}]}]}),
     );
-    assert!(!decide(&c, &h("x")).allowed());
+    assert!(!decide(&c, &h("8.8.8.8")).allowed());
+    // No hops here: remote.ip is Envoy's derived address (`source.address`).
+    let c = cfg(
+        json!({"policies": [{"name": "p", "rules": [{"when": [{"key": "remote.ip", "values": ["203.0.113.0/24"]}]}]}]}),
+    );
+    assert!(c.needs.headers.is_empty());
+    let hh = h("1.1.1.1");
+    assert!(!decide(&c, &hh).allowed());
+    hh.put_property(&["source", "address"], b"203.0.113.7:0");
+    assert!(decide(&c, &hh).allowed());
+}
+
+#[test]
+fn a_missing_peer_fails_closed() {
+    let c = cfg(
+        json!({"policies": [{"name": "d", "action": "DENY", "rules": [{"from": [{"source": {"ipBlocks": ["192.0.2.0/24"]}}]}]}]}),
+    );
+    let h = FakeHost::at(1);
+    h.set_headers(&[(":path", "/")]);
+    assert_eq!(request_of(&c, &h).err(), Some(crate::gather::Unfit::NoPeer));
 }
 
 #[test]
@@ -372,11 +398,38 @@ fn object_level_checks_bola_and_tenant() {
         h.extend_from_slice(hdr);
         with_identity(host(&h), "alice", json!({"tenant": "a"}))
     };
-    assert!(decide(&c, &alice("/users/alice/orders", &[])).allowed());
+    assert!(decide(&c, &alice("/users/alice/orders/", &[])).allowed());
     assert!(decide(&c, &alice("/users/alice/orders/42", &[])).allowed());
     assert_eq!(
-        decide(&c, &alice("/users/bob/orders", &[])).reason,
+        decide(&c, &alice("/users/bob/orders/", &[])).reason,
         Reason::NoAllowMatch
+    );
+    assert_eq!(
+        decide(&c, &alice("/users/alice/orders/../../bob/orders/1", &[])).reason,
+        Reason::NoAllowMatch,
+        "dot segments are resolved before matching"
+    );
+    assert!(decide(&c, &alice("/users/alice//orders/./1", &[])).allowed());
+    assert!(
+        !decide(
+            &c,
+            &alice("/tenants/a/x", &[("x-tenant", "a"), ("x-tenant", "b")])
+        )
+        .allowed(),
+        "a duplicated tenant header is ambiguous"
+    );
+    let obj_tenant = with_identity(
+        host(&[
+            (":method", "GET"),
+            (":path", "/tenants/a/x"),
+            ("x-tenant", "a"),
+        ]),
+        "alice",
+        json!({"tenant": {"a": ""}}),
+    );
+    assert!(
+        !decide(&c, &obj_tenant).allowed(),
+        "an object-typed tenant claim matches nothing"
     );
     assert!(decide(&c, &alice("/tenants/a/x", &[("x-tenant", "a")])).allowed());
     assert!(!decide(&c, &alice("/tenants/b/x", &[("x-tenant", "b")])).allowed());
@@ -388,7 +441,7 @@ fn object_level_checks_bola_and_tenant() {
         !decide(&c, &alice("/tenants/a/x", &[])).allowed(),
         "missing header"
     );
-    let anon = host(&[(":method", "GET"), (":path", "/users/alice/orders")]);
+    let anon = host(&[(":method", "GET"), (":path", "/users/alice/orders/")]);
     assert!(!decide(&c, &anon).allowed());
 }
 
@@ -420,7 +473,7 @@ fn dry_run_policies_only_change_the_what_if_decision() {
     let c = cfg(json!({"policies": [
         {"name": "new-deny", "action": "DENY", "dry_run": true, "rules": [{"to": [{"operation": {"paths": ["/x"]}}]}]}]}));
     let h = get("/x");
-    let r = gather(&c, &h);
+    let r = request_of(&c, &h).unwrap();
     assert!(c.engine.decide(&r, false).allowed());
     let w = c.engine.decide(&r, true);
     assert_eq!((w.reason, w.policy), (Reason::DeniedByPolicy, Some(0)));
@@ -459,7 +512,9 @@ fn misses_explain_no_allow_match() {
         {"name": "a", "rules": [{"to": [{"operation": {"methods": ["POST"]}}]}]},
         {"name": "b", "rules": [{"when": [{"key": "request.headers[x]", "values": ["1"]}]}]},
         {"name": "c"}]}));
-    let m = c.engine.allow_misses(&gather(&c, &get("/")), false, 8);
+    let m = c
+        .engine
+        .allow_misses(&request_of(&c, &get("/")).unwrap(), false, 8);
     assert_eq!(
         m,
         vec![
@@ -472,30 +527,8 @@ fn misses_explain_no_allow_match() {
 
 #[test]
 fn jwt_authn_metadata_identity() {
-    fn enc(pairs: &[(&str, Vec<u8>)]) -> Vec<u8> {
-        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
-        for (k, v) in pairs {
-            out.extend((k.len() as u32).to_le_bytes());
-            out.extend((v.len() as u32).to_le_bytes());
-        }
-        for (k, v) in pairs {
-            out.extend(k.as_bytes());
-            out.push(0);
-            out.extend(v);
-            out.push(0);
-        }
-        out
-    }
-    let list = |xs: &[&str]| enc(&xs.iter().map(|x| (*x, Vec::new())).collect::<Vec<_>>());
-    let payload = enc(&[
-        ("iss", b"https://idp".to_vec()),
-        ("sub", b"alice".to_vec()),
-        ("aud", list(&["api", "web"])),
-        ("scope", b"a b".to_vec()),
-        ("azp", b"cli".to_vec()),
-        ("exp", 1.7e9f64.to_le_bytes().to_vec()),
-        ("realm_access", enc(&[("roles", list(&["admin"]))])),
-    ]);
+    let claims = json!({"iss": "https://idp", "sub": "alice", "aud": ["api", "web"],
+        "scope": "a b", "azp": "cli", "exp": 1.7e9, "realm_access": {"roles": ["admin"]}});
     let c = cfg(
         json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "jwt_payload"}},
         "rbac": {"role_claims": ["realm_access.roles"], "roles": {"admin": {}}},
@@ -507,15 +540,7 @@ fn jwt_authn_metadata_identity() {
     );
     let h = get("/");
     assert!(!decide(&c, &h).allowed());
-    h.put_property(
-        &[
-            "metadata",
-            "filter_metadata",
-            "envoy.filters.http.jwt_authn",
-            "jwt_payload",
-        ],
-        &payload,
-    );
+    let h = with_jwt_authn(h, "jwt_payload", claims);
     assert!(decide(&c, &h).allowed());
     // The meshward identity is ignored when that source is off.
     let c2 = cfg(
@@ -534,62 +559,63 @@ fn meshward_identity_wins_over_jwt_authn() {
     assert!(decide(&c, &with_identity(get("/"), "alice", json!({}))).allowed());
 }
 
+fn with_jwt_authn(h: FakeHost, key: &str, claims: serde_json::Value) -> FakeHost {
+    let claims = claims.as_object().cloned().unwrap_or_default();
+    h.put_property(
+        &["metadata"],
+        &meshward_shared::facts::metadata::encode_payload(
+            "envoy.filters.http.jwt_authn",
+            key,
+            &claims,
+        ),
+    );
+    h
+}
+
 #[test]
-fn jwt_authn_leaf_reads_when_few_fields_are_needed() {
+fn jwt_authn_claims_keep_their_json_types() {
     let c = cfg(
-        json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "jwt_payload"}},
-        "policies": [{"name": "p", "rules": [{"when": [{"key": "request.auth.claims[sub]", "values": ["bench-user"]}]}]}]}),
+        json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "payload"}},
+        "policies": [{"name": "d", "action": "DENY", "rules": [{"when": [{"key": "request.auth.claims[role]", "notValues": ["user"]}]}]}]}),
     );
+    let deny = |claims| !decide(&c, &with_jwt_authn(get("/"), "payload", claims)).allowed();
+    assert!(!deny(json!({"role": "user"})));
     assert!(
-        c.jwt_leaf_reads,
-        "one claim: read the leaf, not the whole payload"
+        !deny(json!({"role": ["user", "x"]})),
+        "a list matches by any string element"
     );
-    let h = get("/");
-    assert!(!decide(&c, &h).allowed());
-    h.put_property(
-        &[
-            "metadata",
-            "filter_metadata",
-            "envoy.filters.http.jwt_authn",
-            "jwt_payload",
-            "sub",
-        ],
-        b"bench-user",
+    // Istio: an object, a number or a bool is not a string, so notValues holds.
+    assert!(
+        deny(json!({"role": {"user": ""}})),
+        "an object is not the list of its keys"
     );
-    assert!(decide(&c, &h).allowed());
-    // requestPrincipals needs iss and sub: still leaf reads (3 with one claim)
+    assert!(deny(json!({"role": 5})));
+    assert!(deny(json!({"role": true})));
+    assert!(deny(json!({})), "absent: notValues holds");
+    let allow = cfg(
+        json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "payload"}},
+        "policies": [{"name": "a", "rules": [{"when": [{"key": "request.auth.claims[code]", "values": ["abcdefgh"]}]}]}]}),
+    );
+    let ok = |claims| decide(&allow, &with_jwt_authn(get("/"), "payload", claims)).allowed();
+    assert!(ok(json!({"code": "abcdefgh"})));
+    assert!(
+        !ok(json!({"code": 7.949_928_895_127_363e260})),
+        "bytes of a number are not text"
+    );
+}
+
+#[test]
+fn presenter_is_azp_only_unless_asked() {
+    let p = json!([{"name": "a", "rules": [{"when": [{"key": "request.auth.presenter", "values": ["web"]}]}]}]);
     let c = cfg(
-        json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "jwt_payload"}},
-        "policies": [{"name": "p", "rules": [{"from": [{"source": {"requestPrincipals": ["https://idp/*"]}}]}]}]}),
+        json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "payload"}}, "policies": p}),
     );
-    assert!(c.jwt_leaf_reads);
-    let h = get("/");
-    h.put_property(
-        &[
-            "metadata",
-            "filter_metadata",
-            "envoy.filters.http.jwt_authn",
-            "jwt_payload",
-            "sub",
-        ],
-        b"x",
+    let h = |claims| with_jwt_authn(get("/"), "payload", claims);
+    assert!(decide(&c, &h(json!({"azp": "web"}))).allowed());
+    assert!(!decide(&c, &h(json!({"client_id": "web"}))).allowed());
+    let wide = cfg(
+        json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "payload"}},
+        "presenter_falls_back_to_client_id": true, "policies": p}),
     );
-    assert!(!decide(&c, &h).allowed(), "no iss: no principal");
-    h.put_property(
-        &[
-            "metadata",
-            "filter_metadata",
-            "envoy.filters.http.jwt_authn",
-            "jwt_payload",
-            "iss",
-        ],
-        b"https://idp",
-    );
-    assert!(decide(&c, &h).allowed());
-    let many = cfg(
-        json!({"identity": {"jwt_authn": {"payload_in_metadata": "p"}},
-        "policies": [{"name": "p", "rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}],
-            "when": [{"key": "request.auth.audiences", "values": ["a"]}, {"key": "request.auth.claims[x]", "values": ["a"]}]}]}]}),
-    );
-    assert!(!many.jwt_leaf_reads, "four fields: one whole-payload read");
+    assert!(decide(&wide, &h(json!({"client_id": "web"}))).allowed());
 }

@@ -4,13 +4,15 @@
 use std::rc::Rc;
 
 use meshward_shared::audit::AuditLine;
+use meshward_shared::facts::{self, RequestFacts};
 use meshward_shared::host::{Host, HostCalls};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 use serde_json::{json, Value};
 
 use crate::engine::{Outcome, Reason};
-use crate::gather::gather;
+use crate::gather::{gather, Unfit};
+use crate::request::Request;
 use crate::root::Runtime;
 
 /// Filter state key of the decision explanation (Envoy stores it as
@@ -45,8 +47,29 @@ impl HttpContext for AuthzFilter {
 pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H) -> Step {
     let cfg = &rt.config;
     let engine = &cfg.engine;
-    let req = gather(cfg, host);
-    let out = engine.decide(&req, false);
+    let facts = RequestFacts::new(host, &cfg.sources);
+    let (req, out) = match gather(cfg, &facts) {
+        Ok(req) => {
+            let out = engine.decide(&req, false);
+            (req, out)
+        }
+        Err(Unfit::Path(e)) => {
+            return if facts::refuse_path(host, "authz", e, cfg.shadow) {
+                Step::Replied
+            } else {
+                Step::Continue
+            };
+        }
+        Err(Unfit::NoPeer) => {
+            rt.warn_no_peer(host);
+            let out = Outcome {
+                reason: Reason::PeerUnknown,
+                policy: None,
+                rule: None,
+            };
+            (Request::default(), out)
+        }
+    };
     // Dry-run policies: would the decision be a deny if they were enforced?
     let would = engine
         .has_dry_run

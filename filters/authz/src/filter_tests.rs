@@ -209,7 +209,11 @@ fn bola_with_identity_from_filter_state() {
     let cfg = json!({"policies": [{"name": "own", "rules": [{
         "to": [{"operation": {"paths": ["/users/{user}/orders/{**}"]}}],
         "objects": [{"capture": "user", "equals": "request.auth.claims[sub]"}]}]}]});
-    for (path, ok) in [("/users/alice/orders", true), ("/users/bob/orders", false)] {
+    for (path, ok) in [
+        ("/users/alice/orders/", true),
+        ("/users/bob/orders/", false),
+        ("/users/alice/orders/../../bob/orders/1", false),
+    ] {
         let h = req(path);
         let id = Identity {
             issuer: "https://idp".into(),
@@ -241,7 +245,7 @@ fn hostile_inputs_do_not_panic() {
     let rt = runtime(
         &FakeHost::default(),
         json!({
-        "trusted_xff_hops": 3, "identity": {"jwt_authn": {"payload_in_metadata": "p"}},
+        "xff_num_trusted_hops": 3, "identity": {"jwt_authn": {"payload_in_metadata": "p"}},
         "rbac": {"role_claims": ["roles"], "roles": {"a": {}}},
         "policies": [{"name": "p", "rules": [{"roles": ["a"], "from": [{"source": {"remoteIpBlocks": ["1.0.0.0/8"], "principals": ["*"]}}],
             "to": [{"operation": {"paths": ["/u/{u}/{**}"], "hosts": ["x"], "ports": ["1"]}}],
@@ -266,15 +270,8 @@ fn hostile_inputs_do_not_panic() {
         h.put_property(&["source", "address"], j);
         h.put_property(&["destination", "port"], j);
         h.put_property(&["connection", "uri_san_peer_certificate"], j);
-        h.put_property(
-            &[
-                "metadata",
-                "filter_metadata",
-                "envoy.filters.http.jwt_authn",
-                "p",
-            ],
-            j,
-        );
+        h.put_property(&["metadata"], j);
+        h.put_property(&["filter_state", "meshward.peer"], j);
         h.put_property(&["meshward.identity"], j);
         assert_eq!(process(&rt, &h), Step::Replied);
     }
@@ -289,29 +286,67 @@ meshward_shared::test_stream_callbacks_declared!(concat!(
 
 // Each host read that returns data costs a call back into the VM in Envoy
 // (docs/performance.md): the benchmark's policy (one claim from jwt_authn
-// metadata) must cost exactly one read.
+// metadata) must cost exactly one read, the whole `metadata` message (the
+// only form that keeps claim types).
 #[test]
-fn a_subject_policy_on_jwt_authn_metadata_reads_one_leaf() {
+fn a_subject_policy_on_jwt_authn_metadata_reads_metadata_once() {
     let rt = runtime(
         &FakeHost::default(),
         json!({"identity": {"meshward": false, "jwt_authn": {"payload_in_metadata": "jwt_payload"}},
                "policies": [{"name": "p", "rules": [{"when": [{"key": "request.auth.claims[sub]", "values": ["alice"]}]}]}]}),
     );
     let h = req("/x");
+    let claims = json!({"sub": "alice"}).as_object().cloned().unwrap();
     h.put_property(
-        &[
-            "metadata",
-            "filter_metadata",
+        &["metadata"],
+        &meshward_shared::facts::metadata::encode_payload(
             "envoy.filters.http.jwt_authn",
             "jwt_payload",
-            "sub",
-        ],
-        b"alice",
+            &claims,
+        ),
     );
     h.clear_reads();
     assert_eq!(process(&rt, &h), Step::Continue);
+    assert_eq!(h.reads(), ["property metadata"]);
+}
+
+#[test]
+fn ambiguous_paths_get_400_and_missing_peers_403() {
+    let rt = runtime(
+        &FakeHost::default(),
+        json!({"policies": [{"name": "p", "rules": [{"to": [{"operation": {"paths": ["/ok"]}}]}]}]}),
+    );
+    for p in ["/a%2Fb", "/../ok", "/a\\b", "/x%00"] {
+        let h = req(p);
+        assert_eq!(process(&rt, &h), Step::Replied, "{p}");
+        assert_eq!(h.replies()[0].0, 400, "{p}");
+        assert_eq!(audit(&h)[0]["reason"], "ambiguous_path");
+    }
+    let h = req("/x/../ok");
+    assert_eq!(process(&rt, &h), Step::Continue);
+    let rt = runtime(
+        &FakeHost::default(),
+        json!({"policies": [{"name": "d", "action": "DENY", "rules": [{"from": [{"source": {"ipBlocks": ["192.0.2.1"]}}]}]}]}),
+    );
+    let h = req("/x");
+    assert_eq!(process(&rt, &h), Step::Replied);
+    assert_eq!(h.replies()[0].0, 403);
+    assert_eq!(audit(&h)[0]["reason"], "peer_unknown");
+    let errors = h
+        .logs()
+        .iter()
+        .filter(|(l, _)| *l == LogLevel::Error)
+        .count();
+    assert_eq!(errors, 1);
+    process(&rt, &req("/y"));
+    let h2 = req("/y");
+    process(&rt, &h2);
     assert_eq!(
-        h.reads(),
-        ["property metadata.filter_metadata.envoy.filters.http.jwt_authn.jwt_payload.sub"]
+        h2.logs()
+            .iter()
+            .filter(|(l, _)| *l == LogLevel::Error)
+            .count(),
+        0,
+        "logged once per VM"
     );
 }

@@ -3,10 +3,11 @@
 //!
 //! Pure core: `matchers` (strings, CIDRs, path templates), `request`
 //! (attributes and what the policies need), `policy` (rule matching),
-//! `engine` (evaluation order and indexing), `rbac`, `time`, `props`
-//! (Envoy property decoding), `config`, `reply`.
+//! `engine` (evaluation order and indexing), `rbac`, `time`, `config`,
+//! `reply`. Request facts (path, peer, client, claims) come from
+//! `meshward_shared::facts`.
 //! Glue: `root` (configure), `filter` (request lifecycle), `gather`
-//! (host reads), `metrics`.
+//! (facts -> request), `metrics`.
 
 pub mod config;
 pub mod engine;
@@ -15,7 +16,6 @@ pub mod gather;
 pub mod matchers;
 pub mod metrics;
 pub mod policy;
-pub mod props;
 pub mod rbac;
 pub mod reply;
 pub mod request;

@@ -2,9 +2,8 @@
 //! CIDR sets (sorted prefix sets per length), and path sets with templates
 //! (`{*}`, `{**}`, named `{user}` / `{rest=**}` captures).
 
-use std::net::IpAddr;
-
 use meshward_shared::config::ConfigError;
+pub use meshward_shared::facts::cidr::CidrSet;
 pub use meshward_shared::path_template::{CaptureNames, Template};
 
 /// Istio string matching over a list of patterns; any pattern may match.
@@ -13,8 +12,10 @@ pub struct StringSet {
     exact: Vec<Box<str>>,
     prefixes: Vec<Box<str>>,
     suffixes: Vec<Box<str>>,
-    /// `*`: any present value.
+    /// `*`: any non-empty value (istiod's `.+`), or any present value
+    /// when [`StringSet::star_matches_empty`] is set.
     any: bool,
+    any_empty: bool,
     /// Compare ASCII case-insensitively (values were lowercased at compile time).
     fold: bool,
 }
@@ -64,6 +65,13 @@ impl StringSet {
         Ok(s)
     }
 
+    /// Header patterns: istiod turns `*` into `present_match`, which an
+    /// empty value satisfies.
+    pub fn star_matches_empty(mut self, yes: bool) -> Self {
+        self.any_empty = yes;
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         !self.any && self.exact.is_empty() && self.prefixes.is_empty() && self.suffixes.is_empty()
     }
@@ -76,7 +84,7 @@ impl StringSet {
     }
 
     fn matches_folded(&self, value: &str) -> bool {
-        (self.any && !value.is_empty())
+        (self.any && (self.any_empty || !value.is_empty()))
             || self.exact.binary_search_by(|e| (**e).cmp(value)).is_ok()
             || self.prefixes.iter().any(|p| value.starts_with(&**p))
             || self.suffixes.iter().any(|p| value.ends_with(&**p))
@@ -112,123 +120,85 @@ pub fn first_segment(path: &str) -> Option<&str> {
     Some(body.split('/').next().unwrap_or(""))
 }
 
-/// A set of CIDR blocks; membership tests one sorted list per prefix length.
+// ------------------------------------------------------------- principals
+
+/// One side of a request principal: istiod's string matchers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Side {
+    /// `.+`
+    Any,
+    Exact(Box<str>),
+    Prefix(Box<str>),
+    Suffix(Box<str>),
+}
+
+impl Side {
+    fn matches(&self, v: &str) -> bool {
+        match self {
+            Side::Any => !v.is_empty(),
+            Side::Exact(e) => v == &**e,
+            Side::Prefix(p) => v.starts_with(&**p),
+            Side::Suffix(s) => v.ends_with(&**s),
+        }
+    }
+}
+
+/// `requestPrincipals` / `request.auth.principal`: as current istiod, each
+/// value is split at its last `/` into an issuer and a subject pattern,
+/// matched against the `iss` and `sub` claims separately.
 #[derive(Debug, Clone, Default)]
-pub struct CidrSet {
-    /// (prefix length, sorted masked networks) for IPv4 mapped into u128 space
-    v4: Vec<(u8, Vec<u32>)>,
-    v6: Vec<(u8, Vec<u128>)>,
+pub struct PrincipalSet {
+    pairs: Vec<(Side, Side)>,
 }
 
-impl CidrSet {
-    pub fn compile(values: &[String]) -> Result<CidrSet, ConfigError> {
-        let mut s = CidrSet::default();
-        for (i, v) in values.iter().enumerate() {
-            let (addr, len) = parse_cidr(v).map_err(|m| ConfigError::new(format!("[{i}]"), m))?;
-            match addr {
-                IpAddr::V4(a) => {
-                    let net = mask32(u32::from(a), len);
-                    push_net(&mut s.v4, len, net);
+impl PrincipalSet {
+    pub fn compile(values: &[String]) -> PrincipalSet {
+        let pairs = values
+            .iter()
+            .map(|v| {
+                let split = v.rfind('/').map(|i| (&v[..i], &v[i + 1..]));
+                let trim = |s: &str, f: fn(&str) -> Option<&str>| f(s).unwrap_or(s).into();
+                match split {
+                    _ if v == "*" => (Side::Any, Side::Any),
+                    Some((iss, sub)) if v.starts_with('*') => (
+                        if iss == "*" {
+                            Side::Any
+                        } else {
+                            Side::Suffix(trim(iss, |s| s.strip_prefix('*')))
+                        },
+                        Side::Exact(sub.into()),
+                    ),
+                    None if v.starts_with('*') => {
+                        (Side::Any, Side::Suffix(trim(v, |s| s.strip_prefix('*'))))
+                    }
+                    Some((iss, sub)) if v.ends_with('*') => (
+                        Side::Exact(iss.into()),
+                        if sub == "*" {
+                            Side::Any
+                        } else {
+                            Side::Prefix(trim(sub, |s| s.strip_suffix('*')))
+                        },
+                    ),
+                    None if v.ends_with('*') => {
+                        (Side::Prefix(trim(v, |s| s.strip_suffix('*'))), Side::Any)
+                    }
+                    Some((iss, sub)) => (Side::Exact(iss.into()), Side::Exact(sub.into())),
+                    None => (Side::Exact(v.as_str().into()), Side::Exact("".into())),
                 }
-                IpAddr::V6(a) => {
-                    let net = mask128(u128::from(a), len);
-                    push_net(&mut s.v6, len, net);
-                }
-            }
-        }
-        for (_, nets) in &mut s.v4 {
-            nets.sort_unstable();
-            nets.dedup();
-        }
-        for (_, nets) in &mut s.v6 {
-            nets.sort_unstable();
-            nets.dedup();
-        }
-        Ok(s)
+            })
+            .collect();
+        PrincipalSet { pairs }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_empty()
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6(v6),
-            },
-            v4 => v4,
+    /// Both claims must be present strings.
+    pub fn matches(&self, iss: Option<&str>, sub: Option<&str>) -> bool {
+        let (Some(iss), Some(sub)) = (iss, sub) else {
+            return false;
         };
-        match ip {
-            IpAddr::V4(a) => {
-                let a = u32::from(a);
-                self.v4
-                    .iter()
-                    .any(|(len, nets)| nets.binary_search(&mask32(a, *len)).is_ok())
-            }
-            IpAddr::V6(a) => {
-                let a = u128::from(a);
-                self.v6
-                    .iter()
-                    .any(|(len, nets)| nets.binary_search(&mask128(a, *len)).is_ok())
-            }
-        }
+        self.pairs
+            .iter()
+            .any(|(i, s)| i.matches(iss) && s.matches(sub))
     }
-}
-
-fn push_net<T>(lists: &mut Vec<(u8, Vec<T>)>, len: u8, net: T) {
-    match lists.iter_mut().find(|(l, _)| *l == len) {
-        Some((_, nets)) => nets.push(net),
-        None => lists.push((len, vec![net])),
-    }
-}
-
-fn mask32(a: u32, len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        a & (u32::MAX << (32 - u32::from(len)))
-    }
-}
-
-fn mask128(a: u128, len: u8) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        a & (u128::MAX << (128 - u32::from(len)))
-    }
-}
-
-/// `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a host block).
-pub fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
-    let (addr, len) = match text.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (text, None),
-    };
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("`{text}` is not an IP address or CIDR block"))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len = match len {
-        None => max,
-        Some(l) => match l.parse::<u8>() {
-            Ok(n) if n <= max && !l.starts_with('+') => n,
-            _ => return Err(format!("`{text}`: prefix length must be 0..={max}")),
-        },
-    };
-    Ok((ip, len))
-}
-
-/// Parse an IP from `ip`, `ip:port` or `[v6]:port` (Envoy's address forms).
-pub fn parse_ip_loose(text: &str) -> Option<IpAddr> {
-    let t = text.trim();
-    if let Ok(ip) = t.parse() {
-        return Some(ip);
-    }
-    if let Some(rest) = t.strip_prefix('[') {
-        return rest.split_once(']').and_then(|(a, _)| a.parse().ok());
-    }
-    t.rsplit_once(':').and_then(|(a, _)| a.parse().ok())
 }
 
 // ------------------------------------------------------------------ paths

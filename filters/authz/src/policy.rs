@@ -3,7 +3,7 @@
 //! conditions match, plus meshward's rule-level checks (roles, permissions,
 //! scopes, object checks, time windows, countries).
 
-use crate::matchers::{CidrSet, PathSet, StringSet};
+use crate::matchers::{CidrSet, PathSet, PrincipalSet, StringSet};
 use crate::request::{Attr, Request};
 use crate::time::TimeWindow;
 
@@ -56,7 +56,7 @@ impl<T> Cond<T> {
 #[derive(Debug, Clone, Default)]
 pub struct Source {
     pub principals: Cond<StringSet>,
-    pub request_principals: Cond<StringSet>,
+    pub request_principals: Cond<PrincipalSet>,
     pub namespaces: Cond<StringSet>,
     pub trust_domains: Cond<StringSet>,
     pub ip_blocks: Cond<CidrSet>,
@@ -69,6 +69,8 @@ pub struct Operation {
     pub ports: Cond<Vec<u32>>,
     pub methods: Cond<StringSet>,
     pub paths: Cond<PathSet>,
+    /// meshward option `hosts_ignore_port`: `host:port` also matches `host`.
+    pub hosts_ignore_port: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +80,8 @@ pub enum Values {
     Port(Vec<u32>),
     /// Role indices whose names match the listed values.
     Roles(Vec<usize>),
+    /// `request.auth.principal`: issuer and subject matched apart.
+    Principal(PrincipalSet),
 }
 
 #[derive(Debug, Clone)]
@@ -142,7 +146,10 @@ impl Source {
         if !str_opt(&self.principals, peer.map(|p| p.principal.as_str())) {
             return Err("from.source.principals");
         }
-        if !str_opt(&self.request_principals, auth.map(|a| a.principal.as_str())) {
+        let principal = |s: &PrincipalSet| {
+            auth.is_some_and(|a| s.matches(a.issuer.as_deref(), a.subject.as_deref()))
+        };
+        if !self.request_principals.check(principal) {
             return Err("from.source.requestPrincipals");
         }
         if !str_opt(&self.namespaces, peer.and_then(|p| p.namespace())) {
@@ -172,7 +179,10 @@ impl Operation {
         if !self.paths.check(|s| s.matches(&r.path)) {
             return Err("to.operation.paths");
         }
-        if !self.hosts.check(|s| host_matches(s, &r.host)) {
+        if !self
+            .hosts
+            .check(|s| host_matches(s, &r.host, self.hosts_ignore_port))
+        {
             return Err("to.operation.hosts");
         }
         if !self.ports.check(|s| r.port.is_some_and(|p| s.contains(&p))) {
@@ -182,13 +192,17 @@ impl Operation {
     }
 }
 
-/// Istio hosts are case-insensitive; `host:port` also matches `host`.
-fn host_matches(s: &StringSet, host: &str) -> bool {
+/// Istio hosts match `:authority` exactly, case-insensitively (`host:*`
+/// covers any port); `ignore_port` also lets `host:port` match `host`.
+fn host_matches(s: &StringSet, host: &str, ignore_port: bool) -> bool {
     if host.is_empty() {
         return false;
     }
     if s.matches(host) {
         return true;
+    }
+    if !ignore_port {
+        return false;
     }
     match host.rsplit_once(':') {
         Some((h, port)) if !h.ends_with(']') || host.starts_with('[') => {
@@ -209,6 +223,10 @@ fn values_match(v: &Values, attr: Attr, r: &Request) -> bool {
         Values::Str(s) => r.any_value(attr, &mut |x| s.matches(x)),
         Values::Ip(c) => r.ip(attr).is_some_and(|ip| c.contains(ip)),
         Values::Port(ports) => r.port.is_some_and(|p| ports.contains(&p)),
+        Values::Principal(p) => r
+            .auth
+            .as_ref()
+            .is_some_and(|a| p.matches(a.issuer.as_deref(), a.subject.as_deref())),
         Values::Roles(idx) => r.auth.as_ref().is_some_and(|a| {
             idx.iter()
                 .any(|i| a.roles.get(*i).copied().unwrap_or(false))
@@ -299,6 +317,11 @@ impl Rule {
     }
 
     fn object_ok(&self, o: &ObjectCheck, r: &Request) -> bool {
+        // A duplicated header names two objects at once: refuse to pick one.
+        let ambiguous = |a: Attr| matches!(a, Attr::Header(_)) && r.value_count(a) > 1;
+        if ambiguous(o.right) || matches!(o.left, Operand::Attr(a) if ambiguous(a)) {
+            return false;
+        }
         let left: Option<&str> = match &o.left {
             Operand::Capture(idx) => self
                 .to

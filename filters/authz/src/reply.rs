@@ -13,6 +13,7 @@ pub struct Replies {
     per_policy: Vec<Option<LocalReply>>,
     no_allow: LocalReply,
     default_deny: LocalReply,
+    peer_unknown: LocalReply,
 }
 
 impl Replies {
@@ -37,6 +38,7 @@ impl Replies {
             per_policy,
             no_allow: build(Reason::NoAllowMatch, None, "", global),
             default_deny: build(Reason::DefaultDeny, None, "", global),
+            peer_unknown: build(Reason::PeerUnknown, None, "", global),
         }
     }
 
@@ -47,6 +49,7 @@ impl Replies {
                 .and_then(Option::as_ref),
             Reason::NoAllowMatch => Some(&self.no_allow),
             Reason::DefaultDeny => Some(&self.default_deny),
+            Reason::PeerUnknown => Some(&self.peer_unknown),
             Reason::AllowedByPolicy | Reason::AllowedByDefault => None,
         }
     }

@@ -46,7 +46,6 @@ pub struct Needs {
     pub claims: Vec<Vec<String>>,
     pub method: bool,
     pub path: bool,
-    pub segments: bool,
     pub host: bool,
     pub port: bool,
     pub source_ip: bool,
@@ -214,12 +213,17 @@ pub fn dotted(path: &str) -> Result<Vec<String>, String> {
 /// The verified caller, from meshward filter state or jwt_authn metadata.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Auth {
-    /// `iss/sub`.
+    /// The `iss` and `sub` claims, when they are strings.
+    pub issuer: Option<String>,
+    pub subject: Option<String>,
+    /// `iss/sub`, for object checks and explanations.
     pub principal: String,
     pub audiences: Vec<String>,
-    pub presenter: Option<String>,
+    /// `azp` (a string, or the strings of a list).
+    pub presenter: Vec<String>,
     pub scopes: Vec<String>,
-    /// Values per claim slot (strings; arrays give one value per element).
+    /// Values per claim slot: the claim when it is a string, the string
+    /// elements of a list; other JSON types give none.
     pub claims: Vec<Vec<String>>,
     /// Effective role membership by role index (inheritance applied).
     pub roles: Vec<bool>,
@@ -266,8 +270,11 @@ pub struct Request {
     /// `:authority`, lower-cased.
     pub host: String,
     pub port: Option<u32>,
-    pub headers: Vec<Option<String>>,
+    /// Every value of each header slot, in order.
+    pub headers: Vec<Vec<String>>,
+    /// The TCP peer (`source.ip`).
     pub source_ip: Option<IpAddr>,
+    /// The client address (`remote.ip`).
     pub remote_ip: Option<IpAddr>,
     pub peer: Option<Peer>,
     pub sni: Option<String>,
@@ -278,14 +285,27 @@ pub struct Request {
 }
 
 impl Request {
+    /// The first value of a header slot.
     pub fn header(&self, slot: usize) -> Option<&str> {
-        self.headers.get(slot).and_then(|h| h.as_deref())
+        self.headers
+            .get(slot)
+            .and_then(|h| h.first())
+            .map(String::as_str)
+    }
+
+    /// How many values a string attribute has (object checks refuse an
+    /// ambiguous duplicated header).
+    pub fn value_count(&self, attr: Attr) -> usize {
+        match attr {
+            Attr::Header(slot) => self.headers.get(slot).map_or(0, Vec::len),
+            _ => usize::from(self.first_value(attr).is_some()),
+        }
     }
 
     pub fn ip(&self, attr: Attr) -> Option<IpAddr> {
         match attr {
             Attr::SourceIp => self.source_ip,
-            Attr::RemoteIp => self.remote_ip.or(self.source_ip),
+            Attr::RemoteIp => self.remote_ip,
             _ => None,
         }
     }
@@ -298,9 +318,9 @@ impl Request {
             Attr::SourcePrincipal => self.peer.as_ref().map(|p| p.principal.as_str()),
             Attr::SourceNamespace => self.peer.as_ref().and_then(Peer::namespace),
             Attr::SourceTrustDomain => self.peer.as_ref().map(Peer::trust_domain),
-            Attr::AuthPrincipal => auth.map(|a| a.principal.as_str()),
+            Attr::AuthPrincipal => auth.map(|a| a.principal.as_str()).filter(|p| !p.is_empty()),
             Attr::AuthAudiences => auth.and_then(|a| a.audiences.first()).map(String::as_str),
-            Attr::AuthPresenter => auth.and_then(|a| a.presenter.as_deref()),
+            Attr::AuthPresenter => auth.and_then(|a| a.presenter.first()).map(String::as_str),
             Attr::AuthClaim(slot) => auth
                 .and_then(|a| a.claims.get(slot))
                 .and_then(|v| v.first())
@@ -316,14 +336,17 @@ impl Request {
     pub fn any_value(&self, attr: Attr, f: &mut dyn FnMut(&str) -> bool) -> bool {
         let auth = self.auth.as_ref();
         match attr {
-            Attr::Header(slot) => self.header(slot).is_some_and(f),
+            Attr::Header(slot) => self
+                .headers
+                .get(slot)
+                .is_some_and(|vs| vs.iter().any(|v| f(v))),
             Attr::SourceIp | Attr::RemoteIp => false,
             Attr::SourcePrincipal => self.peer.as_ref().is_some_and(|p| f(&p.principal)),
             Attr::SourceNamespace => self.peer.as_ref().and_then(Peer::namespace).is_some_and(f),
             Attr::SourceTrustDomain => self.peer.as_ref().is_some_and(|p| f(p.trust_domain())),
-            Attr::AuthPrincipal => auth.is_some_and(|a| f(&a.principal)),
+            Attr::AuthPrincipal => auth.is_some_and(|a| !a.principal.is_empty() && f(&a.principal)),
             Attr::AuthAudiences => auth.is_some_and(|a| a.audiences.iter().any(|v| f(v))),
-            Attr::AuthPresenter => auth.and_then(|a| a.presenter.as_deref()).is_some_and(f),
+            Attr::AuthPresenter => auth.is_some_and(|a| a.presenter.iter().any(|v| f(v))),
             Attr::AuthClaim(slot) => auth
                 .and_then(|a| a.claims.get(slot))
                 .is_some_and(|vs| vs.iter().any(|v| f(v))),

@@ -23,6 +23,8 @@ pub struct Runtime {
     /// serializing anything.
     explained: Vec<Vec<String>>,
     default_allow: String,
+    /// The missing-peer misconfiguration has been logged (once per VM).
+    warned_no_peer: std::cell::Cell<bool>,
 }
 
 impl Runtime {
@@ -64,6 +66,17 @@ impl Runtime {
             metrics,
             explained,
             default_allow,
+            warned_no_peer: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Log, once, that `source.ip` rules cannot be evaluated.
+    pub fn warn_no_peer<H: Host + ?Sized>(&self, host: &H) {
+        if !self.warned_no_peer.replace(true) {
+            host.log(
+                LogLevel::Error,
+                "meshward authz: policies read source.ip/ipBlocks but the TCP peer is unknown; add the set_filter_state filter for `meshward.peer` (docs/authz.md, Required Envoy settings) or set peer_address; denying such requests",
+            );
         }
     }
 
