@@ -77,6 +77,22 @@ ACCESS_LOG_FIELDS = {
 }
 
 
+def peer_state_filter() -> dict:
+    """What the shipped configs put first: the TCP peer in filter state `meshward.peer`
+    (authz's source.ip / ipBlocks; no Wasm property carries the direct peer)."""
+    return {
+        "name": "envoy.filters.http.set_filter_state",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config",
+            "on_request_headers": [{
+                "object_key": "meshward.peer", "factory_key": "envoy.string",
+                "format_string": {"text_format_source": {
+                    "inline_string": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%"}},
+            }],
+        },
+    }
+
+
 def bootstrap(listener_port: int, admin_port: int, http_filters: list[dict], clusters: list[dict],
               route_cluster: str = "upstream", access_log_path: str | None = None,
               max_request_headers_kb: int = 96) -> dict:
@@ -88,7 +104,7 @@ def bootstrap(listener_port: int, admin_port: int, http_filters: list[dict], clu
         "max_request_headers_kb": max_request_headers_kb,
         "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
             {"match": {"prefix": "/"}, "route": {"cluster": route_cluster, "timeout": "10s"}}]}]},
-        "http_filters": list(http_filters) + [router_filter()],
+        "http_filters": _with_peer(list(http_filters)) + [router_filter()],
     }
     if access_log_path:
         hcm["access_log"] = [{
@@ -111,6 +127,12 @@ def bootstrap(listener_port: int, admin_port: int, http_filters: list[dict], clu
             "clusters": clusters,
         },
     }
+
+
+def _with_peer(filters: list[dict]) -> list[dict]:
+    if any(f.get("name") == "envoy.filters.http.set_filter_state" for f in filters):
+        return filters
+    return [peer_state_filter()] + filters
 
 
 # ---------------------------------------------------------------------------- launcher

@@ -111,12 +111,13 @@ impl Template {
                 Some(Var::Rest(n)) => rest = Some((index(n, &mut local)?, Vec::new())),
                 None => {
                     // A literal: one or more pchars; empty only as a trailing `/`.
+                    // `/` alone is the root; otherwise empty only when trailing.
                     let ok = if part.is_empty() {
-                        last && i > 0
+                        last
                     } else {
                         part.bytes().all(is_pchar)
                     };
-                    if !ok && !(part.is_empty() && parts.len() == 1) {
+                    if !ok {
                         return Err(format!(
                             "path template `{text}`: `{part}` is not a valid literal segment"
                         ));

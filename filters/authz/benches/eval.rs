@@ -70,14 +70,14 @@ fn bench(c: &mut Criterion) {
                 "objects" => format!("/svc{last}/users/alice/orders"),
                 _ => format!("/svc{last}/items"),
             };
-            let req = gather(&cfg, &host(&hit));
+            let req = request_of(&cfg, &host(&hit)).unwrap_or_default();
             assert!(cfg.engine.decide(&req, false).allowed());
             g.bench_with_input(
                 BenchmarkId::new(format!("{kind}/last_match"), n),
                 &req,
                 |b, r| b.iter(|| cfg.engine.decide(std::hint::black_box(r), false)),
             );
-            let miss = gather(&cfg, &host("/nothing/here"));
+            let miss = request_of(&cfg, &host("/nothing/here")).unwrap_or_default();
             assert!(!cfg.engine.decide(&miss, false).allowed());
             g.bench_with_input(
                 BenchmarkId::new(format!("{kind}/no_match"), n),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use meshward_shared::config::{parse_json, ConfigError};
 use meshward_shared::duration::ProtoDuration;
+use meshward_shared::facts::{PathNormalization, Sources};
 use meshward_shared::response::CustomResponse;
 use serde::Deserialize;
 
@@ -40,6 +41,8 @@ struct RawConfig {
     audit_allow: bool,
     #[serde(default)]
     deny_response: Option<CustomResponse>,
+    #[serde(default)]
+    path_normalization: PathNormalization,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +247,8 @@ pub struct Config {
     /// Whether deciding needs `:method` (each header read costs a call back
     /// into the VM, so it is skipped when nothing looks at it).
     pub reads_method: bool,
+    /// Where the matched path comes from (only the path is read here).
+    pub sources: Sources,
 }
 
 #[derive(Debug)]
@@ -376,6 +381,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         deny_response: raw.deny_response,
         output_headers,
         reads_method,
+        sources: Sources {
+            path: raw.path_normalization,
+            ..Sources::default()
+        },
     })
 }
 

@@ -246,7 +246,7 @@ fn bad_rules() {
     assert_eq!(e.path, "rules[0].match");
     let e = err(rule(json!({"match": {"safe_regex": {"regex": "("}}})));
     assert_eq!(e.path, "rules[0].match.safe_regex.regex");
-    let e = err(rule(json!({"match": {"path_template": "/a/{**}/b"}})));
+    let e = err(rule(json!({"match": {"path_template": "/a/{**}/{*}"}})));
     assert_eq!(e.path, "rules[0].match.path_template");
     let e = err(rule(json!({"match": {"prefix": "/", "methods": ["get"]}})));
     assert_eq!(e.path, "rules[0].match.methods[0]");

@@ -48,18 +48,9 @@ fn query_param(query: &str, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Split `:path` into path and query.
-pub fn split_path(path: &str) -> (&str, Option<&str>) {
-    let without_fragment = path.split('#').next().unwrap_or(path);
-    match without_fragment.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (without_fragment, None),
-    }
-}
-
 /// `:path` without every occurrence of the `name` query parameter.
 pub fn remove_param(path: &str, name: &str) -> String {
-    let (base, query) = split_path(path);
+    let (base, query) = meshward_shared::facts::path::split_target(path);
     let Some(query) = query else {
         return path.to_string();
     };
@@ -122,6 +113,5 @@ mod tests {
         );
         assert_eq!(remove_param("/a?access_token=t", "access_token"), "/a");
         assert_eq!(remove_param("/a", "access_token"), "/a");
-        assert_eq!(split_path("/a?b#c"), ("/a", Some("b")));
     }
 }

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use meshward_shared::audit::AuditLine;
+use meshward_shared::facts::{self, RequestFacts};
 use meshward_shared::host::{Host, HostCalls};
 use meshward_shared::identity::FILTER_STATE_KEY;
 use meshward_shared::response::LocalReply;
@@ -12,7 +13,7 @@ use proxy_wasm::types::Action;
 
 use crate::authn::{Decision, Runtime};
 use crate::config::{Config, TokenLocation};
-use crate::extract::{find_token, remove_param, split_path, Found};
+use crate::extract::{find_token, remove_param, Found};
 use crate::reason::Reason;
 use crate::requirement::Outcome;
 use crate::verify::Verified;
@@ -84,25 +85,36 @@ pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H, final_attempt: bool) ->
     for name in &config.output_headers {
         host.set_request_header(name, None);
     }
-    let method = if config.reads_method {
-        host.request_header(":method").unwrap_or_default()
-    } else {
-        String::new()
+    let facts = RequestFacts::new(host, &config.sources);
+    // Rules match the normalised path, so `/public/../admin` is `/admin`.
+    let path = match facts.path() {
+        Ok(p) => p,
+        Err(e) => {
+            return if facts::refuse_path(host, "jwt-auth", e, config.shadow) {
+                Step::Replied
+            } else {
+                Step::Continue
+            };
+        }
     };
-    let full_path = host.request_header(":path").unwrap_or_default();
-    let (path, query) = split_path(&full_path);
-    if config.bypass_cors_preflight && is_cors_preflight(host, &method) {
+    let method = if config.reads_method {
+        facts.method()
+    } else {
+        ""
+    };
+    if config.bypass_cors_preflight && is_cors_preflight(host, method) {
         return Step::Continue;
     }
-    let Some(rule) = config.rule_for(&method, path) else {
+    let Some(rule) = config.rule_for(method, path) else {
         return Step::Continue;
     };
-    let tokens = extract_tokens(host, config, rule.requires.is_some(), query);
+    let full_path = facts.raw_target();
+    let tokens = extract_tokens(host, config, rule.requires.is_some(), facts.query());
     let decision = rt.decide(host, rule, &tokens, now_ms(host), final_attempt);
     match decision.outcome {
         Outcome::Pending => Step::Pause,
         Outcome::Allow => {
-            allow(rt, host, &decision, &full_path);
+            allow(rt, host, &decision, full_path);
             Step::Continue
         }
         Outcome::Deny(reason, provider) => deny(rt, host, reason, provider, &rule.required_scopes),

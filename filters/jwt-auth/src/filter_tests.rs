@@ -390,10 +390,56 @@ fn a_cached_token_costs_two_header_reads() {
     request(&host, "/x", Some(&token));
     host.clear_reads();
     assert_eq!(process(&rt, &host, false), Step::Continue);
-    assert_eq!(host.reads()[0], "header :method");
+    assert_eq!(host.reads()[..2], ["header :path", "header :method"]);
     let rt = runtime(&host, config(json!({})));
     request(&host, "/x", Some(&token));
     host.clear_reads();
     assert_eq!(process(&rt, &host, false), Step::Continue);
-    assert_eq!(host.reads()[0], "header :method");
+    assert_eq!(host.reads()[..2], ["header :path", "header :method"]);
+}
+
+#[test]
+fn rules_match_the_normalised_path_and_ambiguous_paths_get_400() {
+    let host = FakeHost::at(NOW);
+    let rt = runtime(
+        &host,
+        config(json!({"rules": [
+            {"match": {"prefix": "/public"}},
+            {"match": {"prefix": "/"}, "requires": {"provider_name": "corp"}}]})),
+    );
+    for p in ["/public/x", "/public/../public/y"] {
+        request(&host, p, None);
+        assert_eq!(process(&rt, &host, false), Step::Continue, "{p}");
+    }
+    for p in ["/public/../admin", "//admin", "/public/%2e%2e/admin"] {
+        request(&host, p, None);
+        assert_eq!(
+            process(&rt, &host, false),
+            Step::Replied,
+            "{p}: walks out of /public"
+        );
+        assert_eq!(host.replies().last().map(|r| r.0), Some(401), "{p}");
+    }
+    for p in [
+        "/public/..%2Fadmin",
+        "/public%2F..%2Fadmin",
+        "/../public",
+        "/public\\..\\admin",
+    ] {
+        request(&host, p, None);
+        assert_eq!(process(&rt, &host, false), Step::Replied, "{p}");
+        assert_eq!(host.replies().last().map(|r| r.0), Some(400), "{p}");
+    }
+    let trusting = runtime(
+        &host,
+        config(json!({"path_normalization": "envoy", "rules": [
+            {"match": {"prefix": "/public"}},
+            {"match": {"prefix": "/"}, "requires": {"provider_name": "corp"}}]})),
+    );
+    request(&host, "/public/%2e%2e/admin", None);
+    assert_eq!(
+        process(&trusting, &host, false),
+        Step::Continue,
+        "envoy mode matches :path as is"
+    );
 }

@@ -1,7 +1,7 @@
 //! One token against one provider: parse, check the signature against the
 //! provider's keys, validate claims, and build the verified identity.
 
-use meshward_shared::identity::{scopes_from_claims, Identity};
+use meshward_shared::identity::Identity;
 use serde_json::Value;
 
 use crate::claims;
@@ -61,7 +61,7 @@ pub fn verify_token(
         .map_err(|e| VerifyError::Denied(Reason::from_core(e.reason())))?;
     let payload_segment = token.split('.').nth(1).unwrap_or_default().to_string();
     let exp = parsed.payload.get("exp").and_then(numeric_date);
-    let identity = identity_from(&provider.name, parsed.payload);
+    let identity = Identity::from_claims(&provider.name, parsed.payload);
     let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
     Ok(Verified {
         provider: provider_idx,
@@ -78,27 +78,5 @@ fn numeric_date(v: &Value) -> Option<u64> {
             .as_u64()
             .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
         _ => None,
-    }
-}
-
-fn identity_from(provider: &str, claims: serde_json::Map<String, Value>) -> Identity {
-    let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
-    let audiences = match claims.get("aud") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
-    };
-    Identity {
-        provider: provider.to_string(),
-        issuer: text("iss").unwrap_or_default(),
-        subject: text("sub").unwrap_or_default(),
-        audiences,
-        scopes: scopes_from_claims(&claims),
-        presenter: text("azp").or_else(|| text("client_id")),
-        claims,
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use meshward_shared::config::{parse_json, ConfigError};
 use meshward_shared::duration::ProtoDuration;
+use meshward_shared::facts::{self, PathNormalization, RawPeer, Sources};
 use meshward_shared::response::CustomResponse;
 use serde::Deserialize;
 
@@ -60,7 +61,11 @@ struct RawConfig {
     #[serde(default)]
     hybrid: Option<RawHybrid>,
     #[serde(default)]
-    xff_num_trusted_hops: u32,
+    xff_num_trusted_hops: Option<u32>,
+    #[serde(default)]
+    path_normalization: PathNormalization,
+    #[serde(default)]
+    peer_address: Option<RawPeer>,
     #[serde(default = "default_max_keys")]
     max_keys: u32,
     #[serde(default)]
@@ -251,7 +256,10 @@ pub struct Config {
     pub rls: Option<Rls>,
     pub share: f64,
     pub sync_interval_ms: u64,
-    pub xff_num_trusted_hops: u32,
+    /// Where the path, client address and identity come from.
+    pub sources: Sources,
+    /// Some rule reads the path (an ambiguous one is then refused).
+    pub reads_path: bool,
     pub max_keys: u32,
     pub on_key_space_full: OnFull,
     pub response_headers: HeaderStyle,
@@ -358,6 +366,23 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let needs_tick = rules
         .iter()
         .any(|r| r.max_delay_ms > 0 || r.mode != Mode::Local);
+    let reads_path = rules.iter().any(|r| {
+        let m = &r.matcher;
+        m.prefix.is_some()
+            || m.path.is_some()
+            || m.template.is_some()
+            || r.key.iter().any(KeyPart::reads_path)
+    });
+    let sources = Sources {
+        path: raw.path_normalization,
+        xff_num_trusted_hops: facts::check_hops(raw.xff_num_trusted_hops)?,
+        peer: match raw.peer_address {
+            Some(p) => p.compile().map_err(|e| e.within("peer_address"))?,
+            None => Default::default(),
+        },
+        meshward_identity: true,
+        jwt_authn: None,
+    };
     Ok(Config {
         rules,
         match_all: raw.match_all,
@@ -365,7 +390,8 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         rls,
         share,
         sync_interval_ms,
-        xff_num_trusted_hops: raw.xff_num_trusted_hops,
+        sources,
+        reads_path,
         max_keys: raw.max_keys,
         on_key_space_full: raw.on_key_space_full,
         response_headers: raw.response_headers,

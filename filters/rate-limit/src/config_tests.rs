@@ -62,7 +62,7 @@ fn errors_name_the_field_path() {
             "rules[0].key[0].source_ip.ipv4_prefix",
         ),
         (
-            json!({"rules": [{"name": "a", "key": [{"path_template": "/a/{**}/b"}], "limit": {"requests": 1, "per": "second"}}]}),
+            json!({"rules": [{"name": "a", "key": [{"path_template": "/a/{**}/{*}"}], "limit": {"requests": 1, "per": "second"}}]}),
             "rules[0].key[0].path_template",
         ),
         (

@@ -5,6 +5,7 @@
 use std::rc::Rc;
 
 use meshward_shared::audit::AuditLine;
+use meshward_shared::facts;
 use meshward_shared::host::{Host, HostCalls};
 use meshward_shared::response::LocalReply;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -55,7 +56,15 @@ impl RateLimitFilter {
         let rt = Rc::clone(&self.rt);
         let config = &rt.config;
         let now = now_ms(host);
-        let view = RequestView::new(host, config.xff_num_trusted_hops);
+        let view = RequestView::new(host, &config.sources);
+        if config.reads_path {
+            if let Err(e) = view.facts.path() {
+                if facts::refuse_path(host, "rate-limit", e, config.shadow) {
+                    self.replied = true;
+                    return Step::Replied;
+                }
+            }
+        }
         let hits = rt.hits(&view);
         if hits.is_empty() {
             return Step::Continue;

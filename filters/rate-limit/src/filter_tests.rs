@@ -463,8 +463,38 @@ fn request_facts_are_read_once_and_only_when_a_rule_needs_them() {
     assert_eq!(step, Step::Continue);
     let mut reads = host.reads();
     reads.retain(|r| !r.starts_with("shared "));
-    assert_eq!(
-        reads,
-        ["header :method", "header :path", "header x-api-key"]
+    // The path first (an ambiguous one is refused before any rule), and
+    // ordinary headers in one read that keeps every value.
+    assert_eq!(reads, ["header :path", "header :method", "headers"]);
+}
+
+#[test]
+fn ambiguous_paths_are_refused_when_a_rule_reads_the_path() {
+    let host = FakeHost::at(NOW);
+    let rt = runtime(
+        &host,
+        json!({"rules": [{"name": "r", "match": {"prefix": "/admin"}, "key": [{"literal": "x"}],
+               "limit": {"requests": 1, "per": "minute"}}]}),
     );
+    request(&host, "/a%2F..%2Fadmin", &[]);
+    let (step, _f) = run(&host, &rt, 1);
+    assert_eq!(step, Step::Replied);
+    assert_eq!(host.replies()[0].0, 400);
+    // Dot segments and doubled slashes land on the rule they resolve to.
+    for p in ["/public/../admin", "//admin", "/%61dmin"] {
+        let host = FakeHost::at(NOW);
+        let rt = runtime(
+            &host,
+            json!({"rules": [{"name": "r", "match": {"prefix": "/admin"}, "key": [{"literal": "x"}],
+                   "limit": {"requests": 1, "per": "minute"}}]}),
+        );
+        request(&host, p, &[]);
+        assert_eq!(run(&host, &rt, 1).0, Step::Continue, "{p}");
+        request(&host, p, &[]);
+        assert_eq!(
+            run(&host, &rt, 2).0,
+            Step::Replied,
+            "{p}: counted as /admin"
+        );
+    }
 }

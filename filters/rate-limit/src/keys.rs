@@ -6,10 +6,10 @@ use std::cell::OnceCell;
 use std::net::IpAddr;
 
 use meshward_shared::config::ConfigError;
+use meshward_shared::facts::{cidr, claims, RequestFacts, Sources};
 use meshward_shared::host::Host;
 use meshward_shared::identity::Identity;
 use serde::Deserialize;
-use serde_json::Value;
 
 /// One part of a key, written as a one-field object, e.g. `{"header": "x-api-key"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -19,7 +19,8 @@ pub enum KeyPart {
     Identity(String),
     /// Any claim of the verified token; dotted names reach into objects.
     Claim(String),
-    /// The client address (see `xff_num_trusted_hops`), optionally masked.
+    /// The client address (Envoy's derived remote address, or the
+    /// `x-forwarded-for` entry under `xff_num_trusted_hops`), optionally masked.
     SourceIp(SourceIp),
     Header(String),
     Query(String),
@@ -45,6 +46,10 @@ pub struct SourceIp {
 const IDENTITY_FIELDS: [&str; 5] = ["sub", "issuer", "client_id", "principal", "provider"];
 
 impl KeyPart {
+    pub fn reads_path(&self) -> bool {
+        matches!(self, KeyPart::Path {} | KeyPart::PathTemplate(_))
+    }
+
     pub fn needs_identity(&self) -> bool {
         matches!(self, KeyPart::Identity(_) | KeyPart::Claim(_))
     }
@@ -96,101 +101,52 @@ impl KeyPart {
     }
 }
 
-/// Lazily read request facts: every host read happens at most once, and
-/// only when a rule asks for it.
+/// The request as the rules see it: the shared request facts (each read at
+/// most once, only when a rule asks) plus the route name.
 pub struct RequestView<'h, H: Host + ?Sized> {
-    host: &'h H,
-    method: OnceCell<String>,
-    /// `:path` split at `?`: (path, query).
-    target: OnceCell<(String, Option<String>)>,
-    xff_hops: u32,
-    identity: OnceCell<Option<Identity>>,
-    source: OnceCell<Option<IpAddr>>,
+    pub facts: RequestFacts<'h, H>,
     route: OnceCell<Option<String>>,
 }
 
 impl<'h, H: Host + ?Sized> RequestView<'h, H> {
-    pub fn new(host: &'h H, xff_hops: u32) -> Self {
+    pub fn new(host: &'h H, sources: &'h Sources) -> Self {
         RequestView {
-            host,
-            method: OnceCell::new(),
-            target: OnceCell::new(),
-            xff_hops,
-            identity: OnceCell::new(),
-            source: OnceCell::new(),
+            facts: RequestFacts::new(host, sources),
             route: OnceCell::new(),
         }
     }
 
-    // Each header read costs a call back into the VM (about 2 µs of Envoy CPU,
-    // docs/performance.md), so
-    // `:method` and `:path` are read only for rules that look at them.
     pub fn method(&self) -> &str {
-        self.method
-            .get_or_init(|| self.host.request_header(":method").unwrap_or_default())
+        self.facts.method()
     }
 
+    /// The normalised path; an ambiguous path was refused before any rule
+    /// runs (see `filter.rs`), so here it reads as empty.
     pub fn path(&self) -> &str {
-        &self.target().0
+        self.facts.path().unwrap_or("")
     }
 
-    fn target(&self) -> &(String, Option<String>) {
-        self.target.get_or_init(|| {
-            let full = self.host.request_header(":path").unwrap_or_default();
-            match full.split_once('?') {
-                Some((p, q)) => (p.to_string(), Some(q.to_string())),
-                None => (full, None),
-            }
-        })
-    }
-
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.host.request_header(name)
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.facts.header(name)
     }
 
     pub fn identity(&self) -> Option<&Identity> {
-        self.identity
-            .get_or_init(|| Identity::read(self.host))
-            .as_ref()
+        self.facts.identity()
     }
 
     pub fn claim(&self, name: &str) -> Option<String> {
-        let id = self.identity()?;
-        let mut parts = name.split('.');
-        let first = parts.next()?;
-        let mut v = id.claims.get(first)?;
-        for p in parts {
-            v = v.get(p)?;
-        }
-        claim_text(v)
-    }
-
-    pub fn query_param(&self, name: &str) -> Option<String> {
-        self.target().1.as_deref()?.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k == name).then(|| v.to_string())
-        })
+        let path: Vec<&str> = name.split('.').collect();
+        claims::text(claims::lookup(&self.identity()?.claims, &path)?)
     }
 
     pub fn source_ip(&self) -> Option<IpAddr> {
-        *self.source.get_or_init(|| {
-            if self.xff_hops > 0 {
-                if let Some(ip) = self
-                    .header("x-forwarded-for")
-                    .and_then(|x| xff_client(&x, self.xff_hops))
-                {
-                    return Some(ip);
-                }
-            }
-            let raw = self.host.property(&["source", "address"])?;
-            parse_socket_ip(std::str::from_utf8(&raw).ok()?)
-        })
+        self.facts.client_ip()
     }
 
     pub fn route_name(&self) -> Option<String> {
         self.route
             .get_or_init(|| {
-                let raw = self.host.property(&["route_name"])?;
+                let raw = self.facts.host().property(&["route_name"])?;
                 String::from_utf8(raw).ok().filter(|s| !s.is_empty())
             })
             .clone()
@@ -212,8 +168,8 @@ impl<'h, H: Host + ?Sized> RequestView<'h, H> {
             }
             KeyPart::Claim(c) => self.claim(c),
             KeyPart::SourceIp(mask) => self.source_ip().map(|ip| masked(ip, *mask)),
-            KeyPart::Header(h) => self.header(h),
-            KeyPart::Query(q) => self.query_param(q),
+            KeyPart::Header(h) => self.header(h).map(str::to_string),
+            KeyPart::Query(q) => self.facts.query_param(q).map(str::to_string),
             KeyPart::Method {} => Some(self.method().to_string()),
             KeyPart::Path {} => Some(self.path().to_string()),
             KeyPart::PathTemplate(t) => t.matches(self.path()).then(|| t.source.clone()),
@@ -224,48 +180,15 @@ impl<'h, H: Host + ?Sized> RequestView<'h, H> {
     }
 }
 
-fn claim_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// The `hops`-th address from the right of X-Forwarded-For (1 = rightmost),
-/// as Envoy's `xff_num_trusted_hops` counts; `None` when there are fewer.
-pub fn xff_client(xff: &str, hops: u32) -> Option<IpAddr> {
-    let entry = xff.rsplit(',').nth(hops.checked_sub(1)? as usize)?;
-    entry.trim().parse().ok()
-}
-
-/// `1.2.3.4:5678`, `[::1]:80` or a bare address.
-pub fn parse_socket_ip(s: &str) -> Option<IpAddr> {
-    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
-        return Some(sa.ip());
-    }
-    s.parse().ok()
-}
-
 /// The address masked to the configured prefix, in CIDR form when masked.
 pub fn masked(ip: IpAddr, mask: SourceIp) -> String {
-    match ip {
-        IpAddr::V4(v4) => match mask.ipv4_prefix {
-            Some(p) if p < 32 => {
-                let bits = u32::from(v4) & (u32::MAX.checked_shl(32 - u32::from(p)).unwrap_or(0));
-                format!("{}/{p}", std::net::Ipv4Addr::from(bits))
-            }
-            _ => v4.to_string(),
-        },
-        IpAddr::V6(v6) => match mask.ipv6_prefix {
-            Some(p) if p < 128 => {
-                let bits =
-                    u128::from(v6) & (u128::MAX.checked_shl(128 - u32::from(p)).unwrap_or(0));
-                format!("{}/{p}", std::net::Ipv6Addr::from(bits))
-            }
-            _ => v6.to_string(),
-        },
+    let prefix = match ip {
+        IpAddr::V4(_) => mask.ipv4_prefix.filter(|p| *p < 32),
+        IpAddr::V6(_) => mask.ipv6_prefix.filter(|p| *p < 128),
+    };
+    match prefix {
+        Some(p) => format!("{}/{p}", cidr::mask(ip, p)),
+        None => ip.to_string(),
     }
 }
 
@@ -316,18 +239,8 @@ mod tests {
         assert!(t.matches("/users/9"));
         assert!(!t.matches("/users/9/x"));
         assert!(Template::parse_plain("users").is_err());
-        assert!(Template::parse_plain("/a/{**}/b").is_err());
+        assert!(Template::parse_plain("/a/{**}/{*}").is_err());
         assert!(Template::parse_plain("/a/x{y}").is_err());
-    }
-
-    #[test]
-    fn xff_hops_count_from_the_right() {
-        let x = "203.0.113.9, 10.0.0.1, 10.0.0.2";
-        assert_eq!(xff_client(x, 1), Some("10.0.0.2".parse().unwrap()));
-        assert_eq!(xff_client(x, 3), Some("203.0.113.9".parse().unwrap()));
-        assert_eq!(xff_client(x, 4), None);
-        assert_eq!(xff_client(x, 0), None);
-        assert_eq!(xff_client("garbage", 1), None);
     }
 
     #[test]
@@ -350,11 +263,6 @@ mod tests {
             ipv6_prefix: None,
         };
         assert_eq!(masked("192.0.2.77".parse().unwrap(), m0), "0.0.0.0/0");
-        assert_eq!(parse_socket_ip("[::1]:80"), Some("::1".parse().unwrap()));
-        assert_eq!(
-            parse_socket_ip("127.0.0.1:9"),
-            Some("127.0.0.1".parse().unwrap())
-        );
     }
 
     #[test]
@@ -380,7 +288,8 @@ mod tests {
             ..Default::default()
         };
         id.write(&host).unwrap();
-        let v = RequestView::new(&host, 0);
+        let sources = Sources::default();
+        let v = RequestView::new(&host, &sources);
         let get = |p: KeyPart| v.part(&p);
         assert_eq!(
             get(KeyPart::Identity("sub".into())).as_deref(),
@@ -423,19 +332,29 @@ mod tests {
             get(KeyPart::SourceIp(SourceIp::default())).as_deref(),
             Some("10.9.9.9")
         );
-        let trusted = RequestView::new(&host, 2);
+        // Envoy's rule: the entry `hops` places from the right (0 = last).
+        let one = Sources {
+            xff_num_trusted_hops: Some(1),
+            ..Sources::default()
+        };
+        let trusted = RequestView::new(&host, &one);
         assert_eq!(
             trusted
                 .part(&KeyPart::SourceIp(SourceIp::default()))
                 .as_deref(),
             Some("198.51.100.7")
         );
-        let too_many = RequestView::new(&host, 3);
+        let two = Sources {
+            xff_num_trusted_hops: Some(2),
+            ..Sources::default()
+        };
+        let too_many = RequestView::new(&host, &two);
         assert_eq!(
             too_many
                 .part(&KeyPart::SourceIp(SourceIp::default()))
                 .as_deref(),
-            Some("10.9.9.9")
+            Some("10.9.9.9"),
+            "too few entries: the peer (here Envoy's address, no peer source)"
         );
     }
 

@@ -88,7 +88,7 @@ pub struct JwtAuthnSource {
 }
 
 /// Where each fact comes from; compiled once per filter config.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sources {
     pub path: PathNormalization,
     /// `None`: the client is Envoy's derived remote address (`source.address`).
@@ -97,6 +97,18 @@ pub struct Sources {
     /// Read meshward's identity (filter state written by `jwt-auth`).
     pub meshward_identity: bool,
     pub jwt_authn: Option<JwtAuthnSource>,
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        Sources {
+            path: PathNormalization::default(),
+            xff_num_trusted_hops: None,
+            peer: PeerSource::default(),
+            meshward_identity: true,
+            jwt_authn: None,
+        }
+    }
 }
 
 /// The largest `xff_num_trusted_hops` accepted (as a sanity bound).
@@ -255,13 +267,18 @@ impl<'a, H: Host + ?Sized> RequestFacts<'a, H> {
             .get_or_init(|| match self.src.xff_num_trusted_hops {
                 Some(hops) => {
                     let joined: Vec<&str> = self.header_values("x-forwarded-for").collect();
-                    addr::xff_client(&joined.join(","), hops).or_else(|| self.peer_ip())
+                    addr::xff_client(&joined.join(","), hops)
+                        .or_else(|| self.peer_ip())
+                        .or_else(|| self.envoy_remote())
                 }
-                None => {
-                    let raw = self.host.property(&["source", "address"])?;
-                    addr::parse_socket_ip(std::str::from_utf8(&raw).ok()?)
-                }
+                None => self.envoy_remote(),
             })
+    }
+
+    /// Envoy's derived remote address (`source.address`).
+    fn envoy_remote(&self) -> Option<IpAddr> {
+        let raw = self.host.property(&["source", "address"])?;
+        addr::parse_socket_ip(std::str::from_utf8(&raw).ok()?)
     }
 
     /// The verified caller: meshward's identity when configured and present,
