@@ -45,11 +45,14 @@ def authz_config() -> dict:
                                "body": "{\"error\":\"{reason}\",\"policy\":\"{policy}\"}",
                                "content_type": "application/json"}},
             {"name": "own-orders", "rules": [{
-                "to": [{"operation": {"methods": ["GET"], "paths": ["/users/{user}/orders/{**}"]}}],
+                "to": [{"operation": {"methods": ["GET"], "paths": ["/users/{user}/orders", "/users/{user}/orders/{**}"]}}],
                 "objects": [{"capture": "user", "equals": "request.auth.claims[sub]"}]}]},
             {"name": "tenant-isolation", "rules": [{
-                "to": [{"operation": {"paths": ["/tenants/{tenant}/{**}"]}}],
+                "to": [{"operation": {"paths": ["/tenants/{tenant}", "/tenants/{tenant}/{**}"]}}],
                 "objects": [{"capture": "tenant", "equals": "request.auth.claims[tenant]"}]}]},
+            {"name": "tenant-header", "rules": [{
+                "to": [{"operation": {"paths": ["/th/*"]}}],
+                "objects": [{"attribute": "request.headers[x-tenant]", "equals": "request.auth.claims[tenant]"}]}]},
             {"name": "admin-area", "rules": [{"to": [{"operation": {"paths": ["/admin/*"]}}],
                                               "permissions": ["orders:admin"]}]},
             {"name": "open-hours", "rules": [{"to": [{"operation": {"paths": ["/hours/open"]}}],
@@ -114,6 +117,37 @@ def test_tenant_isolation(stack):
     assert e.request("/tenants/tenant-b/invoices/1", b).status_code == 200
     assert e.request("/tenants/tenant-a", b).status_code == 403
     assert e.request("/tenants/tenant-a/x", token("carol")).status_code == 403, "no tenant claim"
+
+
+def _raw(e, path: str, headers: list[tuple[str, str]]) -> int:
+    # http.client sends the path and repeated headers exactly as written.
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", e.port, timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        for k, v in headers:
+            conn.putheader(k, v)
+        conn.endheaders()
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_tenant_cases_that_must_not_pass(stack):
+    e, token = stack
+    a = [("authorization", f"Bearer {token('alice', tenant='tenant-a')}")]
+    assert _raw(e, "/th/x", a + [("x-tenant", "tenant-a")]) == 200
+    assert _raw(e, "/th/x", a + [("x-tenant", "tenant-b")]) == 403
+    # Two x-tenant headers name two tenants: the check refuses to pick one.
+    assert _raw(e, "/th/x", a + [("x-tenant", "tenant-a"), ("x-tenant", "tenant-b")]) == 403
+    assert _raw(e, "/th/x", a + [("x-tenant", "tenant-b"), ("x-tenant", "tenant-a")]) == 403
+    # An object-typed tenant claim is not the list of its keys.
+    obj = [("authorization", f"Bearer {token('mallory', tenant={'tenant-a': ''})}")]
+    assert _raw(e, "/th/x", obj + [("x-tenant", "tenant-a")]) == 403
+    assert _raw(e, "/tenants/tenant-a/x", obj) == 403
+    # Dot segments are resolved before the capture is read.
+    assert _raw(e, "/tenants/tenant-a/../tenant-b/x", a) == 403
+    assert _raw(e, "/tenants/tenant-b/../tenant-a/x", a) == 200
 
 
 def test_roles_from_claims_with_inheritance(stack):
@@ -248,7 +282,7 @@ def test_dry_run_policy_is_counted_not_enforced(procs):
 @pytest.mark.parametrize("cfg,field", [
     ({"policies": [{"name": "p", "rules": [{"from": [{"source": {"ipBlocks": ["10.0.0.0/33"]}}]}]}]},
      "policies[0].rules[0].from[0].source.ipBlocks[0]"),
-    ({"policies": [{"name": "p", "rules": [{"to": [{"operation": {"paths": ["/a/{**}/b"]}}]}]}]},
+    ({"policies": [{"name": "p", "rules": [{"to": [{"operation": {"paths": ["/a/{**}/{*}"]}}]}]}]},
      "policies[0].rules[0].to[0].operation.paths[0]"),
     ({"policies": [{"name": "p", "rules": [{"when": [{"key": "request.colour", "values": ["x"]}]}]}]},
      "policies[0].rules[0].when[0].key"),

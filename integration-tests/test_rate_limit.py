@@ -49,7 +49,9 @@ def test_local_limit_is_exact_across_four_workers(procs):
 
 
 def test_per_client_keys_and_response_headers(procs):
-    cfg = {"response_headers": "draft_and_legacy", "xff_num_trusted_hops": 1,
+    # No hops here: the key is the client Envoy derived (the last XFF entry, as this
+    # HCM has use_remote_address: false).
+    cfg = {"response_headers": "draft_and_legacy",
            "rules": [{"name": "per-ip", "key": [{"source_ip": {"ipv4_prefix": 24}}],
                       "limit": {"requests": 3, "per": "minute", "algorithm": "fixed_window"}}]}
     e = _envoy(procs, cfg, concurrency=2)

@@ -37,6 +37,9 @@ pub enum PathError {
     BadByte,
     /// `..` would climb above `/`.
     AboveRoot,
+    /// `..` right after an empty segment (`/a//../b`): RFC 3986 resolves it to
+    /// `/a/b`, a server that merges slashes first to `/b`.
+    DotsAfterEmptySegment,
 }
 
 impl PathError {
@@ -49,6 +52,9 @@ impl PathError {
             PathError::Nul => "the path has a NUL byte",
             PathError::BadByte => "the path has a control or non-ASCII byte",
             PathError::AboveRoot => "the path climbs above `/` with `..`",
+            PathError::DotsAfterEmptySegment => {
+                "the path has `..` after an empty segment (`//..`), which servers resolve differently"
+            }
         }
     }
 }
@@ -161,21 +167,29 @@ fn decode(bytes: &[u8]) -> Result<String, PathError> {
     Ok(out)
 }
 
+/// RFC 3986 section 5.2.4 over the segments as written, then empty segments
+/// merged. A `..` that would remove an empty segment is refused: only there
+/// does merging before or after resolving give different paths.
 fn remove_dots(path: &str) -> Result<String, PathError> {
     let mut segs: Vec<&str> = Vec::new();
     let mut trailing = false;
-    for seg in path.split('/').skip(1) {
+    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    let n = parts.len();
+    for (i, seg) in parts.into_iter().enumerate() {
         trailing = matches!(seg, "" | "." | "..");
         match seg {
-            "" | "." => {}
-            ".." => {
-                if segs.pop().is_none() {
-                    return Err(PathError::AboveRoot);
-                }
-            }
+            "." => {}
+            // A trailing empty segment is the trailing slash, not a segment.
+            "" if i + 1 == n => {}
+            ".." => match segs.pop() {
+                None => return Err(PathError::AboveRoot),
+                Some("") => return Err(PathError::DotsAfterEmptySegment),
+                Some(_) => {}
+            },
             s => segs.push(s),
         }
     }
+    segs.retain(|s| !s.is_empty());
     let mut out = String::with_capacity(path.len());
     for s in &segs {
         out.push('/');
@@ -233,6 +247,11 @@ mod tests {
         assert_eq!(n("/a%00"), Err(PathError::Nul));
         assert_eq!(n("/a\0"), Err(PathError::Nul));
         assert_eq!(n("/a%zz"), Err(PathError::BadEscape));
+        assert_eq!(
+            n("/public//../admin"),
+            Err(PathError::DotsAfterEmptySegment)
+        );
+        assert_eq!(n("//.."), Err(PathError::DotsAfterEmptySegment));
         assert_eq!(n("/a%4"), Err(PathError::BadEscape));
         assert_eq!(n("/é"), Err(PathError::BadByte));
         assert_eq!(n("/a\tb"), Err(PathError::BadByte));
