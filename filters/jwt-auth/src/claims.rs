@@ -199,40 +199,7 @@ fn check(value: &Value, check: &ClaimCheck) -> bool {
     }
 }
 
-/// Claim at a dotted path through nested objects. When a segment is not
-/// found, joined segments are tried as one key, so namespaced claims like
-/// `https://example.com/roles` (split at its dots) still resolve.
-pub fn claim_at<'a>(payload: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    if let Some(v) = payload.get(first.as_str()) {
-        let found = if rest.is_empty() {
-            Some(v)
-        } else if let Value::Object(inner) = v {
-            claim_at(inner, rest)
-        } else {
-            None
-        };
-        if found.is_some() {
-            return found;
-        }
-    }
-    // Literal keys containing dots: try the longest joins first.
-    for take in (2..=path.len()).rev() {
-        let (head, tail) = path.split_at_checked(take)?;
-        let key = head.join(".");
-        if let Some(v) = payload.get(&key) {
-            if tail.is_empty() {
-                return Some(v);
-            }
-            if let Value::Object(inner) = v {
-                if let Some(found) = claim_at(inner, tail) {
-                    return Some(found);
-                }
-            }
-        }
-    }
-    None
-}
+pub use meshward_shared::facts::claims::dotted as claim_at;
 
 #[cfg(test)]
 mod tests {
@@ -524,7 +491,7 @@ mod tests {
         assert_eq!(claim_at(&p, &path("a.b.c")), Some(&json!(1)));
         assert_eq!(claim_at(&p, &path("org.missing")), None);
         assert_eq!(claim_at(&p, &path("flat.x")), None);
-        assert_eq!(claim_at(&p, &[]), None);
+        assert_eq!(claim_at::<String>(&p, &[]), None);
         let pol = require("org.team.name", ClaimCheck::Equals(json!("red")));
         assert_eq!(reason(&p, &pol), "ok");
     }

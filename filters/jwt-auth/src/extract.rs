@@ -40,12 +40,9 @@ fn strip_prefix(value: &str, prefix: &str) -> Option<String> {
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+    meshward_shared::facts::path::query_param(query, name)
         .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// `:path` without every occurrence of the `name` query parameter.

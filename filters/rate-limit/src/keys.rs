@@ -136,7 +136,7 @@ impl<'h, H: Host + ?Sized> RequestView<'h, H> {
 
     pub fn claim(&self, name: &str) -> Option<String> {
         let path: Vec<&str> = name.split('.').collect();
-        claims::text(claims::lookup(&self.identity()?.claims, &path)?)
+        claims::text(claims::dotted(&self.identity()?.claims, &path)?)
     }
 
     pub fn source_ip(&self) -> Option<IpAddr> {

@@ -14,6 +14,42 @@ pub fn lookup<'a, S: AsRef<str>>(claims: &'a Map<String, Value>, path: &[S]) -> 
     Some(cur)
 }
 
+/// The claim at a dotted path (`org.team.name`, as `jwt-auth` and
+/// `rate-limit` configs write it). When a segment is not found, joined
+/// segments are tried as one key, longest first, so namespaced claims such
+/// as `https://example.com/roles` (split at its dots) still resolve.
+pub fn dotted<'a, S: AsRef<str>>(claims: &'a Map<String, Value>, path: &[S]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    if let Some(v) = claims.get(first.as_ref()) {
+        let found = match (rest.is_empty(), v) {
+            (true, _) => Some(v),
+            (false, Value::Object(inner)) => dotted(inner, rest),
+            _ => None,
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    for take in (2..=path.len()).rev() {
+        let (head, tail) = path.split_at_checked(take)?;
+        let key = head
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<&str>>()
+            .join(".");
+        match (claims.get(&key), tail.is_empty()) {
+            (Some(v), true) => return Some(v),
+            (Some(Value::Object(inner)), false) => {
+                if let Some(found) = dotted(inner, tail) {
+                    return Some(found);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The strings a pattern is matched against: the claim itself when it is a
 /// string, or its string elements when it is a list.
 pub fn strings(value: Option<&Value>) -> impl Iterator<Item = &str> {
@@ -64,5 +100,23 @@ mod tests {
         assert_eq!(text(&json!(5)).as_deref(), Some("5"));
         assert_eq!(text(&json!(false)).as_deref(), Some("false"));
         assert_eq!(text(&json!(["a"])), None);
+    }
+
+    #[test]
+    fn dotted_paths_and_dotted_keys() {
+        let c = json!({
+            "org": {"id": "o1", "team": {"name": "red"}},
+            "https://ex.com/roles": ["admin"],
+            "a.b": {"c": 1},
+            "flat": 1
+        });
+        let c = c.as_object().unwrap();
+        let at = |p: &str| dotted(c, &p.split('.').collect::<Vec<_>>()).cloned();
+        assert_eq!(at("org.team.name"), Some(json!("red")));
+        assert_eq!(at("https://ex.com/roles"), Some(json!(["admin"])));
+        assert_eq!(at("a.b.c"), Some(json!(1)));
+        assert_eq!(at("org.missing"), None);
+        assert_eq!(at("flat.x"), None);
+        assert_eq!(dotted::<&str>(c, &[]), None);
     }
 }

@@ -223,10 +223,7 @@ impl<'a, H: Host + ?Sized> RequestFacts<'a, H> {
 
     /// The first value of query parameter `name` (not decoded).
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query()?.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k == name).then_some(v)
-        })
+        path::query_param(self.query()?, name)
     }
 
     fn all_headers(&self) -> &[(String, String)] {

@@ -68,6 +68,15 @@ pub fn split_target(target: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The first value of query parameter `name`, as written (not decoded);
+/// `k` alone reads as `k=`.
+pub fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then_some(v)
+    })
+}
+
 /// The path as the rules see it under `mode`.
 pub fn derive(path: &str, mode: PathNormalization) -> Result<Cow<'_, str>, PathError> {
     match mode {
@@ -273,6 +282,14 @@ mod tests {
         assert_eq!(split_target("/a?b=1#f"), ("/a", Some("b=1")));
         assert_eq!(split_target("/a#f?x"), ("/a", None));
         assert_eq!(split_target("/a"), ("/a", None));
+    }
+
+    #[test]
+    fn query_params() {
+        assert_eq!(query_param("a=1&b=2&a=3", "a"), Some("1"));
+        assert_eq!(query_param("flag&b=", "flag"), Some(""));
+        assert_eq!(query_param("b=", "b"), Some(""));
+        assert_eq!(query_param("x=1", "y"), None);
     }
 
     #[test]
