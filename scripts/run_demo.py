@@ -15,6 +15,7 @@ Ctrl-C stops everything it started.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -125,6 +126,21 @@ def tamper(token: str) -> str:
     return f"{h}.{p2}.{s}"
 
 
+def raw_status(base: str, path: str, tok: str | None) -> int:
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=15)
+    try:
+        conn.putrequest("GET", path)
+        if tok:
+            conn.putheader("authorization", f"Bearer {tok}")
+        conn.endheaders()
+        return conn.getresponse().status
+    except OSError:
+        return -1
+    finally:
+        conn.close()
+
+
 def run_checks(base: str, token: str, tampered: str, admin_token: str) -> list[str]:
     failures = []
 
@@ -154,6 +170,19 @@ def run_checks(base: str, token: str, tampered: str, admin_token: str) -> list[s
     r = expect("someone else's data", 403, path="/users/dev-admin/orders", tok=token)
     if r is not None and r.status_code == 403 and "reason" not in r.json():
         failures.append("authz 403 without a reason code")
+    # Path tricks: sent byte for byte (requests would resolve the dots itself).
+    for label, status, path, tok in [
+        ("/public/../admin without a token", 401, "/public/../admin", None),
+        ("//admin without the admin scope", 403, "//admin", token),
+        ("someone else's data through dot segments", 403,
+         "/users/dev-user/orders/../../dev-admin/orders", token),
+        ("an encoded slash", 400, "/public/..%2Fadmin", None),
+    ]:
+        got = raw_status(base, path, tok)
+        ok = got == status
+        print(f"  [{'ok' if ok else 'FAIL'}] {label}: {got} (want {status})", flush=True)
+        if not ok:
+            failures.append(f"{label}: got {got}")
     for i in range(3):
         expect(f"rate-limited route, request {i + 1} of 3", 200, path="/limited", tok=token)
     r = expect("rate-limited route, 4th request in the window", 429, path="/limited", tok=token)
@@ -276,6 +305,10 @@ deny (401, problem+json, WWW-Authenticate):
 authz (object-level: a user reads only their own data):
   curl -s  -H "Authorization: Bearer $TOKEN" {base}/users/dev-user/orders | jq .   # 200
   curl -si -H "Authorization: Bearer $TOKEN" {base}/users/dev-admin/orders        # 403, policy + reason
+paths are matched in normal form, so tricks land on the rule they name (or get 400):
+  curl -si --path-as-is {base}/public/../admin                                     # 401, it is /admin
+  curl -si --path-as-is -H "Authorization: Bearer $TOKEN" {base}/users/dev-user/orders/../../dev-admin/orders  # 403
+  curl -si --path-as-is {base}/public/..%2Fadmin                                   # 400 ambiguous_path
 rate-limit (3 requests per {"minute" if args.rate_limit_mode == "local" else "hour"} per user on /limited; the 4th gets 429 with Retry-After):
   for i in 1 2 3 4; do curl -s -o /dev/null -w "%{{http_code}}\\n" -H "Authorization: Bearer $TOKEN" {base}/limited; done
 public (no token needed; spoofed x-jwt-* headers are stripped):
