@@ -219,7 +219,8 @@ fn needs_cover_exactly_what_the_policies_read() {
     let n = &c.needs;
     assert_eq!(n.headers, vec!["x-a", "x-geo"]);
     assert_eq!(n.claims, vec![vec!["a".to_string(), "b".to_string()]]);
-    assert!(n.remote_ip && n.source_ip && n.peer && n.auth && n.sni && n.time && !n.roles);
+    // remote.ip alone does not need the TCP peer (it falls back to it only when it can).
+    assert!(n.remote_ip && !n.source_ip && n.peer && n.auth && n.sni && n.time && !n.roles);
     assert_eq!(n.geo, Some(1));
 }
 

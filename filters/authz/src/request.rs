@@ -92,10 +92,7 @@ impl Needs {
         match attr {
             Attr::Header(_) => {}
             Attr::SourceIp => self.source_ip = true,
-            Attr::RemoteIp => {
-                self.remote_ip = true;
-                self.source_ip = true;
-            }
+            Attr::RemoteIp => self.remote_ip = true,
             Attr::SourcePrincipal | Attr::SourceNamespace | Attr::SourceTrustDomain => {
                 self.peer = true
             }
