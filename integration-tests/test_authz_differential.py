@@ -37,8 +37,8 @@ import pytest
 
 from harness import istio_rbac
 from harness import tokens as tk
-from harness.authz_support import authz_filter, native_jwt_authn, peer_state_filter
-from harness.envoy import router_filter, validate
+from harness.authz_support import authz_filter, native_jwt_authn
+from harness.envoy import peer_state_filter, router_filter, validate
 from harness.ports import free_port
 
 SEED = int(os.environ.get("AUTHZ_DIFF_SEED", "20240607"))
@@ -67,7 +67,9 @@ QUERIES = ["", "", "", "?q=1", "?next=/a/b", "?x=*.json"]
 PATH_PATTERNS = ["/a", "/a/*", "/api/*", "*.json", "*.js", "*", "/admin", "/admin/*", "/a/b", "/",
                  "/ab", "/p/*", "*/x",
                  "/a/{*}", "/a/{*}/c", "/{*}/b", "/{*}", "/a/{**}", "/api/{**}", "/{**}",
-                 "/files/{*}/doc.txt", "/p/{*}/x", "/api/v1/items/{*}", "/a/b/{**}", "/p/{**}"]
+                 "/files/{*}/doc.txt", "/p/{*}/x", "/api/v1/items/{*}", "/a/b/{**}", "/p/{**}",
+                 # literals after `{**}` (Istio accepts them; only operators may not follow)
+                 "/a/{**}/c", "/{**}/x", "/a/{**}/"]
 HOST_PATTERNS = ["example.com", "*.example.com", "api.*", "*", "example.com:*", "EXAMPLE.COM",
                  "api.example.com", "127.0.0.1:*", "*:8080"]
 HDR_VALUES = ["alpha", "beta", "alpha-1", "", "Alpha", "beta-2", "alpha,beta"]
@@ -103,6 +105,9 @@ CLAIMS = {  # when key -> values to pick from
     "request.auth.claims[aud]": ["api", "web", "*"],
     "request.auth.claims[missing]": ["*", "x"],
 }
+# claims whose JSON type (number, bool, list, object, "") decides a match: drawn twice as often
+CLAIM_KEYS = [k for k in CLAIMS for _ in range(
+    2 if any(c in k for c in ("code", "flag", "mixed", "groups", "[org]", "deep", "blank", "empty")) else 1)]
 
 
 def hcm_variants(rng: random.Random) -> list[dict]:
@@ -150,12 +155,12 @@ def gen_operation(rng, ports: list[str]) -> dict:
 
 
 def gen_condition(rng, ports: list[str]) -> dict:
-    kind = rng.choice(["header", "header", "claim", "claim", "claim", "principal", "aud", "azp",
-                       "src", "remote", "port"])
+    kind = rng.choice(["header", "header", "claim", "claim", "claim", "claim", "principal", "aud",
+                       "azp", "src", "remote", "port"])
     if kind == "header":
         key, pool = rng.choice(HDR_KEYS), HDR_PATTERNS
     elif kind == "claim":
-        key = rng.choice(list(CLAIMS))
+        key = rng.choice(CLAIM_KEYS)
         pool = CLAIMS[key]
     else:
         key, pool = {"principal": ("request.auth.principal", REQUEST_PRINCIPALS),

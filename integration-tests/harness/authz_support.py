@@ -38,20 +38,6 @@ def native_jwt_authn(jwks: dict, issuer: str | None, payload_key: str = "jwt_pay
 PEER_STATE_KEY = "meshward.peer"
 
 
-def peer_state_filter() -> dict:
-    """Envoy set_filter_state, placed before authz: stores the TCP peer address (no port) as
-    the string filter state `meshward.peer`, which authz uses for `source.ip` / `ipBlocks`
-    (Envoy's `source.address` is the XFF-derived client when use_remote_address is false)."""
-    return {"name": "envoy.filters.http.set_filter_state", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config",
-        "on_request_headers": [{
-            "object_key": PEER_STATE_KEY,
-            "factory_key": "envoy.string",
-            "format_string": {"text_format_source": {
-                "inline_string": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%"}},
-        }]}}
-
-
 def hcm(envoy: Envoy) -> dict:
     """The HttpConnectionManager typed_config of a harness-built Envoy (mutable)."""
     return envoy.config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
