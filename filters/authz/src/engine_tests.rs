@@ -599,7 +599,7 @@ fn jwt_authn_claims_keep_their_json_types() {
     let ok = |claims| decide(&allow, &with_jwt_authn(get("/"), "payload", claims)).allowed();
     assert!(ok(json!({"code": "abcdefgh"})));
     assert!(
-        !ok(json!({"code": 7.949_928_895_127_363e260})),
+        !ok(json!({"code": 8.540_883_223_036_124e194})),
         "bytes of a number are not text"
     );
 }
