@@ -64,46 +64,101 @@ def test_validator_rejects_an_invalid_manifest(tmp_path):
     assert "phase" in results[0]["error"], out
 
 
+FILTERS = ("jwt-auth", "authz", "rate-limit")
+
+
+def module_of(url: str) -> str:
+    """The filter a WasmPlugin loads, from its `url`: the module's file or image name
+    (`oci://ghcr.io/meshward/authz:0.1.0`, `.../authz@sha256:...`,
+    `https://host/dist/authz.wasm`, `file:///opt/authz.wasm` -> `authz`)."""
+    path = url.split("://", 1)[-1].split("?", 1)[0]
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    name = name.split("@", 1)[0].split(":", 1)[0]
+    return name.removesuffix(".wasm").removeprefix("meshward-")
+
+
 def _plugin_configs(results):
+    """(where, module, pluginConfig) for every WasmPlugin; the module names the schema,
+    whatever the plugin's metadata.name."""
     out = []
     for r in results:
-        if r["kind"] == "WasmPlugin" and "pluginConfig" in r:
-            out.append((f"{r['file']}#{r['index']}", r["name"], r["pluginConfig"]))
+        if r["kind"] == "WasmPlugin":
+            where = f"{r['file']}#{r['index']}"
+            assert r.get("url"), f"{where}: WasmPlugin without spec.url"
+            out.append((where, module_of(r["url"]), r.get("pluginConfig", {})))
     return out
 
 
-def _schema_for(name: str):
-    # WasmPlugin meshward-<filter> -> docs/schemas/<filter>.schema.json
-    filt = name.removeprefix("meshward-")
-    return REPO_ROOT / "docs" / "schemas" / f"{filt}.schema.json"
+def _schema_for(module: str):
+    return REPO_ROOT / "docs" / "schemas" / f"{module}.schema.json"
 
 
-def test_plugin_configs_match_json_schema(validated):
+def test_module_of_reads_the_url_not_the_name():
+    for url in ("oci://ghcr.io/meshward/authz:0.1.0", "ghcr.io/meshward/authz",
+                "oci://ghcr.io/meshward/authz@sha256:" + "0" * 64,
+                "https://example.com/dist/authz.wasm?x=1", "file:///opt/filters/meshward-authz.wasm",
+                "oci://localhost:5000/authz:latest"):
+        assert module_of(url) == "authz", url
+
+
+def test_every_wasmplugin_is_a_known_filter(validated):
+    _, results, _ = validated
+    configs = _plugin_configs(results)
+    assert configs, "no WasmPlugin found"
+    for where, module, _ in configs:
+        assert module in FILTERS, f"{where}: url names no meshward filter ({module!r})"
+
+
+def schema_problems(configs) -> list[str]:
+    """Every way the configs fail their filter's JSON Schema. A missing schema is a
+    problem too: the check must never be passed over."""
     import jsonschema
 
-    _, results, _ = validated
-    checked = 0
-    missing = []
-    for where, name, cfg in _plugin_configs(results):
-        schema_path = _schema_for(name)
+    problems = []
+    for where, module, cfg in configs:
+        schema_path = _schema_for(module)
         if not schema_path.exists():
-            missing.append(str(schema_path.relative_to(REPO_ROOT)))
+            problems.append(f"{where}: no JSON Schema {schema_path.relative_to(REPO_ROOT)}")
             continue
         schema = json.loads(schema_path.read_text())
         cls = jsonschema.validators.validator_for(schema)
         cls.check_schema(schema)
-        errors = sorted(cls(schema).iter_errors(cfg), key=lambda e: list(e.path))
-        assert not errors, f"{where}: " + "; ".join(
-            f"{'.'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors)
-        checked += 1
-    if missing and not checked:
-        pytest.skip(f"JSON Schema file(s) not present yet, schema check not run: {', '.join(missing)}")
+        for e in sorted(cls(schema).iter_errors(cfg), key=lambda e: list(e.path)):
+            problems.append(f"{where}: {'.'.join(map(str, e.path)) or '<root>'}: {e.message}")
+    return problems
+
+
+def test_plugin_configs_match_json_schema(validated):
+    _, results, _ = validated
+    configs = _plugin_configs(results)
+    assert configs, "no WasmPlugin found"
+    assert schema_problems(configs) == []
+
+
+def test_a_plugin_without_a_schema_fails_the_check(tmp_path):
+    """Regression: a missing schema used to skip the check. Also: the schema follows the
+    module the plugin loads, not its metadata.name."""
+    f = tmp_path / "p.yaml"
+    f.write_text("apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\n"
+                 "metadata: {name: meshward-jwt-auth}\n"
+                 "spec: {url: 'oci://ghcr.io/meshward/nosuch:0.1.0', pluginConfig: {rules: []}}\n")
+    _, results, out = run_validator(f)
+    configs = _plugin_configs(results)
+    assert [m for _, m, _ in configs] == ["nosuch"], out
+    assert any("no JSON Schema docs/schemas/nosuch.schema.json" in p for p in schema_problems(configs))
+    # named like jwt-auth, loading rate-limit: a jwt-auth config fails rate-limit's schema
+    f.write_text("apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\n"
+                 "metadata: {name: meshward-jwt-auth}\n"
+                 "spec: {url: 'oci://ghcr.io/meshward/rate-limit:0.1.0', pluginConfig: {providers: {}}}\n")
+    _, results, out = run_validator(f)
+    problems = schema_problems(_plugin_configs(results))
+    assert any("'rules' is a required property" in p for p in problems), problems
 
 
 def test_jwt_auth_plugin_config_accepted_by_filter(validated, tmp_path, jwt_wasm):
     """The WasmPlugin's pluginConfig, given to the real filter as its configuration."""
     _, results, _ = validated
-    cfgs = [c for w, n, c in _plugin_configs(results) if n == "meshward-jwt-auth"]
+    cfgs = [c for w, m, c in _plugin_configs(results) if m == "jwt-auth"]
     assert cfgs
     e = Envoy(tmp_path, [jwt_auth_filter(cfgs[0])],
               [static_cluster("upstream", 1), static_cluster("outbound|443||idp.example.com", 1)],

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from . import REPO_ROOT
-from .ports import free_port
+from .ports import free_port, listening_sockets
 from .procs import Proc, wait_until
 
 
@@ -167,25 +167,100 @@ class Envoy:
         self.proc: Proc | None = None
 
     # -- process --------------------------------------------------------------------
+    # Ports come from free_port(), which releases them before Envoy binds: another process
+    # can take one first. Envoy then exits with "cannot bind ...: Address already in use",
+    # or, for a listener with SO_REUSEPORT (Envoy's default) held by another Envoy, shares
+    # it silently and gets part of the traffic. start() detects both and retries with new
+    # ports for the ones this object picked (self.port, self.admin_port).
+    BIND_RETRIES = 5
+    _BIND_FAILED = re.compile(r"cannot bind '(?:\[[^\]]*\]|[^':]*):(\d+)': Address already in use")
+
     def start(self, wait_ready: bool = True, timeout: float = 30.0) -> "Envoy":
+        """Start Envoy; with `wait_ready`, wait until it serves and retry (up to BIND_RETRIES
+        times, with fresh ports) when it lost a port to another process. Without
+        `wait_ready` there is no retry: the caller checks readiness itself."""
+        for attempt in range(self.BIND_RETRIES + 1):
+            self._launch()
+            if not wait_ready:
+                return self
+            ready = self.wait_ready(timeout)
+            lost = self._lost_ports(ready)
+            if ready and not lost:
+                return self
+            tail = self.proc.tail(80)
+            self.stop()
+            owned = {self.port, self.admin_port}
+            if lost and lost <= owned and attempt < self.BIND_RETRIES:
+                self._set_aside_log(attempt)
+                self._repick(lost)
+                continue
+            why = f"port(s) {sorted(lost)} taken by another process" if lost else f"not ready in {timeout}s"
+            raise RuntimeError(f"envoy did not become ready ({why}):\n{tail}")
+        raise AssertionError("unreachable")
+
+    def _launch(self) -> None:
         self.config_path.write_text(json.dumps(self.config, indent=1))
         argv = [envoy_bin(), "-c", self.config_path, "--concurrency", self.concurrency,
                 "--use-dynamic-base-id", "-l", self.log_level, "--drain-time-s", "1",
                 "--parent-shutdown-time-s", "2"]
         self.proc = Proc(self.name, argv, self.log_path, cwd=REPO_ROOT).start()
-        if wait_ready and not self.wait_ready(timeout):
-            tail = self.proc.tail(80)
-            self.stop()
-            raise RuntimeError(f"envoy did not become ready in {timeout}s:\n{tail}")
-        return self
+
+    def _lost_ports(self, ready: bool) -> set[int]:
+        """Ports another process holds: from the bind error when Envoy died, or, when it is
+        up, listener ports with more listening sockets than this Envoy opened."""
+        if not ready:
+            return {int(p) for p in self._BIND_FAILED.findall(self.log_text())}
+        lost = set()
+        for host, port, reuse in self._listener_addresses():
+            mine = self.concurrency if reuse else 1
+            if listening_sockets(port, host) > mine:
+                lost.add(port)
+        return lost
+
+    def _listener_addresses(self) -> list[tuple[str, int, bool]]:
+        out = []
+        for lst in self.config.get("static_resources", {}).get("listeners", []):
+            sa = lst.get("address", {}).get("socket_address", {})
+            if isinstance(sa.get("port_value"), int) and sa["port_value"] > 0:
+                reuse = lst.get("enable_reuse_port", True) is not False
+                out.append((sa.get("address", "127.0.0.1"), sa["port_value"], reuse))
+        return out
+
+    def _repick(self, lost: set[int]) -> None:
+        """New ports for the lost ones, everywhere the config names them."""
+        remap = {old: free_port() for old in lost}
+
+        def walk(node):
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if k == "port_value" and v in remap:
+                        node[k] = remap[v]
+                    else:
+                        walk(v)
+            elif isinstance(node, list):
+                for v in node:
+                    walk(v)
+
+        walk(self.config)
+        self.port = remap.get(self.port, self.port)
+        self.admin_port = remap.get(self.admin_port, self.admin_port)
+
+    def _set_aside_log(self, attempt: int) -> None:
+        # the next attempt logs afresh; health checks read only the live attempt's log
+        if self.log_path.exists():
+            self.log_path.rename(self.log_path.with_name(f"{self.name}.bind-retry{attempt}.log"))
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
+        """Ready, and the admin answering is this Envoy's (another process may hold the port)."""
         def ready():
             if not self.alive():
                 return "dead"
             try:
-                return requests.get(self.admin_url("/ready"), timeout=1).status_code == 200
-            except requests.RequestException:
+                if requests.get(self.admin_url("/ready"), timeout=1).status_code != 200:
+                    return False
+                info = requests.get(self.admin_url("/server_info"), timeout=2).json()
+                return info.get("command_line_options", {}).get("config_path") == str(self.config_path)
+            except (requests.RequestException, ValueError):
                 return False
         return wait_until(ready, timeout, 0.1) is True
 

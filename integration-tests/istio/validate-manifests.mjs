@@ -3,7 +3,7 @@
 //   node validate-manifests.mjs FILE.yaml [...]
 //
 // Prints one JSON array on stdout: one entry per YAML document
-//   {file, index, kind, name, ok, error?, pluginConfig?}
+//   {file, index, kind, name, ok, error?, url?, pluginConfig?}
 // and exits 1 if any document is invalid or of an unsupported kind.
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
@@ -54,8 +54,9 @@ for (const file of process.argv.slice(2)) {
         Object.assign(entry, { ok: false, error: e.message });
       }
     }
-    if (obj.kind === 'WasmPlugin' && obj.spec?.pluginConfig !== undefined) {
-      entry.pluginConfig = obj.spec.pluginConfig;
+    if (obj.kind === 'WasmPlugin') {
+      if (obj.spec?.url !== undefined) entry.url = obj.spec.url;
+      if (obj.spec?.pluginConfig !== undefined) entry.pluginConfig = obj.spec.pluginConfig;
     }
     if (!entry.ok) failed = true;
     results.push(entry);

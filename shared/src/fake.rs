@@ -36,6 +36,11 @@ pub struct FakeHost {
     counter_names: RefCell<Vec<String>>,
     counter_values: RefCell<HashMap<u32, i64>>,
     pub fail_dispatch: RefCell<bool>,
+    /// The next N compare-and-swap writes lose their race (`Conflict`), as if
+    /// another worker had written first.
+    pub cas_conflicts: RefCell<u32>,
+    /// `set_shared_data` fails with a host error.
+    pub fail_shared_writes: RefCell<bool>,
     /// Contexts made effective, in order, and requests resumed (by context).
     pub effective: RefCell<Vec<u32>>,
     pub resumed: RefCell<Vec<u32>>,
@@ -202,6 +207,19 @@ impl Host for FakeHost {
         value: &[u8],
         cas: Option<u32>,
     ) -> Result<CasOutcome, HostError> {
+        if *self.fail_shared_writes.borrow() {
+            return Err(HostError {
+                call: "set_shared_data",
+                status: "InternalFailure".into(),
+            });
+        }
+        if cas.is_some() {
+            let mut lose = self.cas_conflicts.borrow_mut();
+            if *lose > 0 {
+                *lose -= 1;
+                return Ok(CasOutcome::Conflict);
+            }
+        }
         let mut shared = self.shared.borrow_mut();
         let current = shared.get(key).map(|(_, c)| *c);
         if let (Some(want), Some(have)) = (cas, current) {

@@ -93,26 +93,18 @@ pub trait Host {
     fn set_tick_period(&self, period: Duration) -> Result<(), HostError>;
 
     /// Start a unary gRPC callout to an Envoy cluster; returns the call token.
-    /// Default: unsupported (hosts that predate gRPC callouts).
     fn dispatch_grpc_call(
         &self,
-        _cluster: &str,
-        _service: &str,
-        _method: &str,
-        _message: &[u8],
-        _timeout: Duration,
-    ) -> Result<u32, HostError> {
-        Err(HostError {
-            call: "dispatch_grpc_call",
-            status: "Unimplemented".into(),
-        })
-    }
+        cluster: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, HostError>;
     /// The response message of the gRPC callout being delivered.
-    fn grpc_call_response(&self, _size: usize) -> Option<Vec<u8>> {
-        None
-    }
+    fn grpc_call_response(&self, size: usize) -> Option<Vec<u8>>;
     /// Add a header to the response of the current request.
-    fn add_response_header(&self, _name: &str, _value: &str) {}
+    fn add_response_header(&self, name: &str, value: &str);
 }
 
 /// Production host: thin wrappers over `proxy_wasm::hostcalls`.
@@ -254,5 +246,32 @@ impl Host for HostCalls {
 
     fn add_response_header(&self, name: &str, value: &str) {
         let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every host capability is implemented on purpose by each host: a default
+    /// body would let a new host silently drop gRPC calls or response headers.
+    /// Only `now_unix`, derived from `now`, may have one.
+    #[test]
+    fn host_methods_have_no_silent_defaults() {
+        let src = include_str!("host.rs");
+        let start = src.find("pub trait Host {").unwrap_or(0);
+        let end = start + src[start..].find("\n}\n").unwrap_or(0);
+        let body = &src[start..end];
+        let mut defaults = Vec::new();
+        let mut name = "";
+        for line in body.lines() {
+            let t = line.trim();
+            if let Some(rest) = t.strip_prefix("fn ") {
+                name = rest.split(['(', '<']).next().unwrap_or("");
+            }
+            // a trait-level line (signature end) ending in `{` opens a default body
+            if line.starts_with("    ") && !line.starts_with("     ") && t.ends_with('{') {
+                defaults.push(name.to_string());
+            }
+        }
+        assert_eq!(defaults, vec!["now_unix".to_string()], "{body}");
     }
 }

@@ -51,19 +51,9 @@ pub enum ClaimError {
 }
 
 impl ClaimError {
-    /// Stable reason code.
+    /// Stable reason code (`Reason::from` is the one mapping).
     pub fn reason(&self) -> &'static str {
-        match self {
-            ClaimError::ExpMissing => "exp_missing",
-            ClaimError::Expired => "token_expired",
-            ClaimError::NotYetValid => "token_not_yet_valid",
-            ClaimError::IatInFuture => "iat_in_future",
-            ClaimError::LifetimeExceeded => "lifetime_exceeded",
-            ClaimError::IssuerMismatch => "issuer_mismatch",
-            ClaimError::AudienceMismatch => "audience_mismatch",
-            ClaimError::ClaimMismatch(_) => "claim_mismatch",
-            ClaimError::ClaimInvalid(_) => "claim_invalid",
-        }
+        crate::reason::Reason::from(self).code()
     }
 }
 

@@ -1,6 +1,9 @@
 //! Stable reason codes: they appear in problem+json bodies, audit lines and
 //! metric names, so renaming one is a breaking change.
 
+use crate::claims::ClaimError;
+use crate::jose::JoseError;
+
 macro_rules! reasons {
     ($($variant:ident => $code:literal, $detail:literal;)*) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,11 +50,36 @@ reasons! {
     JwksUnavailable => "jwks_unavailable", "Jwks could not be fetched";
 }
 
-impl Reason {
-    /// Map a core error code (jose/claims) to a reason; unknown codes are
-    /// treated as malformed rather than trusted.
-    pub fn from_core(code: &str) -> Reason {
-        Reason::from_code(code).unwrap_or(Reason::TokenMalformed)
+// Typed conversions from the pure cores' errors. The matches are exhaustive on
+// purpose: a new error variant does not compile until it is given its reason.
+
+impl From<JoseError> for Reason {
+    fn from(e: JoseError) -> Reason {
+        match e {
+            JoseError::Malformed(_) => Reason::TokenMalformed,
+            JoseError::AlgNotAllowed(_) => Reason::AlgNotAllowed,
+            JoseError::HeaderForbidden(_) => Reason::HeaderForbidden,
+            JoseError::CritUnsupported => Reason::CritUnsupported,
+            JoseError::KidNotFound => Reason::KidNotFound,
+            JoseError::KeyMismatch => Reason::KeyMismatch,
+            JoseError::BadSignature => Reason::BadSignature,
+        }
+    }
+}
+
+impl From<&ClaimError> for Reason {
+    fn from(e: &ClaimError) -> Reason {
+        match e {
+            ClaimError::ExpMissing => Reason::ExpMissing,
+            ClaimError::Expired => Reason::TokenExpired,
+            ClaimError::NotYetValid => Reason::TokenNotYetValid,
+            ClaimError::IatInFuture => Reason::IatInFuture,
+            ClaimError::LifetimeExceeded => Reason::LifetimeExceeded,
+            ClaimError::IssuerMismatch => Reason::IssuerMismatch,
+            ClaimError::AudienceMismatch => Reason::AudienceMismatch,
+            ClaimError::ClaimMismatch(_) => Reason::ClaimMismatch,
+            ClaimError::ClaimInvalid(_) => Reason::ClaimInvalid,
+        }
     }
 }
 
@@ -67,6 +95,56 @@ mod tests {
             assert!(seen.insert(r.code()));
             assert!(!r.detail().contains('"'));
         }
-        assert_eq!(Reason::from_core("nope"), Reason::TokenMalformed);
+    }
+
+    /// Regression: errors used to reach `Reason` as strings, with an unknown
+    /// string silently becoming `TokenMalformed`. Every error now maps by type.
+    #[test]
+    fn every_core_error_has_its_own_reason() {
+        let jose = [
+            (JoseError::Malformed("x"), Reason::TokenMalformed),
+            (JoseError::AlgNotAllowed("x"), Reason::AlgNotAllowed),
+            (JoseError::HeaderForbidden("jku"), Reason::HeaderForbidden),
+            (JoseError::CritUnsupported, Reason::CritUnsupported),
+            (JoseError::KidNotFound, Reason::KidNotFound),
+            (JoseError::KeyMismatch, Reason::KeyMismatch),
+            (JoseError::BadSignature, Reason::BadSignature),
+        ];
+        for (e, r) in jose {
+            assert_eq!(Reason::from(e), r);
+            assert_eq!(e.reason(), r.code());
+        }
+        let claims = [
+            (ClaimError::ExpMissing, Reason::ExpMissing),
+            (ClaimError::Expired, Reason::TokenExpired),
+            (ClaimError::NotYetValid, Reason::TokenNotYetValid),
+            (ClaimError::IatInFuture, Reason::IatInFuture),
+            (ClaimError::LifetimeExceeded, Reason::LifetimeExceeded),
+            (ClaimError::IssuerMismatch, Reason::IssuerMismatch),
+            (ClaimError::AudienceMismatch, Reason::AudienceMismatch),
+            (ClaimError::ClaimMismatch("x".into()), Reason::ClaimMismatch),
+            (ClaimError::ClaimInvalid("exp"), Reason::ClaimInvalid),
+        ];
+        for (e, r) in &claims {
+            assert_eq!(Reason::from(e), *r);
+            assert_eq!(e.reason(), r.code());
+        }
+        // one reason per error, and only the filter's own reasons are left
+        let mut mapped: Vec<Reason> = jose.iter().map(|(_, r)| *r).collect();
+        mapped.extend(claims.iter().map(|(_, r)| *r));
+        let rest: Vec<Reason> = Reason::ALL
+            .iter()
+            .copied()
+            .filter(|r| !mapped.contains(r))
+            .collect();
+        assert_eq!(
+            rest,
+            [
+                Reason::TokenMissing,
+                Reason::InsufficientScope,
+                Reason::JwksUnavailable
+            ]
+        );
+        assert_eq!(mapped.len() + rest.len(), Reason::ALL.len());
     }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::claims;
 use crate::config::Provider;
-use crate::jose::{self, Jwks, UntrustedToken};
+use crate::jose::{self, JoseError, Jwks, UntrustedToken};
 use crate::reason::Reason;
 
 /// A token that passed every check for `provider`.
@@ -42,23 +42,20 @@ pub fn verify_token(
     jwks: &Jwks,
     now: u64,
 ) -> Result<Verified, VerifyError> {
-    let parsed = UntrustedToken::parse(token)
-        .map_err(|e| VerifyError::Denied(Reason::from_core(e.reason())))?;
+    let parsed = UntrustedToken::parse(token).map_err(|e| VerifyError::Denied(e.into()))?;
     // Select by issuer before touching keys, so another provider's token
     // never triggers this provider's unknown-kid refetch.
     if parsed.payload.get("iss").and_then(Value::as_str) != Some(provider.claims.issuer.as_str()) {
         return Err(VerifyError::Denied(Reason::IssuerMismatch));
     }
     if let Err(e) = jose::verify(&parsed, jwks) {
-        let reason = Reason::from_core(e.reason());
-        return Err(if reason == Reason::KidNotFound {
-            VerifyError::UnknownKid
-        } else {
-            VerifyError::Denied(reason)
+        return Err(match e {
+            JoseError::KidNotFound => VerifyError::UnknownKid,
+            e => VerifyError::Denied(e.into()),
         });
     }
     claims::validate(&parsed.payload, &provider.claims, now)
-        .map_err(|e| VerifyError::Denied(Reason::from_core(e.reason())))?;
+        .map_err(|e| VerifyError::Denied(Reason::from(&e)))?;
     let payload_segment = token.split('.').nth(1).unwrap_or_default().to_string();
     let exp = parsed.payload.get("exp").and_then(numeric_date);
     let identity = Identity::from_claims(&provider.name, parsed.payload);

@@ -28,6 +28,11 @@ fn local_path(c: &mut Criterion) {
             black_box(f.on_request(&host))
         })
     });
+    // keys over 256 bytes are stored by their SHA-256 (slots::stored_key)
+    let long = format!("per-key\u{1f}x-api-key={}", "k".repeat(500));
+    c.bench_function("stored key of a 512-byte key (SHA-256)", |b| {
+        b.iter(|| black_box(rate_limit::slots::stored_key("per-key", black_box(&long))))
+    });
     let limit = Limit {
         requests: 100,
         period_ms: 1000,

@@ -8,7 +8,7 @@ use meshward_shared::host::Host;
 use meshward_shared::response::LocalReply;
 use prost::Message;
 
-use crate::config::{Config, HeaderStyle, LimitSpec, Mode, OnFull, Rule};
+use crate::config::{Config, HeaderStyle, LimitSpec, Limits, Mode, OnFull, Rule};
 use crate::keys::{compose, entries, RequestView};
 use crate::limiter::Verdict;
 use crate::metrics::Metrics;
@@ -40,6 +40,8 @@ pub struct SyncCall {
     pub window: u64,
     pub delta: u64,
     pub rule: usize,
+    /// The limit of the key's own tier, to turn `limit_remaining` into usage.
+    pub requests: u64,
     pub deadline_ms: u64,
 }
 
@@ -64,17 +66,6 @@ pub struct Hit {
 pub enum Outcome {
     Verdict(Verdict),
     KeySpaceFull,
-    /// Needs the RLS.
-    Remote,
-}
-
-/// What the request should do next.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    Allow,
-    /// Pause and resume after `delay_ms` (throttled).
-    Delay(u64),
-    Deny(LocalReply),
 }
 
 /// Headers describing the limits that applied (for allowed responses too).
@@ -193,12 +184,15 @@ impl Runtime {
                     }),
                 }
             }
-            Err(SlotError::Contention) => {
-                self.metrics.cas_contention.inc(host);
-                Outcome::Verdict(Verdict {
-                    allowed: true,
-                    ..Verdict::default()
-                })
+            Err(e @ (SlotError::Contention | SlotError::WriteFailed)) => {
+                if e == SlotError::Contention {
+                    self.metrics.cas_contention.inc(host);
+                } else {
+                    self.metrics.shared_data_error.inc(host);
+                }
+                // Fail closed: admitting a request that was not counted would
+                // break the limit. The filter answers 429 (shadow lets it through).
+                Outcome::Verdict(uncounted_denial())
             }
         }
     }
@@ -277,6 +271,18 @@ impl Runtime {
     }
 }
 
+/// The verdict for a request whose counter could not be updated: denied, with
+/// a short retry (the cause is transient contention, not the client's usage).
+pub fn uncounted_denial() -> Verdict {
+    Verdict {
+        retry_after_ms: UNCOUNTED_RETRY_MS,
+        ..Verdict::default()
+    }
+}
+
+/// `Retry-After` for [`uncounted_denial`].
+pub const UNCOUNTED_RETRY_MS: u64 = 1000;
+
 /// Structured-field strings: drop what cannot be carried.
 fn sf_string(s: &str) -> String {
     s.chars()
@@ -303,9 +309,25 @@ impl HeaderInfo {
 }
 
 impl Rule {
+    /// The limit that governs a stored key: its own tier's (the tier is part
+    /// of the key). `None` when the tier is no longer configured.
+    pub fn spec_for_key(&self, key: &str) -> Option<&LimitSpec> {
+        match &self.limits {
+            Limits::Single(s) => Some(s),
+            Limits::Tiers { .. } => {
+                // the last entry: `hit_for` appends the tier after the key parts
+                let tier = entries(key)
+                    .1
+                    .into_iter()
+                    .rfind(|(k, _)| *k == "tier")
+                    .map(|(_, v)| v);
+                self.limits.pick(tier)
+            }
+        }
+    }
+
     /// Whether a slot owned by this rule may be taken over (any tier).
     fn limits_any_idle(&self, s: &Slot, now: u64) -> bool {
-        use crate::config::Limits;
         let idle = |spec: &LimitSpec| {
             if self.mode == Mode::Hybrid {
                 // unsynced usage must reach the RLS before the slot is reused
@@ -314,24 +336,16 @@ impl Rule {
                 spec.limit.idle(s.state, now)
             }
         };
-        match &self.limits {
-            Limits::Single(spec) => idle(spec),
-            // the tier is part of the key; the longest period is the safe judge
-            Limits::Tiers {
-                by_value, default, ..
-            } => {
-                let tier = crate::keys::entries(&s.key)
-                    .1
-                    .iter()
-                    .find(|(k, _)| *k == "tier")
-                    .map(|(_, v)| v.to_string());
-                match self.limits.pick(tier.as_deref()) {
-                    Some(spec) => idle(spec),
-                    None => {
-                        by_value.iter().all(|(_, s)| idle(s)) && default.as_ref().is_none_or(idle)
-                    }
-                }
-            }
+        match (self.spec_for_key(&s.key), &self.limits) {
+            (Some(spec), _) => idle(spec),
+            // a tier that was removed: idle only if idle under every limit
+            (
+                None,
+                Limits::Tiers {
+                    by_value, default, ..
+                },
+            ) => by_value.iter().all(|(_, s)| idle(s)) && default.as_ref().is_none_or(idle),
+            (None, Limits::Single(spec)) => idle(spec),
         }
     }
 }
@@ -368,7 +382,6 @@ fn matches<H: Host + ?Sized>(rule: &Rule, view: &RequestView<'_, H>) -> bool {
 
 /// The hit for `rule`, or `None` when it does not match or a key part is absent.
 pub fn hit_for<H: Host + ?Sized>(i: usize, rule: &Rule, view: &RequestView<'_, H>) -> Option<Hit> {
-    use crate::config::Limits;
     if !matches(rule, view) {
         return None;
     }
@@ -416,6 +429,9 @@ pub fn hybrid_admit(
         s.unsynced = 0;
         s.known = 0;
         s.inflight = 0;
+        // re-queue on the first admission of the window even if an earlier
+        // queue write was lost, so a key cannot stay unsynced for good
+        s.dirty = false;
     }
     let reset_ms = (window * period_ms).saturating_sub(now);
     let used = s.known + s.unsynced + s.inflight;

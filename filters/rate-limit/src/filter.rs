@@ -96,7 +96,7 @@ impl RateLimitFilter {
                         return step;
                     }
                 }
-                Outcome::KeySpaceFull | Outcome::Remote => {
+                Outcome::KeySpaceFull => {
                     let v = Verdict {
                         retry_after_ms: hit.spec.limit.period_ms,
                         ..Verdict::default()

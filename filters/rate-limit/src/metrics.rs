@@ -22,7 +22,10 @@ pub struct RuleMetrics {
 pub struct Metrics {
     pub rules: Vec<RuleMetrics>,
     pub key_space_full: Counter,
+    /// A counter update lost its CAS race `slots::MAX_RETRIES` times: denied.
     pub cas_contention: Counter,
+    /// `set_shared_data` failed: denied.
+    pub shared_data_error: Counter,
     pub hybrid_sync_ok: Counter,
     pub hybrid_sync_failed: Counter,
 }
@@ -50,6 +53,7 @@ impl Metrics {
             rules,
             key_space_full: c("key_space_full"),
             cas_contention: c("cas_contention"),
+            shared_data_error: c("shared_data_error"),
             hybrid_sync_ok: c("hybrid_sync_ok"),
             hybrid_sync_failed: c("hybrid_sync_failed"),
         }

@@ -10,7 +10,7 @@ use meshward_shared::host::{Host, HostCalls};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
-use crate::config::{Config, Limits, Mode};
+use crate::config::{Config, Mode};
 use crate::engine::{now_ms, parse_rls, rls_message, Runtime, SyncCall, WaitKind};
 use crate::filter::{fails_closed, send, RateLimitFilter};
 use crate::proto;
@@ -157,15 +157,7 @@ fn sync<H: Host + ?Sized>(rt: &Runtime, host: &H, now: u64) {
         let Some(rule) = rt.config.rules.get(usize::from(peek.rule)) else {
             continue;
         };
-        let tier = crate::keys::entries(&peek.key)
-            .1
-            .iter()
-            .find(|(k, _)| *k == "tier")
-            .map(|(_, v)| v.to_string());
-        let Some(spec) = (match &rule.limits {
-            Limits::Single(s) => Some(s.clone()),
-            l => l.pick(tier.as_deref()).cloned(),
-        }) else {
+        let Some(spec) = rule.spec_for_key(&peek.key).cloned() else {
             continue;
         };
         let window = spec.limit.window_index(now) + 1;
@@ -199,6 +191,7 @@ fn sync<H: Host + ?Sized>(rt: &Runtime, host: &H, now: u64) {
                 window,
                 delta,
                 rule: usize::from(slot.rule),
+                requests: spec.limit.requests,
                 deadline_ms: now + rls.timeout_ms,
             }),
             Err(_) => sync_failed(
@@ -211,6 +204,7 @@ fn sync<H: Host + ?Sized>(rt: &Runtime, host: &H, now: u64) {
                     window,
                     delta,
                     rule: usize::from(slot.rule),
+                    requests: spec.limit.requests,
                     deadline_ms: now,
                 },
             ),
@@ -242,17 +236,8 @@ pub fn on_sync_response<H: Host + ?Sized>(
         return;
     };
     rt.metrics.hybrid_sync_ok.inc(host);
-    let requests = rt
-        .config
-        .rules
-        .get(call.rule)
-        .and_then(|r| {
-            r.limits.pick(None).or(match &r.limits {
-                Limits::Tiers { by_value, .. } => by_value.first().map(|(_, s)| s),
-                Limits::Single(s) => Some(s),
-            })
-        })
-        .map_or(0, |s| s.limit.requests);
+    // usage against the key's own tier, as sent in the report
+    let requests = call.requests;
     slots::update_at(host, call.slot, call.fingerprint, |s| {
         if s.state.a != call.window {
             return false;

@@ -11,7 +11,9 @@
 //! `on_key_space_full` (deny by default), counted in a metric.
 //!
 //! Every update is a read + compare-and-swap write; a lost race re-reads and
-//! retries, so concurrent workers never lose an update.
+//! retries, so concurrent workers never lose an update. After [`MAX_RETRIES`]
+//! lost races, or a failed write, the caller gets an error and nothing is
+//! counted; the engine then denies the request (fail closed).
 
 use meshward_shared::host::{CasOutcome, Host};
 
@@ -46,8 +48,10 @@ pub struct Slot {
 pub enum SlotError {
     /// Every probed slot belongs to an active key.
     Full,
-    /// CAS kept failing.
+    /// CAS lost [`MAX_RETRIES`] times in a row.
     Contention,
+    /// `set_shared_data` failed.
+    WriteFailed,
 }
 
 /// FNV-1a 64; never 0 (0 marks an empty slot).
@@ -60,18 +64,34 @@ pub fn fingerprint(key: &str) -> u64 {
     h | 1
 }
 
-/// The key as stored: itself, or for very long keys `rule SEP key_hash=...`.
+/// The key as stored: itself, or for very long keys `rule SEP key_hash=<SHA-256>`
+/// (plus `SEP tier=<tier>`, which decides the key's limit). SHA-256, not the
+/// FNV fingerprint: a client who controls the key must not be able to make
+/// it share another key's counter.
 pub fn stored_key(rule: &str, key: &str) -> String {
+    use std::fmt::Write;
     if key.len() <= MAX_KEY_BYTES {
         return key.to_string();
     }
-    let rev: String = key.chars().rev().collect();
-    format!(
-        "{rule}{}key_hash={:016x}{:016x}",
-        crate::keys::SEP,
-        fingerprint(key),
-        fingerprint(&rev)
-    )
+    let sep = crate::keys::SEP;
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    let mut out = String::with_capacity(rule.len() + 80);
+    out.push_str(rule);
+    out.push(sep);
+    out.push_str("key_hash=");
+    for b in digest.as_ref() {
+        let _ = write!(out, "{b:02x}");
+    }
+    let tier = crate::keys::entries(key)
+        .1
+        .into_iter()
+        .rfind(|(k, _)| *k == "tier");
+    if let Some((_, t)) = tier {
+        out.push(sep);
+        out.push_str("tier=");
+        out.push_str(t);
+    }
+    out
 }
 
 pub fn slot_name(index: u32) -> String {
@@ -205,7 +225,7 @@ where
         match host.set_shared_data(&slot_name(idx), &slot.encode(), cas) {
             Ok(CasOutcome::Written) => return Ok((answer, idx)),
             Ok(CasOutcome::Conflict) => continue,
-            Err(_) => return Err(SlotError::Contention),
+            Err(_) => return Err(SlotError::WriteFailed),
         }
     }
     Err(SlotError::Contention)
@@ -362,10 +382,47 @@ mod tests {
     }
 
     #[test]
-    fn long_keys_are_fingerprinted() {
+    fn long_keys_are_stored_by_sha256() {
         let long = "x".repeat(1000);
         let k = stored_key("r", &long);
-        assert!(k.len() < 64 && k.starts_with("r\u{1f}key_hash="));
+        // SHA-256("x" * 1000)
+        assert_eq!(
+            k,
+            "r\u{1f}key_hash=44f8354494a5ba03ba1792a8d3e9c534c47a9181980fde7a3f44b06ef2ae7c7f"
+        );
         assert_eq!(stored_key("r", "short"), "short");
+        // the tier survives hashing: it picks the limit at sync and idle time
+        let tiered = format!("r\u{1f}sub={}\u{1f}tier=gold", "u".repeat(300));
+        let k = stored_key("r", &tiered);
+        assert!(k.ends_with("\u{1f}tier=gold") && k.len() < 100, "{k}");
+        assert_ne!(
+            stored_key("r", &tiered),
+            stored_key("r", &tiered.replace("gold", "free"))
+        );
+    }
+
+    /// The stored key of a long key is its SHA-256, not the FNV fingerprints
+    /// (which a client can collide on purpose to share another key's counter).
+    #[test]
+    fn long_keys_are_not_identified_by_fnv() {
+        let a = format!("r\u{1f}h={}a", "p".repeat(300));
+        let b = format!("r\u{1f}h={}b", "p".repeat(300));
+        assert_ne!(stored_key("r", &a), stored_key("r", &b));
+        assert!(!stored_key("r", &a).contains(&format!("{:016x}", fingerprint(&a))));
+    }
+
+    #[test]
+    fn lost_races_and_write_errors_are_errors_not_writes() {
+        let host = FakeHost::default();
+        init(&host, 4).unwrap();
+        *host.cas_conflicts.borrow_mut() = MAX_RETRIES;
+        assert_eq!(bump(&host, 4, "a"), Err(SlotError::Contention));
+        // one lost race fewer than the budget still counts
+        *host.cas_conflicts.borrow_mut() = MAX_RETRIES - 1;
+        assert_eq!(bump(&host, 4, "a").unwrap().0, 1);
+        *host.fail_shared_writes.borrow_mut() = true;
+        assert_eq!(bump(&host, 4, "a"), Err(SlotError::WriteFailed));
+        *host.fail_shared_writes.borrow_mut() = false;
+        assert_eq!(bump(&host, 4, "a").unwrap().0, 2);
     }
 }

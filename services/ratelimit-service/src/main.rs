@@ -69,53 +69,85 @@ fn parse_args() -> Result<Args, String> {
 /// Redis access: one multiplexed connection, re-made after a failure.
 struct Store {
     client: redis::Client,
+    /// The whole Redis budget of one request: reconnect, commands, waiting
+    /// for another request's reconnect.
     timeout: Duration,
-    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    conn: std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// One reconnect at a time; the others wait for it (within their deadline).
+    connecting: Mutex<()>,
 }
 
 impl Store {
-    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, Status> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
+    fn new(client: redis::Client, timeout: Duration) -> Store {
+        Store {
+            client,
+            timeout,
+            conn: std::sync::Mutex::new(None),
+            connecting: Mutex::new(()),
         }
+    }
+
+    fn cached(&self) -> Option<redis::aio::MultiplexedConnection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Drop the connection so the next request makes a new one. Never waits,
+    /// so it cannot push a request past its deadline.
+    fn forget(&self) {
+        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, redis::RedisError> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let _one = self.connecting.lock().await;
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        // The caller's deadline bounds all of this; these only stop a
+        // connection from outliving it.
         let cfg = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout));
         let c = self
             .client
             .get_multiplexed_async_connection_with_config(&cfg)
-            .await
-            .map_err(|e| Status::unavailable(format!("redis: {e}")))?;
-        *guard = Some(c.clone());
+            .await?;
+        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
         Ok(c)
     }
 
-    async fn forget(&self) {
-        *self.conn.lock().await = None;
-    }
-
-    /// Atomically add `hits` to the key's counter and set its expiry.
-    async fn incr(&self, key: &str, hits: u64, ttl_s: u64) -> Result<u64, Status> {
-        let mut conn = self.connection().await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("INCRBY")
-            .arg(key)
-            .arg(hits)
-            .cmd("EXPIRE")
-            .arg(key)
-            .arg(ttl_s)
-            .ignore();
-        let fut = pipe.query_async::<(u64,)>(&mut conn);
-        match tokio::time::timeout(self.timeout, fut).await {
+    /// Atomically add `hits` to the key's counter and set its expiry, by
+    /// `deadline` (which also covers a reconnect).
+    async fn incr(
+        &self,
+        key: &str,
+        hits: u64,
+        ttl_s: u64,
+        deadline: tokio::time::Instant,
+    ) -> Result<u64, Status> {
+        let work = async {
+            let mut conn = self.connection().await?;
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .cmd("INCRBY")
+                .arg(key)
+                .arg(hits)
+                .cmd("EXPIRE")
+                .arg(key)
+                .arg(ttl_s)
+                .ignore();
+            pipe.query_async::<(u64,)>(&mut conn).await
+        };
+        match tokio::time::timeout_at(deadline, work).await {
             Ok(Ok((count,))) => Ok(count),
             Ok(Err(e)) => {
-                self.forget().await;
+                self.forget();
                 Err(Status::unavailable(format!("redis: {e}")))
             }
             Err(_) => {
-                self.forget().await;
+                self.forget();
                 Err(Status::unavailable("redis: timed out"))
             }
         }
@@ -169,16 +201,18 @@ fn days_from_civil(y: u64, m: u64) -> u64 {
     (era * 146_097 + doe).saturating_sub(719_468)
 }
 
-/// The Redis key: domain, entries, unit and window start.
+/// The Redis key: domain, entries, unit and window start. Every client-supplied
+/// string is length-prefixed (`<bytes>:<text>`), so no value can forge a
+/// separator and collide with another descriptor's key; the unit and window
+/// come after `#`, which cannot start a length.
 fn redis_key(domain: &str, entries: &[(String, String)], unit: Unit, start: u64) -> String {
-    let mut k = format!("mwrl:{domain}");
+    use std::fmt::Write;
+    let mut k = String::with_capacity(32 + domain.len() + entries.len() * 32);
+    let _ = write!(k, "mwrl:{}:{domain}", domain.len());
     for (key, value) in entries {
-        k.push('|');
-        k.push_str(key);
-        k.push('=');
-        k.push_str(value);
+        let _ = write!(k, "|{}:{key}={}:{value}", key.len(), value.len());
     }
-    k.push_str(&format!("|{}:{start}", unit as i32));
+    let _ = write!(k, "|#{}:{start}", unit as i32);
     k
 }
 
@@ -199,6 +233,8 @@ async fn should_rate_limit(
         .duration_since(UNIX_EPOCH)
         .map_err(|_| Status::internal("clock before 1970"))?;
     let now_s = now.as_secs();
+    // one Redis budget for the whole request, as `--redis-timeout-ms` promises
+    let deadline = tokio::time::Instant::now() + store.timeout;
     let mut overall = Code::Ok;
     let mut statuses = Vec::with_capacity(req.descriptors.len());
     for d in &req.descriptors {
@@ -219,7 +255,7 @@ async fn should_rate_limit(
             .map(|e| (e.key.clone(), e.value.clone()))
             .collect();
         let key = redis_key(&req.domain, &entries, unit, start);
-        let count = store.incr(&key, hits, end - start + 1).await?;
+        let count = store.incr(&key, hits, end - start + 1, deadline).await?;
         let max = u64::from(limit.requests_per_unit);
         let over = count > max;
         if over {
@@ -307,11 +343,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let store = Arc::new(Store {
-        client,
-        timeout: args.timeout,
-        conn: Mutex::new(None),
-    });
+    let store = Arc::new(Store::new(client, args.timeout));
     eprintln!(
         "ratelimit-service: listening on {} (redis {})",
         args.listen, args.redis
@@ -363,6 +395,123 @@ mod tests {
             Unit::Minute,
             60,
         );
-        assert_eq!(k, "mwrl:d|rule=r|sub=a|2:60");
+        assert_eq!(k, "mwrl:1:d|4:rule=1:r|3:sub=1:a|#2:60");
+    }
+
+    /// Regression: entries were joined as `|k=v`, so a value holding `|k=v`
+    /// shared a counter with another descriptor.
+    #[test]
+    fn keys_cannot_be_forged_by_values() {
+        let e = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let pairs = [
+            (
+                e(&[("rule", "r"), ("sub", "a|sub=b")]),
+                e(&[("rule", "r"), ("sub", "a"), ("sub", "b")]),
+            ),
+            (e(&[("a", "b=c")]), e(&[("a=b", "c")])),
+            (e(&[("a", "1|#2:60")]), e(&[("a", "1")])),
+            (e(&[("k", "v")]), e(&[("k", "v"), ("", "")])),
+            (e(&[("k", "")]), e(&[])),
+        ];
+        for (a, b) in pairs {
+            assert_ne!(
+                redis_key("d", &a, Unit::Minute, 60),
+                redis_key("d", &b, Unit::Minute, 60),
+                "{a:?} vs {b:?}"
+            );
+        }
+        assert_ne!(
+            redis_key("d|rule=r", &[], Unit::Minute, 60),
+            redis_key("d", &e(&[("rule", "r")]), Unit::Minute, 60)
+        );
+        // multi-byte text: lengths are in bytes
+        assert_eq!(
+            redis_key("d", &e(&[("k", "é")]), Unit::Second, 1),
+            "mwrl:1:d|1:k=2:é|#1:1"
+        );
+    }
+
+    /// A Redis that accepts connections and never answers (SIGSTOPped).
+    async fn frozen_redis() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                held.push(sock);
+            }
+        });
+        (addr, task)
+    }
+
+    fn request() -> RateLimitRequest {
+        RateLimitRequest {
+            domain: "d".into(),
+            descriptors: vec![rate_limit::proto::RateLimitDescriptor {
+                entries: vec![rate_limit::proto::Entry {
+                    key: "rule".into(),
+                    value: "r".into(),
+                }],
+                limit: Some(rate_limit::proto::RateLimitOverride {
+                    requests_per_unit: 5,
+                    unit: Unit::Minute as i32,
+                }),
+            }],
+            hits_addend: 1,
+        }
+    }
+
+    /// Regression: a frozen Redis took a connect/handshake timeout plus a
+    /// command timeout (about 2 x 100 ms). The whole request gets one deadline.
+    #[tokio::test]
+    async fn a_frozen_redis_answers_unavailable_within_the_timeout() {
+        let (addr, task) = frozen_redis().await;
+        let client = redis::Client::open(format!("redis://{addr}/")).expect("url");
+        let store = Store::new(client, Duration::from_millis(100));
+        for round in 0..3 {
+            let t = std::time::Instant::now();
+            let err = should_rate_limit(&store, request())
+                .await
+                .expect_err("unavailable");
+            let took = t.elapsed();
+            assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
+            assert!(
+                took >= Duration::from_millis(95) && took < Duration::from_millis(160),
+                "round {round}: {took:?}"
+            );
+        }
+        task.abort();
+    }
+
+    /// Concurrent requests waiting for one reconnect still meet their deadline.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_queued_behind_a_reconnect_keep_their_deadline() {
+        let (addr, task) = frozen_redis().await;
+        let client = redis::Client::open(format!("redis://{addr}/")).expect("url");
+        let store = Arc::new(Store::new(client, Duration::from_millis(100)));
+        let t = std::time::Instant::now();
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let s = Arc::clone(&store);
+                tokio::spawn(async move { should_rate_limit(&s, request()).await })
+            })
+            .collect();
+        for c in calls {
+            let r = c.await.expect("joined");
+            assert!(r.is_err());
+        }
+        assert!(
+            t.elapsed() < Duration::from_millis(180),
+            "{:?}",
+            t.elapsed()
+        );
+        task.abort();
     }
 }

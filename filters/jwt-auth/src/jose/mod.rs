@@ -143,17 +143,10 @@ pub enum JoseError {
 }
 
 impl JoseError {
-    /// Stable reason code for metrics, audit lines and problem bodies.
+    /// Stable reason code for metrics, audit lines and problem bodies
+    /// (`Reason::from` is the one mapping).
     pub fn reason(&self) -> &'static str {
-        match self {
-            JoseError::Malformed(_) => "token_malformed",
-            JoseError::AlgNotAllowed(_) => "alg_not_allowed",
-            JoseError::HeaderForbidden(_) => "header_forbidden",
-            JoseError::CritUnsupported => "crit_unsupported",
-            JoseError::KidNotFound => "kid_not_found",
-            JoseError::KeyMismatch => "key_mismatch",
-            JoseError::BadSignature => "bad_signature",
-        }
+        crate::reason::Reason::from(*self).code()
     }
 }
 
