@@ -320,8 +320,8 @@ impl Rule {
                     .1
                     .into_iter()
                     .rfind(|(k, _)| *k == "tier")
-                    .map(|(_, v)| v);
-                self.limits.pick(tier)
+                    .map(|(_, v)| crate::keys::unescape(v));
+                self.limits.pick(tier.as_deref())
             }
         }
     }
@@ -467,7 +467,7 @@ pub fn rls_message(domain: &str, key: &str, spec: &LimitSpec, hits: u64) -> Vec<
     });
     e.extend(kv.into_iter().map(|(k, v)| proto::Entry {
         key: k.to_string(),
-        value: v.to_string(),
+        value: crate::keys::unescape(v).into_owned(),
     }));
     let limit = spec.unit.map(|u| proto::RateLimitOverride {
         requests_per_unit: u32::try_from(spec.limit.requests).unwrap_or(u32::MAX),

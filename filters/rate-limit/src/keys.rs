@@ -195,7 +195,8 @@ pub fn masked(ip: IpAddr, mask: SourceIp) -> String {
 /// Separator between key parts; never left inside a value.
 pub const SEP: char = '\u{1f}';
 
-/// A composed key: `rule SEP k=v SEP k=v ...`, values with SEP replaced.
+/// A composed key: `rule SEP k=v SEP k=v ...`. A value's `%` and SEP are
+/// percent-escaped, so no two different values share a key.
 pub fn compose(rule: &str, parts: &[(&str, String)]) -> String {
     let mut key = String::with_capacity(rule.len() + parts.len() * 24);
     key.push_str(rule);
@@ -203,13 +204,44 @@ pub fn compose(rule: &str, parts: &[(&str, String)]) -> String {
         key.push(SEP);
         key.push_str(k);
         key.push('=');
-        if v.contains(SEP) {
-            key.push_str(&v.replace(SEP, "_"));
+        if v.contains([SEP, '%']) {
+            for c in v.chars() {
+                match c {
+                    '%' => key.push_str("%25"),
+                    SEP => key.push_str("%1F"),
+                    c => key.push(c),
+                }
+            }
         } else {
             key.push_str(v);
         }
     }
     key
+}
+
+/// A value as [`compose`] received it.
+pub fn unescape(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains('%') {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len());
+    let mut rest = v;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(t) = tail.strip_prefix("%25") {
+            out.push('%');
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix("%1F") {
+            out.push(SEP);
+            rest = t;
+        } else {
+            out.push('%');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// Split a composed key back into the rule and its `(key, value)` entries.
@@ -361,9 +393,19 @@ mod tests {
     #[test]
     fn compose_and_split() {
         let k = compose("r", &[("sub", "a\u{1f}b".into()), ("method", "GET".into())]);
-        assert_eq!(k, "r\u{1f}sub=a_b\u{1f}method=GET");
+        let other = compose("r", &[("sub", "a_b".into()), ("method", "GET".into())]);
+        assert_ne!(k, other, "a separator in a value cannot forge another key");
+        let pct = compose("r", &[("sub", "a%1Fb".into())]);
+        assert_ne!(k.split('\u{1f}').nth(1), pct.split('\u{1f}').nth(1));
+        assert_eq!(unescape(entries(&pct).1[0].1), "a%1Fb");
+        assert_eq!(k, "r\u{1f}sub=a%1Fb\u{1f}method=GET");
         let (rule, e) = entries(&k);
         assert_eq!(rule, "r");
-        assert_eq!(e, vec![("sub", "a_b"), ("method", "GET")]);
+        assert_eq!(e, vec![("sub", "a%1Fb"), ("method", "GET")]);
+        assert_eq!(unescape(e[0].1), "a\u{1f}b");
+        for v in ["%", "%%1F", "%25", "\u{1f}%", "plain"] {
+            let c = compose("r", &[("k", v.to_string())]);
+            assert_eq!(unescape(entries(&c).1[0].1), v, "{v:?}");
+        }
     }
 }
