@@ -14,7 +14,7 @@ MODE ?=
 
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help deps lint fmt-check clippy unit build integration test run bench clean
+.PHONY: help deps lint fmt-check clippy unit build integration test run bench clean fuzz fuzz-smoke
 
 help:
 	@echo "make deps         install toolchain target, apt packages, .venv, npm deps (idempotent)"
@@ -25,6 +25,8 @@ help:
 	@echo "make test         everything CI runs: deps lint unit build, bench smoke, integration"
 	@echo "make run          demo: echo upstream + Envoy on :10000 (admin :9901): jwt-auth -> authz -> rate-limit (RATE_LIMIT_MODE=global starts Redis + the RLS)"
 	@echo "make bench        bench/run.sh \"\$$(MODE)\""
+	@echo "make fuzz-smoke   every fuzz target over its corpus + bounded mutants (FUZZ_SMOKE_ITERS, default 20000)"
+	@echo "make fuzz         cargo fuzz, each target FUZZ_SECONDS (default 60), one at a time (FUZZ_TARGETS to pick)"
 	@echo "make clean        remove target/ dist/ .run/"
 
 deps:
@@ -35,7 +37,7 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --workspace --exclude ratelimit-service --exclude wasm-trim --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --workspace --exclude ratelimit-service --exclude wasm-trim --exclude meshward-fuzz --target $(WASM_TARGET) -- -D warnings
 
 lint: deps fmt-check clippy
 
@@ -66,6 +68,7 @@ test: deps
 	$(MAKE) --no-print-directory fmt-check
 	$(MAKE) --no-print-directory clippy
 	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory build
 	@# The benchmark's smoke mode: every configuration answers as intended; no timing asserted.
 	BENCH_NO_BUILD=1 bash bench/run.sh smoke
@@ -73,6 +76,18 @@ test: deps
 
 run: deps build
 	$(VENV)/bin/python scripts/run_demo.py $(if $(RATE_LIMIT_MODE),--rate-limit-mode $(RATE_LIMIT_MODE))
+
+# Fuzzing (docs/reliability.md, "Fuzzing"). The smoke needs only stable cargo;
+# `make fuzz` installs cargo-fuzz the first time and runs libFuzzer.
+FUZZ_SMOKE_ITERS ?= 20000
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+
+fuzz-smoke:
+	MESHWARD_FUZZ_ITERS=$(FUZZ_SMOKE_ITERS) $(CARGO) test -p meshward-fuzz --test smoke
+
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_TARGETS)
 
 bench:
 	bench/run.sh "$(MODE)"
