@@ -151,7 +151,8 @@ class Envoy:
 
     def __init__(self, workdir: Path, http_filters: list[dict], clusters: list[dict],
                  route_cluster: str = "upstream", name: str = "envoy", concurrency: int = 2,
-                 access_log: bool = True, log_level: str = "info", raw_config: dict | None = None):
+                 access_log: bool = True, log_level: str = "info", raw_config: dict | None = None,
+                 extra_args: tuple | list = ()):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -159,6 +160,7 @@ class Envoy:
         self.admin_port = free_port()
         self.concurrency = concurrency
         self.log_level = log_level
+        self.extra_args = [str(a) for a in extra_args]  # appended to the command line
         self.access_log_path = self.workdir / f"{name}-access.log" if access_log else None
         self.config = raw_config or bootstrap(self.port, self.admin_port, http_filters, clusters,
                                               route_cluster, str(self.access_log_path) if access_log else None)
@@ -202,7 +204,7 @@ class Envoy:
         self.config_path.write_text(json.dumps(self.config, indent=1))
         argv = [envoy_bin(), "-c", self.config_path, "--concurrency", self.concurrency,
                 "--use-dynamic-base-id", "-l", self.log_level, "--drain-time-s", "1",
-                "--parent-shutdown-time-s", "2"]
+                "--parent-shutdown-time-s", "2", *self.extra_args]
         self.proc = Proc(self.name, argv, self.log_path, cwd=REPO_ROOT).start()
 
     def _lost_ports(self, ready: bool) -> set[int]:

@@ -31,8 +31,7 @@ pub fn find_token(
 
 /// Auth schemes are case-insensitive (RFC 9110 §11.1), so is the prefix.
 fn strip_prefix(value: &str, prefix: &str) -> Option<String> {
-    let head = value.get(..prefix.len())?;
-    if !head.eq_ignore_ascii_case(prefix) {
+    if !has_prefix(value, prefix) {
         return None;
     }
     let token = value.get(prefix.len()..)?.trim();
@@ -45,7 +44,40 @@ fn query_param(query: &str, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `:path` without every occurrence of the `name` query parameter.
+/// Whether a header value starts with the location's scheme prefix.
+pub fn has_prefix(value: &str, prefix: &str) -> bool {
+    value
+        .get(..prefix.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
+}
+
+/// A query parameter name as an upstream framework reads it (percent-decoded).
+fn decoded_name(raw: &str) -> String {
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `:path` without every occurrence of the `name` query parameter, however
+/// its name is percent-encoded (`access%5Ftoken` is `access_token` upstream).
 pub fn remove_param(path: &str, name: &str) -> String {
     let (base, query) = meshward_shared::facts::path::split_target(path);
     let Some(query) = query else {
@@ -53,7 +85,7 @@ pub fn remove_param(path: &str, name: &str) -> String {
     };
     let kept: Vec<&str> = query
         .split('&')
-        .filter(|pair| pair.split('=').next() != Some(name))
+        .filter(|pair| decoded_name(pair.split('=').next().unwrap_or("")) != name)
         .collect();
     if kept.is_empty() {
         base.to_string()
@@ -110,5 +142,13 @@ mod tests {
         );
         assert_eq!(remove_param("/a?access_token=t", "access_token"), "/a");
         assert_eq!(remove_param("/a", "access_token"), "/a");
+        assert_eq!(
+            remove_param(
+                "/a?access%5Ftoken=x&access_token=y&%61ccess_token=z&k=1",
+                "access_token"
+            ),
+            "/a?k=1",
+            "every spelling an upstream decodes to the name"
+        );
     }
 }

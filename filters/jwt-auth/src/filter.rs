@@ -162,11 +162,23 @@ fn allow<H: Host + ?Sized>(rt: &Runtime, host: &H, decision: &Decision, full_pat
         let Some(provider) = config.providers.get(*p) else {
             continue;
         };
-        if !provider.forward {
-            match provider.locations.get(*location) {
-                Some(TokenLocation::Header { name, .. }) => host.set_request_header(name, None),
-                Some(TokenLocation::Param(name)) => path = remove_param(&path, name),
-                None => {}
+        // The verified token goes unless `forward`; a token in any other of the
+        // provider's locations was never verified, so it never goes upstream.
+        for (i, loc) in provider.locations.iter().enumerate() {
+            if i == *location && provider.forward {
+                continue;
+            }
+            match loc {
+                TokenLocation::Header { name, prefix } => {
+                    let carries = i == *location
+                        || host
+                            .request_header(name)
+                            .is_some_and(|v| crate::extract::has_prefix(&v, prefix));
+                    if carries {
+                        host.set_request_header(name, None);
+                    }
+                }
+                TokenLocation::Param(name) => path = remove_param(&path, name),
             }
         }
         if let Some(h) = &provider.forward_payload_header {

@@ -244,6 +244,30 @@ fn query_param_token_is_removed() {
 }
 
 #[test]
+fn no_unverified_token_goes_upstream_beside_a_verified_one() {
+    let host = FakeHost::at(NOW);
+    let rt = runtime(&host, config(json!({})));
+    let token = testing::token(Alg::Hs256, &testing::claims(NOW));
+    let path = "/x?access_token=forged&access%5Ftoken=forged2&a=1";
+    request(&host, path, Some(&token));
+    assert_eq!(process(&rt, &host, false), Step::Continue);
+    assert_eq!(host.header(":path").as_deref(), Some("/x?a=1"));
+    assert_eq!(host.header("authorization"), None);
+    // A `Basic` header beside a verified query token is not a token: it stays.
+    host.set_headers(&[
+        (":method", "GET"),
+        (":path", &format!("/x?access_token={token}")),
+        ("authorization", "Basic dXNlcjpwdw=="),
+    ]);
+    assert_eq!(process(&rt, &host, false), Step::Continue);
+    assert_eq!(
+        host.header("authorization").as_deref(),
+        Some("Basic dXNlcjpwdw==")
+    );
+    assert_eq!(host.header(":path").as_deref(), Some("/x"));
+}
+
+#[test]
 fn shadow_mode_counts_but_never_denies() {
     let host = FakeHost::at(NOW);
     let rt = runtime(&host, config(json!({"shadow": true})));

@@ -802,3 +802,27 @@ fn garbage_never_panics() {
     let tok = format!("{}.{}.AAAA", b64(br#"{"alg":"HS256"}"#), b64(p.as_bytes()));
     assert_eq!(parse_err(&tok).reason(), "token_malformed");
 }
+
+#[test]
+fn claims_nest_at_most_64_levels() {
+    // `[` x n: the payload object is level 1, the outer array level 2.
+    let nested = |n: usize| format!(r#"{{"sub":"a","deep":{}{}}}"#, "[".repeat(n), "]".repeat(n));
+    let tok = |body: String| {
+        format!(
+            "{}.{}.AAAA",
+            b64(br#"{"alg":"HS256"}"#),
+            b64(body.as_bytes())
+        )
+    };
+    assert!(UntrustedToken::parse(&tok(nested(63))).is_ok());
+    assert_eq!(
+        parse_err(&tok(nested(64))),
+        JoseError::Malformed("claims nest deeper than 64 levels")
+    );
+    assert!(matches!(
+        parse_err(&tok(nested(10_000))),
+        JoseError::Malformed(_)
+    ));
+    let objects = format!(r#"{{"o":{}1{}}}"#, r#"{"a":"#.repeat(70), "}".repeat(70));
+    assert!(matches!(parse_err(&tok(objects)), JoseError::Malformed(_)));
+}

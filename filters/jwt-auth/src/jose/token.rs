@@ -63,6 +63,12 @@ impl UntrustedToken {
             .map_err(|_| JoseError::Malformed("payload is not valid base64url"))?;
         let payload: Map<String, Value> = serde_json::from_slice(&payload_bytes)
             .map_err(|_| JoseError::Malformed("payload is not a JSON object"))?;
+        // The claims travel on in the identity (two levels deeper) that the
+        // other filters parse with serde_json's 128-level limit; a token they
+        // could not read would make their rules silently not apply.
+        if depth_over(&payload, MAX_CLAIM_DEPTH) {
+            return Err(JoseError::Malformed("claims nest deeper than 64 levels"));
+        }
 
         let signature = B64_STRICT
             .decode(s)
@@ -217,4 +223,24 @@ fn forbidden_name(key: &str) -> &'static str {
         "x5u" => "x5u",
         _ => "x5c",
     }
+}
+
+/// How deep claims may nest (the payload object is level 1).
+pub const MAX_CLAIM_DEPTH: usize = 64;
+
+/// Whether `payload` nests deeper than `max` levels, without recursion.
+fn depth_over(payload: &Map<String, Value>, max: usize) -> bool {
+    let mut stack: Vec<(&Value, usize)> = payload.values().map(|v| (v, 2)).collect();
+    while let Some((v, d)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(a) => Box::new(a.iter()),
+            Value::Object(o) => Box::new(o.values()),
+            _ => continue,
+        };
+        if d > max {
+            return true;
+        }
+        stack.extend(children.map(|c| (c, d + 1)));
+    }
+    false
 }
