@@ -18,6 +18,7 @@ from harness.checks import assert_denied, audit_lines
 from harness.envoy import Envoy, jwt_auth_filter, static_cluster, validate
 from harness.echo import EchoUpstream
 from harness.procs import wait_until
+from harness.raw_http import raw_request
 
 ISS = "https://issuer.authz.meshward.test"
 AUD = "orders-api"
@@ -120,17 +121,7 @@ def test_tenant_isolation(stack):
 
 
 def _raw(e, path: str, headers: list[tuple[str, str]]) -> int:
-    # http.client sends the path and repeated headers exactly as written.
-    import http.client
-    conn = http.client.HTTPConnection("127.0.0.1", e.port, timeout=10)
-    try:
-        conn.putrequest("GET", path, skip_accept_encoding=True)
-        for k, v in headers:
-            conn.putheader(k, v)
-        conn.endheaders()
-        return conn.getresponse().status
-    finally:
-        conn.close()
+    return raw_request(e.port, path, headers)[0]
 
 
 def test_tenant_cases_that_must_not_pass(stack):

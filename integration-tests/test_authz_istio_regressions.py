@@ -6,31 +6,20 @@ random, these pin each one by name. Path tricks are in `test_path_tricks.py`."""
 
 from __future__ import annotations
 
-import http.client
-
 import pytest
 
 from harness import tokens as tk
 from harness.authz_support import authz_filter, native_jwt_authn
 from harness.envoy import static_cluster
+from harness.raw_http import raw_request
 from harness.rls_proc import rate_limit_filter
 
 ISS = "https://idp.test"
 
 
 def get(e, path="/", headers=(), authority=None) -> int:
-    """http.client: repeated headers and the :authority exactly as written."""
-    conn = http.client.HTTPConnection("127.0.0.1", e.port, timeout=10)
-    try:
-        conn.putrequest("GET", path, skip_host=authority is not None, skip_accept_encoding=True)
-        if authority is not None:
-            conn.putheader("host", authority)
-        for k, v in headers:
-            conn.putheader(k, v)
-        conn.endheaders()
-        return conn.getresponse().status
-    finally:
-        conn.close()
+    """Repeated headers and the :authority exactly as written."""
+    return raw_request(e.port, path, headers, authority=authority)[0]
 
 
 def bearer(keys, iss=ISS, **claims) -> tuple[str, str]:

@@ -15,10 +15,7 @@ tokens must never pass with only one of them verified and the other one sent ups
 
 from __future__ import annotations
 
-import http.client
 import json
-import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -27,6 +24,7 @@ from harness.authz_support import authz_filter
 from harness.configs import LOCAL_AUD, LOCAL_ISS, local_jwt_config
 from harness.echo import EchoUpstream
 from harness.envoy import JWT_RE, Envoy, jwt_auth_filter, static_cluster
+from harness.raw_http import raw_request
 from harness.rls_proc import rate_limit_filter
 
 HEADERS_KB = 96          # harness.envoy.bootstrap(max_request_headers_kb=96)
@@ -51,11 +49,13 @@ def _chain_filters(keys, **jwt_top):
     return [jwt_auth_filter(local_jwt_config(keys, **jwt_top)), authz_filter(AUTHZ), rate_limit_filter(RATE)]
 
 
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory, keys, jwt_wasm):
+def _serve(workdir, keys, name, max_request_headers_kb=None, **jwt_top):
+    """The chain in front of an echo upstream, for a module-scoped fixture to yield from."""
     echo = EchoUpstream().start()
-    e = Envoy(tmp_path_factory.mktemp("hostile"), _chain_filters(keys),
-              [static_cluster("upstream", echo.port)], name="envoy-hostile")
+    e = Envoy(workdir, _chain_filters(keys, **jwt_top), [static_cluster("upstream", echo.port)], name=name)
+    if max_request_headers_kb:
+        e.config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
+            "max_request_headers_kb"] = max_request_headers_kb
     try:
         e.start()
     except Exception:
@@ -68,6 +68,11 @@ def chain(tmp_path_factory, keys, jwt_wasm):
     assert not problems, problems
 
 
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory, keys, jwt_wasm):
+    yield from _serve(tmp_path_factory.mktemp("hostile"), keys, "envoy-hostile")
+
+
 def tok(keys, sub="alice", key=None, **extra) -> str:
     return tk.mint(key or keys.ed, tk.claims(LOCAL_ISS, LOCAL_AUD, sub=sub, **extra))
 
@@ -75,17 +80,7 @@ def tok(keys, sub="alice", key=None, **extra) -> str:
 def raw(envoy, path="/api/x", headers=(), timeout=15.0):
     """One request, headers as a list of (name, value) sent verbatim and in order.
     Returns (status, headers dict lower-cased, body bytes)."""
-    conn = http.client.HTTPConnection("127.0.0.1", envoy.port, timeout=timeout)
-    try:
-        conn.putrequest("GET", path, skip_accept_encoding=True)
-        for k, v in headers:
-            conn.putheader(k, v)
-        conn.endheaders()
-        r = conn.getresponse()
-        body = r.read()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
-    finally:
-        conn.close()
+    return raw_request(envoy.port, path, headers, timeout=timeout)
 
 
 def reason(body: bytes) -> str | None:
@@ -325,21 +320,8 @@ def _nested_token(keys, depth: int, kind: str = "array", where: str = "payload")
 @pytest.fixture(scope="module")
 def wide_chain(tmp_path_factory, keys, jwt_wasm):
     """The chain with max_token_bytes 1 MiB, so deep documents reach the JSON parser."""
-    echo = EchoUpstream().start()
-    e = Envoy(tmp_path_factory.mktemp("hostile-wide"), _chain_filters(keys, max_token_bytes=1048576),
-              [static_cluster("upstream", echo.port)], name="envoy-hostile-wide")
-    e.config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
-        "max_request_headers_kb"] = 1024
-    try:
-        e.start()
-    except Exception:
-        echo.stop()
-        raise
-    yield e, echo
-    problems = e.health_problems()
-    e.stop()
-    echo.stop()
-    assert not problems, problems
+    yield from _serve(tmp_path_factory.mktemp("hostile-wide"), keys, "envoy-hostile-wide",
+                      max_request_headers_kb=1024, max_token_bytes=1048576)
 
 
 @pytest.mark.parametrize("depth", [10_000, 100_000])

@@ -8,7 +8,6 @@ Requests go out through http.client so the path bytes are exactly the ones writt
 
 from __future__ import annotations
 
-import http.client
 import json
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from harness import tokens as tk
 from harness.authz_support import authz_filter
 from harness.envoy import jwt_auth_filter, static_cluster
+from harness.raw_http import raw_request
 from harness.rls_proc import rate_limit_filter
 
 ISS = "https://issuer.paths.meshward.test"
@@ -71,16 +71,8 @@ def chain(request, tmp_path_factory, keys, jwt_wasm):
 
 
 def raw_get(envoy, path: str, token: str | None = None) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", envoy.port, timeout=10)
-    try:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        conn.putrequest("GET", path, skip_accept_encoding=True)
-        for k, v in headers.items():
-            conn.putheader(k, v)
-        conn.endheaders()
-        return conn.getresponse().status
-    finally:
-        conn.close()
+    headers = [("authorization", f"Bearer {token}")] if token else []
+    return raw_request(envoy.port, path, headers)[0]
 
 
 def seen(echo, before: int) -> list[str]:
