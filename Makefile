@@ -14,7 +14,7 @@ MODE ?=
 
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help deps lint fmt-check clippy unit build integration test run bench clean fuzz fuzz-smoke
+.PHONY: help deps lint fmt-check clippy unit build integration test run bench clean fuzz fuzz-smoke soak
 
 help:
 	@echo "make deps         install toolchain target, apt packages, .venv, npm deps (idempotent)"
@@ -25,6 +25,7 @@ help:
 	@echo "make test         everything CI runs: deps lint unit build, bench smoke, integration"
 	@echo "make run          demo: echo upstream + Envoy on :10000 (admin :9901): jwt-auth -> authz -> rate-limit (RATE_LIMIT_MODE=global starts Redis + the RLS)"
 	@echo "make bench        bench/run.sh \"\$$(MODE)\""
+	@echo "make soak         10 min of mixed traffic through the chain; report + RSS plot in bench/results/ (SOAK_SECONDS, SOAK_RATE)"
 	@echo "make fuzz-smoke   every fuzz target over its corpus + bounded mutants (FUZZ_SMOKE_ITERS, default 20000)"
 	@echo "make fuzz         cargo fuzz, each target FUZZ_SECONDS (default 60), one at a time (FUZZ_TARGETS to pick)"
 	@echo "make clean        remove target/ dist/ .run/"
@@ -91,6 +92,13 @@ fuzz:
 
 bench:
 	bench/run.sh "$(MODE)"
+
+# The soak (docs/reliability.md, "Soak"). `make test` runs the same test for 30 s.
+SOAK_SECONDS ?= 600
+SOAK_RATE ?= 100
+soak: deps build
+	MESHWARD_SOAK_SECONDS=$(SOAK_SECONDS) MESHWARD_SOAK_RATE=$(SOAK_RATE) MESHWARD_SOAK_OUT=bench/results \
+	  $(VENV)/bin/python -m pytest -p no:cacheprovider -rfE -s integration-tests/test_soak.py
 
 clean:
 	$(CARGO) clean

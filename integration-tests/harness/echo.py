@@ -17,6 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "meshward-echo"
+    # headers and body go out in two writes; with Nagle on, the body waits for the peer's
+    # delayed ACK (40 ms), which showed up as the soak's p99
+    disable_nagle_algorithm = True
 
     def _handle(self) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -42,9 +45,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class EchoUpstream:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, record: bool = True):
         self.host = host
         self._port = port
+        self.record = record
         self._lock = threading.Lock()
         self.requests: list[dict] = []
         self._server: ThreadingHTTPServer | None = None
@@ -65,6 +69,8 @@ class EchoUpstream:
         return self._server.server_address[1]
 
     def _record(self, rec: dict) -> None:
+        if not self.record:  # long runs (the soak) would otherwise grow without bound
+            return
         with self._lock:
             self.requests.append(rec)
 
@@ -83,11 +89,12 @@ class EchoUpstream:
             self._server = None
 
 
-if __name__ == "__main__":  # standalone: python -m harness.echo PORT
+if __name__ == "__main__":  # standalone: python -m harness.echo [PORT] [--no-record]
     import sys
     import time
 
-    up = EchoUpstream(port=int(sys.argv[1]) if len(sys.argv) > 1 else 18080).start()
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    up = EchoUpstream(port=int(args[0]) if args else 18080, record="--no-record" not in sys.argv).start()
     print(f"echo upstream on 127.0.0.1:{up.port}", flush=True)
     try:
         while True:
