@@ -31,6 +31,9 @@ HEADERS_KB = 96          # harness.envoy.bootstrap(max_request_headers_kb=96)
 MAX_TOKEN = 8192         # jwt-auth `max_token_bytes` default (docs/jwt-auth.md)
 
 AUTHZ = {"policies": [
+    # a DENY policy is evaluated on every request, so authz reads `x-tenant` every time
+    {"name": "no-evil-tenant", "action": "DENY",
+     "rules": [{"when": [{"key": "request.headers[x-tenant]", "values": ["evil"]}]}]},
     {"name": "public", "rules": [{"to": [{"operation": {"paths": ["/open", "/open/*", "/public/*"]}}]}]},
     {"name": "signed-in", "rules": [{"from": [{"source": {"requestPrincipals": ["*"]}}],
                                      "to": [{"operation": {"notPaths": ["/forbidden/*"]}}]}]},
@@ -42,6 +45,8 @@ RATE = {"max_keys": 2000, "on_key_space_full": "allow", "rules": [
      "limit": {"requests": 2, "per": "hour", "algorithm": "fixed_window"}},
     {"name": "per-sub", "match": {"prefix": "/flood"}, "key": [{"identity": "sub"}],
      "limit": {"requests": 5, "per": "hour"}},
+    {"name": "per-tenant", "match": {"prefix": "/tenant"}, "key": [{"header": "x-tenant"}],
+     "limit": {"requests": 2, "per": "hour"}},
 ]}
 
 
@@ -382,3 +387,121 @@ def test_deep_claim_cannot_skip_the_rate_limit(chain, keys):
     print(results)
     for depth, sts in results.items():
         assert sts in ([401] * 4, [200, 200, 429, 429]), (depth, sts)
+
+
+# ---------------------------------------------------------------------------- invalid UTF-8
+# Bytes 0x80-0xFF are legal in an HTTP/1 header value (RFC 9110 obs-text) and Envoy passes them
+# to the filters; they are not UTF-8. `\xc3\x28` is a truncated sequence, `\xe9` Latin-1.
+NOT_UTF8 = b"\xff\xfe\xc3\x28 caf\xe9"
+
+
+def _alive_on_every_worker(e, keys):
+    good = [("authorization", f"Bearer {tok(keys)}")]
+    assert {raw(e, "/api/ok", good)[0] for _ in range(8)} == {200}
+    assert e.health_problems() == []
+
+
+def test_invalid_utf8_in_the_token_header(chain, keys):
+    """A header value that is not UTF-8 must never panic the VM (a panic fails every later
+    request on that worker). As a token it is malformed: 401 on protected and optional routes."""
+    e, echo = chain
+    malformed, missing = (401, "token_malformed"), (401, "token_missing")
+    cases = [
+        (b"Bearer " + NOT_UTF8, "/api/x", malformed), (b"Bearer " + NOT_UTF8, "/open/x", malformed),
+        (b"Bearer eyJ\xff.eyJ\xff.\xff", "/api/x", malformed),
+        # no `Bearer` scheme: not a token at all, so the optional route lets it through
+        (NOT_UTF8, "/api/x", missing), (NOT_UTF8, "/open/x", (200, None)),
+    ]
+    for value, path, want in cases:
+        answers = {(s, reason(b)) for s, _, b in (raw(e, path, [("authorization", value)]) for _ in range(4))}
+        assert answers == {want}, (value, path, answers)
+    _alive_on_every_worker(e, keys)
+
+
+def test_invalid_utf8_in_headers_authz_and_rate_limit_read(chain, keys):
+    """`x-tenant` is read by an authz DENY condition on every request and is the rate-limit key
+    on /tenant (2 per hour). Values that are not UTF-8 are read with each invalid byte as
+    U+FFFD: they never equal `evil`, and are counted like any other key: 2 admitted, then 429."""
+    e, echo = chain
+    good = ("authorization", f"Bearer {tok(keys, sub='utf8')}")
+    assert raw(e, "/api/x", [good, ("x-tenant", "evil")])[0] == 403
+    assert raw(e, "/api/x", [good, ("x-tenant", b"evil\xff")])[0] == 200
+    got = [raw(e, "/tenant/x", [good, ("x-tenant", NOT_UTF8)])[0] for _ in range(4)]
+    assert got == [200, 200, 429, 429], got
+    # another value is another key...
+    got = [raw(e, "/tenant/x", [good, ("x-tenant", b"\xfe\xff")])[0] for _ in range(3)]
+    assert got == [200, 200, 429], got
+    # ...but values that differ only in their invalid bytes read the same (each invalid byte is
+    # U+FFFD, docs/reliability.md), so they share a key: stricter, never looser
+    assert raw(e, "/tenant/x", [good, ("x-tenant", b"\xff\xfe")])[0] == 429
+    # elsewhere in the request: other headers, a cookie, the token's own claims header
+    for name in ("x-other", "cookie", "user-agent", "x-jwt-sub"):
+        assert raw(e, "/api/x", [good, (name, NOT_UTF8)])[0] == 200, name
+    _alive_on_every_worker(e, keys)
+
+
+def test_invalid_utf8_body_passes_untouched(chain, keys):
+    """No filter parses bodies; jwt-auth holds them while it decides. A body that is not UTF-8
+    reaches the upstream byte for byte with a valid token, and is refused with the request
+    without one."""
+    import http.client
+
+    e, echo = chain
+    body = NOT_UTF8 * 1000
+    for token, want in ((tok(keys), 200), (None, 401)):
+        conn = http.client.HTTPConnection("127.0.0.1", e.port, timeout=10)
+        h = {"content-type": "application/octet-stream"}
+        if token:
+            h["authorization"] = f"Bearer {token}"
+        n = len(echo.snapshot())
+        conn.request("POST", "/api/upload", body=body, headers=h)
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        assert r.status == want
+        seen = upstream_since(echo, n)
+        if want == 200:
+            assert len(seen) == 1 and seen[0]["body"] == body.decode("utf-8", "replace")
+        else:
+            assert seen == []
+    _alive_on_every_worker(e, keys)
+
+
+def _raw_socket(port: int, request: bytes) -> tuple[int, bytes]:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1]), data
+
+
+def test_invalid_utf8_in_the_path(chain, keys):
+    """Bytes >= 0x80 in the request target, in the path or in the query: Envoy's codec answers
+    400 before any filter runs, so `:path` the filters read is always ASCII."""
+    e, echo = chain
+    n = len(echo.snapshot())
+    end = b" HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n"
+    assert _raw_socket(e.port, b"GET /api/x\xff" + end)[0] == 400
+    q = b"GET /api/x?q=\xff\xfe&access_token=" + tok(keys).encode() + end
+    assert _raw_socket(e.port, q)[0] == 400
+    assert upstream_since(echo, n) == []
+    _alive_on_every_worker(e, keys)
+
+
+def test_invalid_utf8_in_signed_claims(chain, keys):
+    """A validly signed token whose payload holds bytes that are not UTF-8 inside a JSON string
+    (`sub`, and an extra claim): JSON must be UTF-8, so the payload is malformed: 401."""
+    e, echo = chain
+    c = tk.claims(LOCAL_ISS, LOCAL_AUD, sub="PLACEHOLDER")
+    body = json.dumps(c, separators=(",", ":")).encode().replace(b"PLACEHOLDER", b"caf\xe9\xff")
+    t = tk.raw({"alg": "EdDSA", "typ": "JWT", "kid": "ed-1"}, tk.b64url(body), key=keys.ed)
+    answers = {(s, reason(b)) for s, _, b in (raw(e, "/api/x", [("authorization", f"Bearer {t}")])
+                                               for _ in range(4))}
+    assert answers == {(401, "token_malformed")}, answers
+    _alive_on_every_worker(e, keys)

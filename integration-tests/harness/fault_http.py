@@ -4,7 +4,7 @@ can make any of them fail on demand.
     srv = FaultyHttp().start()
     srv.serve("/jwks", {"keys": [...]})
     srv.set_fault("/jwks", "garbage")      # or "slow", "huge", "html", "text_json", "redirect",
-    srv.set_fault("/jwks", None)           #    "at_limit", "status500"; None = healthy again
+    srv.set_fault("/jwks", None)           #    "at_limit", "status500", "bad_header"; None = healthy
     srv.stop(); srv.start()                # down (connection refused), then up on the same port
 
 Every response carries `connection: close`, so stopping the server leaves no pooled
@@ -22,7 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MIB = 1 << 20
 
-FAULTS = ("slow", "garbage", "huge", "at_limit", "html", "text_json", "redirect", "status500")
+FAULTS = ("slow", "garbage", "huge", "at_limit", "html", "text_json", "redirect", "status500",
+          "bad_header")
 
 
 def padded_json(doc: dict, size: int) -> bytes:
@@ -65,7 +66,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(500, b"internal error", "text/plain")
         body = json.dumps(doc).encode()
         ctype = "text/plain" if fault == "text_json" else "application/json"
-        self._send(200, body, ctype)
+        # a response header value that is not UTF-8 (send_header encodes Latin-1: bytes e9, ff)
+        extra = {"x-note": "caf\xe9 \xff"} if fault == "bad_header" else None
+        self._send(200, body, ctype, extra)
 
     def _send(self, status: int, body: bytes, ctype: str, extra: dict | None = None) -> None:
         try:

@@ -122,19 +122,35 @@ impl HostCalls {
     }
 }
 
+/// Header bytes as text, each invalid UTF-8 sequence replaced by U+FFFD.
+fn lossy(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+fn lossy_map(map: Vec<(String, Vec<u8>)>) -> Vec<(String, String)> {
+    map.into_iter().map(|(k, v)| (k, lossy(v))).collect()
+}
+
 impl Host for HostCalls {
     fn now(&self) -> SystemTime {
         hostcalls::get_current_time().unwrap_or(UNIX_EPOCH)
     }
 
+    // The SDK's string getters unwrap `String::from_utf8`: one header value with a byte
+    // >= 0x80 (legal obs-text, passed on by Envoy) would panic the VM and fail every later
+    // request on the worker. Read bytes; invalid sequences become U+FFFD.
     fn request_header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
             .ok()
             .flatten()
+            .map(lossy)
     }
 
     fn request_headers(&self) -> Vec<(String, String)> {
-        hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+        lossy_map(hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default())
     }
 
     fn set_request_header(&self, name: &str, value: Option<&str>) {
@@ -183,7 +199,9 @@ impl Host for HostCalls {
     }
 
     fn http_call_response(&self, body_size: usize) -> (Vec<(String, String)>, Option<Vec<u8>>) {
-        let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+        let headers = lossy_map(
+            hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default(),
+        );
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()
             .flatten();
@@ -273,5 +291,17 @@ mod tests {
             }
         }
         assert_eq!(defaults, vec!["now_unix".to_string()], "{body}");
+    }
+
+    #[test]
+    fn header_bytes_that_are_not_utf8_read_as_replacement_characters() {
+        assert_eq!(super::lossy(b"acme".to_vec()), "acme");
+        assert_eq!(super::lossy(b"a\xffb".to_vec()), "a\u{fffd}b");
+        // a truncated sequence and a Latin-1 byte: one replacement each
+        assert_eq!(
+            super::lossy(b"\xc3\x28caf\xe9".to_vec()),
+            "\u{fffd}(caf\u{fffd}"
+        );
+        assert_eq!(super::lossy(Vec::new()), "");
     }
 }

@@ -90,7 +90,7 @@ impl HttpContext for Noop {
             // Results are ignored: only the cost of the call is of interest.
             match p {
                 Probe::Header(name) => {
-                    let _ = hostcalls::get_map_value(MapType::HttpRequestHeaders, name);
+                    let _ = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name);
                 }
                 Probe::Property(path) => {
                     let _ = hostcalls::get_property(path.iter().map(String::as_str).collect());
