@@ -218,7 +218,13 @@ fn needs_cover_exactly_what_the_policies_read() {
     .unwrap();
     let n = &c.needs;
     assert_eq!(n.headers, vec!["x-a", "x-geo"]);
-    assert_eq!(n.claims, vec![vec!["a".to_string(), "b".to_string()]]);
+    assert_eq!(
+        n.claims,
+        vec![crate::request::ClaimPath {
+            path: vec!["a".to_string(), "b".to_string()],
+            dotted_keys: false
+        }]
+    );
     // remote.ip alone does not need the TCP peer (it falls back to it only when it can).
     assert!(n.remote_ip && !n.source_ip && n.peer && n.auth && n.sni && n.time && !n.roles);
     assert_eq!(n.geo, Some(1));

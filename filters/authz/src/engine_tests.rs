@@ -619,3 +619,37 @@ fn presenter_is_azp_only_unless_asked() {
     );
     assert!(decide(&wide, &h(json!({"client_id": "web"}))).allowed());
 }
+
+#[test]
+fn role_claims_with_dots_in_the_key_are_found() {
+    // Auth0-style namespaced claims: the key itself holds dots, so the dotted path
+    // `https://example.com/roles` split at them names no nested object.
+    let c = cfg(json!({
+        "rbac": {"role_claims": ["https://example.com/roles", "realm_access.roles"],
+                 "roles": {"admin": {}, "ops": {}}},
+        "policies": [{"name": "p", "rules": [{"roles": ["admin"]}]},
+                     {"name": "q", "rules": [{"roles": ["ops"], "to": [{"operation": {"paths": ["/ops"]}}]}]}]}));
+    let namespaced = with_identity(
+        get("/"),
+        "a",
+        json!({"https://example.com/roles": ["admin"]}),
+    );
+    assert!(decide(&c, &namespaced).allowed());
+    let nested = with_identity(
+        get("/ops"),
+        "b",
+        json!({"realm_access": {"roles": ["ops"]}}),
+    );
+    assert!(decide(&c, &nested).allowed());
+    let neither = with_identity(
+        get("/"),
+        "c",
+        json!({"https://example": {"com/roles": ["x"]}}),
+    );
+    assert!(!decide(&c, &neither).allowed());
+    // `when` claims keep Istio's reading: nested objects only, no joined keys.
+    let c = cfg(json!({"policies": [{"name": "p", "rules": [{"when": [
+        {"key": "request.auth.claims[a][b]", "values": ["x"]}]}]}]}));
+    assert!(decide(&c, &with_identity(get("/"), "d", json!({"a": {"b": "x"}}))).allowed());
+    assert!(!decide(&c, &with_identity(get("/"), "d", json!({"a.b": "x"}))).allowed());
+}

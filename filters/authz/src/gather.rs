@@ -113,10 +113,13 @@ pub fn auth(cfg: &Config, id: &Identity) -> Auth {
     a.claims = n
         .claims
         .iter()
-        .map(|path| {
-            claims::strings(claims::lookup(&id.claims, path))
-                .map(str::to_string)
-                .collect()
+        .map(|c| {
+            let found = if c.dotted_keys {
+                claims::dotted(&id.claims, &c.path)
+            } else {
+                claims::lookup(&id.claims, &c.path)
+            };
+            claims::strings(found).map(str::to_string).collect()
         })
         .collect();
     if n.roles {

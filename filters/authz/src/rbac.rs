@@ -57,7 +57,7 @@ impl Rbac {
         rbac.permission_names = perms;
         for (i, c) in raw.role_claims.iter().enumerate() {
             let path = dotted(c).map_err(|m| ConfigError::new(format!("role_claims[{i}]"), m))?;
-            rbac.role_claims.push(needs.claim_slot(path));
+            rbac.role_claims.push(needs.dotted_claim_slot(path));
         }
         for (name, role) in &raw.roles {
             if name.is_empty() {
@@ -200,11 +200,16 @@ mod tests {
                          "admin":{"permissions":["users:manage"],"inherits":["editor"]}}}"#,
         )
         .unwrap();
+        let paths: Vec<_> = needs
+            .claims
+            .iter()
+            .map(|c| (c.path.clone(), c.dotted_keys))
+            .collect();
         assert_eq!(
-            needs.claims,
+            paths,
             vec![
-                vec!["roles".to_string()],
-                vec!["realm_access".into(), "roles".into()]
+                (vec!["roles".to_string()], true),
+                (vec!["realm_access".into(), "roles".into()], true)
             ]
         );
         assert!(needs.roles && needs.auth);

@@ -43,7 +43,7 @@ pub struct Needs {
     /// Lower-cased header names; the index is the header slot.
     pub headers: Vec<String>,
     /// Pre-split claim paths; the index is the claim slot.
-    pub claims: Vec<Vec<String>>,
+    pub claims: Vec<ClaimPath>,
     pub method: bool,
     pub path: bool,
     pub host: bool,
@@ -76,12 +76,30 @@ impl Needs {
         }
     }
 
+    /// A slot for `request.auth.claims[a][b]`: nested objects only, as Istio reads it.
     pub fn claim_slot(&mut self, path: Vec<String>) -> usize {
+        self.slot(ClaimPath {
+            path,
+            dotted_keys: false,
+        })
+    }
+
+    /// A slot for a dotted config path (`rbac.role_claims`), read as jwt-auth and
+    /// rate-limit read theirs: a key that itself holds dots
+    /// (`https://example.com/roles`) is found too.
+    pub fn dotted_claim_slot(&mut self, path: Vec<String>) -> usize {
+        self.slot(ClaimPath {
+            path,
+            dotted_keys: true,
+        })
+    }
+
+    fn slot(&mut self, claim: ClaimPath) -> usize {
         self.auth = true;
-        match self.claims.iter().position(|c| *c == path) {
+        match self.claims.iter().position(|c| *c == claim) {
             Some(i) => i,
             None => {
-                self.claims.push(path);
+                self.claims.push(claim);
                 self.claims.len() - 1
             }
         }
@@ -196,6 +214,14 @@ fn bracketed(key: &str, base: &str) -> Option<Vec<String>> {
         r = next;
     }
     Some(out)
+}
+
+/// Where a claim slot reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPath {
+    pub path: Vec<String>,
+    /// Segments may also name one key that contains dots.
+    pub dotted_keys: bool,
 }
 
 /// A dotted claim path (`realm_access.roles`) pre-split.
