@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from harness.envoy import Envoy, static_cluster
 from harness.ports import listening_sockets
 
@@ -73,3 +75,38 @@ def test_a_listener_held_by_another_envoy_is_not_shared(procs, tmp_path):
     finally:
         second.stop()
         first.stop()
+
+
+def test_taken_redis_and_rls_ports_are_replaced(tmp_path):
+    """Redis and the rate-limit service on a port another process holds: each fails to bind
+    and exits, while a "something listens there" check would pass against the intruder. The
+    harness checks its own process is alive and moves to a new port."""
+    from harness.redis_proc import Redis
+    from harness.rls_proc import Rls
+
+    redis = Redis(tmp_path, name="redis-taken")
+    thief = socket.socket()
+    thief.bind(("127.0.0.1", redis.port))
+    thief.listen()
+    picked = redis.port
+    rls = None
+    try:
+        redis.start()
+        assert redis.port != picked
+        assert redis.command("PING").startswith(b"+PONG")
+        rls = Rls(tmp_path, redis.url(), name="rls-taken")
+        thief.close()
+        thief = socket.socket()
+        thief.bind(("127.0.0.1", rls.port))
+        thief.listen()
+        picked = rls.port
+        rls.start()
+        assert rls.port != picked and rls.proc.alive()
+        # an explicit port is the caller's choice: no silent move
+        with pytest.raises(RuntimeError):
+            Rls(tmp_path, redis.url(), port=picked, name="rls-explicit").start(timeout=2)
+    finally:
+        thief.close()
+        if rls:
+            rls.stop()
+        redis.stop()

@@ -123,6 +123,32 @@ def wait_until(pred: Callable[[], object], timeout: float, interval: float = 0.0
         time.sleep(interval)
 
 
+def start_listening(what: str, launch: Callable[[int], Proc], port: int, owned: bool,
+                    timeout: float = 10.0, retries: int = 5) -> tuple[Proc, int]:
+    """Start a server with `launch(port)` and wait until it listens and is still alive.
+
+    A port from `free_port()` is free only when picked: another process can bind it first. The
+    server then exits (its bind fails), and a plain "is the port listening" check would pass
+    against the intruder. So success also needs our process alive a moment after the port
+    answers; when it is not, and the port was picked here (`owned`), pick another and retry.
+    Returns the process and the port it listens on."""
+    from .ports import free_port, wait_listening
+
+    for attempt in range(retries + 1):
+        proc = launch(port)
+        listening = wait_listening(port, timeout=timeout)
+        time.sleep(0.2)
+        if listening and proc.alive():
+            return proc, port
+        tail = proc.tail(40)
+        proc.stop()
+        if owned and attempt < retries:
+            port = free_port()
+            continue
+        raise RuntimeError(f"{what} did not listen on {port} (alive: {proc.alive()}):\n{tail}")
+    raise AssertionError("unreachable")
+
+
 @atexit.register
 def _kill_leftovers() -> None:
     for p in list(_live):

@@ -7,8 +7,8 @@ import shutil
 import socket
 from pathlib import Path
 
-from .ports import free_port, wait_listening
-from .procs import Proc
+from .ports import free_port
+from .procs import Proc, start_listening
 
 
 def redis_bin() -> str:
@@ -18,18 +18,18 @@ def redis_bin() -> str:
 class Redis:
     def __init__(self, workdir: Path, port: int | None = None, name: str = "redis"):
         self.workdir = Path(workdir)
+        self._owned = port is None  # picked here: may be re-picked if another process took it
         self.port = port or free_port()
         self.name = name
         self.proc: Proc | None = None
 
     def start(self, timeout: float = 10.0) -> "Redis":
-        argv = [redis_bin(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.workdir), "--protected-mode", "no"]
-        self.proc = Proc(self.name, argv, self.workdir / f"{self.name}.log").start()
-        if not wait_listening(self.port, timeout=timeout):
-            tail = self.proc.tail(40)
-            self.stop()
-            raise RuntimeError(f"redis did not listen on {self.port}:\n{tail}")
+        def launch(port: int) -> Proc:
+            argv = [redis_bin(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", str(self.workdir), "--protected-mode", "no"]
+            return Proc(self.name, argv, self.workdir / f"{self.name}.log").start()
+
+        self.proc, self.port = start_listening("redis", launch, self.port, self._owned, timeout)
         return self
 
     def stop(self) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from . import DIST, REPO_ROOT
 from .envoy import static_cluster, wasm_filter
-from .ports import free_port, wait_listening
-from .procs import Proc
+from .ports import free_port
+from .procs import Proc, start_listening
 
 
 def rls_bin() -> Path:
@@ -25,19 +25,19 @@ class Rls:
                  redis_timeout_ms: int = 100):
         self.workdir = Path(workdir)
         self.redis_url = redis_url
+        self._owned = port is None  # picked here: may be re-picked if another process took it
         self.port = port or free_port()
         self.name = name
         self.redis_timeout_ms = redis_timeout_ms
         self.proc: Proc | None = None
 
     def start(self, timeout: float = 10.0) -> "Rls":
-        argv = [rls_bin(), "--listen", f"127.0.0.1:{self.port}", "--redis", self.redis_url,
-                "--redis-timeout-ms", str(self.redis_timeout_ms)]
-        self.proc = Proc(self.name, argv, self.workdir / f"{self.name}.log").start()
-        if not wait_listening(self.port, timeout=timeout):
-            tail = self.proc.tail(40)
-            self.stop()
-            raise RuntimeError(f"ratelimit-service did not listen on {self.port}:\n{tail}")
+        def launch(port: int) -> Proc:
+            argv = [rls_bin(), "--listen", f"127.0.0.1:{port}", "--redis", self.redis_url,
+                    "--redis-timeout-ms", str(self.redis_timeout_ms)]
+            return Proc(self.name, argv, self.workdir / f"{self.name}.log").start()
+
+        self.proc, self.port = start_listening("ratelimit-service", launch, self.port, self._owned, timeout)
         return self
 
     def stop(self) -> None:
