@@ -66,6 +66,8 @@ JWT_NATIVE_CACHED = ("jwt_authn", {"cache_size": 1000})
 JWT_NATIVE_NOCACHE = ("jwt_authn", {"cache_size": 0})
 JWT_WASM_CACHED = ("jwt_auth_wasm", {"cache_size": 1000})
 JWT_WASM_NOCACHE = ("jwt_auth_wasm", {"cache_size": 0})
+# Fresh tokens, signatures checked by ring inside V8 instead of Envoy's verify_signature.
+JWT_WASM_NOCACHE_RING = ("jwt_auth_wasm", {"cache_size": 0, "signature_backend": "ring"})
 AUTHZ_MESHWARD = ("authz_wasm", {"subject": SUBJECT})
 
 CONFIGS: tuple[Config, ...] = (
@@ -115,7 +117,20 @@ CONFIGS: tuple[Config, ...] = (
         cache="miss",
         pair="N-jwt-miss-rs",
         needs=("jwt-auth.wasm",),
-        notes="jwt_cache_size 0; wrk cycles through distinct tokens",
+        notes="jwt_cache_size 0; wrk cycles through distinct tokens; signature_backend auto, so Envoy's "
+              "verify_signature (BoringSSL) checks the signature",
+    ),
+    Config(
+        "W-jwt-miss-rs-ring",
+        "design: W-jwt-miss-rs with signature_backend ring (RS256 checked by ring inside V8)",
+        (JWT_WASM_NOCACHE_RING,),
+        token="rs256",
+        rotate="rs256",
+        checks=AUTH_CHECKS,
+        cache="miss",
+        pair="W-jwt-miss-rs",
+        needs=("jwt-auth.wasm",),
+        design=True,
     ),
     Config(
         "N-jwt-miss-es",
@@ -136,6 +151,19 @@ CONFIGS: tuple[Config, ...] = (
         cache="miss",
         pair="N-jwt-miss-es",
         needs=("jwt-auth.wasm",),
+        notes="signature_backend auto: Envoy's verify_signature checks the signature",
+    ),
+    Config(
+        "W-jwt-miss-es-ring",
+        "design: W-jwt-miss-es with signature_backend ring (ES256 checked by ring inside V8)",
+        (JWT_WASM_NOCACHE_RING,),
+        token="es256",
+        rotate="es256",
+        checks=ES_CHECKS,
+        cache="miss",
+        pair="W-jwt-miss-es",
+        needs=("jwt-auth.wasm",),
+        design=True,
     ),
     Config(
         "N-rbac",

@@ -54,7 +54,8 @@ def noop_wasm(ctx: Ctx, probe: list | None = None) -> dict:
     return _wasm("meshward.noop", "noop", ctx.dist / "noop.wasm", json.dumps({"probe": probe or []}))
 
 
-def jwt_auth_wasm(ctx: Ctx, cache_size: int, wasm: str | None = None, vm_id: str | None = None) -> dict:
+def jwt_auth_wasm(ctx: Ctx, cache_size: int, wasm: str | None = None, vm_id: str | None = None,
+                  signature_backend: str | None = None) -> dict:
     cfg = {
         "providers": {
             PROVIDER: {
@@ -66,6 +67,8 @@ def jwt_auth_wasm(ctx: Ctx, cache_size: int, wasm: str | None = None, vm_id: str
         },
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": PROVIDER}}],
     }
+    if signature_backend:
+        cfg["signature_backend"] = signature_backend
     return _wasm("meshward.jwt_auth", "jwt_auth", _file(ctx, "jwt-auth.wasm", wasm), json.dumps(cfg), vm_id)
 
 

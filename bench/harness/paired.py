@@ -45,6 +45,10 @@ GROUPS = (
     Group("jwt-auth vs jwt_authn (cached token)", ("N-jwt", "W-jwt", "C0"), ("W-jwt", "N-jwt", 0.90)),
     Group("price of one host call (ABI probes on the no-op module)",
           ("C3", "P-header", "P-property", "P-setprop", "P-shared", "C0")),
+    Group("fresh RS256 token per request: jwt-auth with Envoy's verify_signature, with ring, native jwt_authn",
+          ("N-jwt-miss-rs", "W-jwt-miss-rs", "W-jwt-miss-rs-ring"), ("W-jwt-miss-rs", "N-jwt-miss-rs", 1.0)),
+    Group("fresh ES256 token per request: jwt-auth with Envoy's verify_signature, with ring, native jwt_authn",
+          ("N-jwt-miss-es", "W-jwt-miss-es", "W-jwt-miss-es-ring"), ("W-jwt-miss-es", "N-jwt-miss-es", 1.0)),
 )
 
 
@@ -80,6 +84,7 @@ def plot(groups: list[tuple[Group, dict[str, float]]], out: Path) -> None:
 def run_group(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens, work: Path, rounds: int,
               seconds: int) -> tuple[list[str], list[str], dict[str, float]]:
     envs: list[tuple[configs.Config, Envoy, str | None]] = []
+    files: dict[str, Path | None] = {}
     errors: list[str] = []
     try:
         for i, cid in enumerate(g.ids):
@@ -90,7 +95,9 @@ def run_group(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens, work: Path,
             if bad:
                 errors.append(f"{cid}: pre-flight {bad}")
             token = toks.fixed[cfg.token] if cfg.token else None
-            loadgen.wrk(env.url, 3, 32, token, None)  # warm-up: V8 compiles and tiers up lazily
+            # a fresh-token configuration cycles through distinct tokens, as in the other modes
+            files[cfg.id] = toks.files[cfg.rotate] if cfg.rotate else None
+            loadgen.wrk(env.url, 3, 32, token, files[cfg.id])  # warm-up: V8 compiles and tiers up lazily
             envs.append((cfg, env, token))
         samples: dict[str, list[tuple[float, float]]] = {c.id: [] for c, _, _ in envs}
         for _ in range(rounds):
@@ -98,7 +105,7 @@ def run_group(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens, work: Path,
             random.shuffle(order)
             for cfg, env, token in order:
                 c0 = env.cpu_seconds()
-                r = loadgen.wrk(env.url, seconds, 32, token, None)
+                r = loadgen.wrk(env.url, seconds, 32, token, files[cfg.id])
                 c1 = env.cpu_seconds()
                 if r.non_2xx_3xx or r.socket_errors:
                     errors.append(f"{cfg.id}: {r.non_2xx_3xx} non-2xx, {r.socket_errors} socket errors")
@@ -141,7 +148,8 @@ def main() -> int:
     stem = started.strftime("%Y-%m-%dT%H%M%SZ") + "-paired"
     work = RESULTS / "tmp" / stem
     work.mkdir(parents=True, exist_ok=True)
-    toks = tokens.mint(work, 1)
+    # distinct tokens for the fresh-token groups (more than any cache holds)
+    toks = tokens.mint(work, int(os.environ.get("BENCH_ROTATE") or 2000))
     ctx = Ctx(dist=ROOT / "dist", jwks=toks.jwks)
     binary = envoy_binary(ROOT / ".venv")
     body: list[str] = []

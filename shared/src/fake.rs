@@ -52,6 +52,24 @@ pub struct FakeHost {
     response_headers: RefCell<Vec<(String, String)>>,
     /// Host reads that return data, in order (see [`FakeHost::reads`]).
     reads: RefCell<Vec<String>>,
+    /// Answers `call_foreign_function`; unset, every function is missing
+    /// (`NotFound`), as on a host without them.
+    foreign: RefCell<Option<ForeignFn>>,
+    foreign_calls: RefCell<Vec<(String, Vec<u8>)>>,
+}
+
+/// What a foreign function answers, as `Host::call_foreign_function` returns it.
+pub type ForeignResult = Result<Option<Vec<u8>>, HostError>;
+
+type ForeignBody = dyn Fn(&str, &[u8]) -> ForeignResult;
+
+/// A scripted foreign function: (name, arguments) -> answer.
+pub struct ForeignFn(Box<ForeignBody>);
+
+impl std::fmt::Debug for ForeignFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ForeignFn")
+    }
 }
 
 /// A recorded gRPC callout.
@@ -150,6 +168,17 @@ impl FakeHost {
     }
     fn record(&self, what: String) {
         self.reads.borrow_mut().push(what);
+    }
+    /// Script the host's foreign functions (see `foreign` for Envoy's).
+    pub fn set_foreign(&self, f: impl Fn(&str, &[u8]) -> ForeignResult + 'static) {
+        *self.foreign.borrow_mut() = Some(ForeignFn(Box::new(f)));
+    }
+    /// Every `call_foreign_function`, in order: (name, arguments).
+    pub fn foreign_calls(&self) -> Vec<(String, Vec<u8>)> {
+        self.foreign_calls.borrow().clone()
+    }
+    pub fn clear_foreign_calls(&self) {
+        self.foreign_calls.borrow_mut().clear();
     }
     pub fn put_property(&self, path: &[&str], value: &[u8]) {
         self.properties
@@ -342,5 +371,22 @@ impl Host for FakeHost {
         self.response_headers
             .borrow_mut()
             .push((name.to_ascii_lowercase(), value.to_string()));
+    }
+    fn call_foreign_function(&self, name: &str, args: &[u8]) -> ForeignResult {
+        self.foreign_calls
+            .borrow_mut()
+            .push((name.to_string(), args.to_vec()));
+        let answer = match &*self.foreign.borrow() {
+            Some(f) => (f.0)(name, args),
+            None => Err(HostError {
+                call: "call_foreign_function",
+                status: "NotFound".into(),
+            }),
+        };
+        // An answer with bytes is a call back into the VM, like a read.
+        if matches!(&answer, Ok(Some(b)) if !b.is_empty()) {
+            self.record(format!("foreign {name}"));
+        }
+        answer
     }
 }

@@ -21,6 +21,11 @@ impl HostError {
             status: format!("{status:?}"),
         }
     }
+
+    /// Whether the call failed with this proxy-wasm status.
+    pub fn is(&self, status: Status) -> bool {
+        self.status == format!("{status:?}")
+    }
 }
 
 impl std::fmt::Display for HostError {
@@ -105,6 +110,11 @@ pub trait Host {
     fn grpc_call_response(&self, size: usize) -> Option<Vec<u8>>;
     /// Add a header to the response of the current request.
     fn add_response_header(&self, name: &str, value: &str);
+
+    /// Call a function the host registered by name (Envoy: `verify_signature`,
+    /// see `foreign`). `Ok(None)` when it answered with no bytes; a missing
+    /// function fails with `NotFound`.
+    fn call_foreign_function(&self, name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, HostError>;
 }
 
 /// Production host: thin wrappers over `proxy_wasm::hostcalls`.
@@ -264,6 +274,11 @@ impl Host for HostCalls {
 
     fn add_response_header(&self, name: &str, value: &str) {
         let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
+    }
+
+    fn call_foreign_function(&self, name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
+        hostcalls::call_foreign_function(name, Some(args))
+            .map_err(|s| HostError::new("call_foreign_function", s))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod callbacks;
 pub mod config;
 pub mod duration;
 pub mod facts;
+pub mod foreign;
 pub mod host;
 pub mod identity;
 pub mod metrics;

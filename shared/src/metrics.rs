@@ -13,8 +13,12 @@ impl Counter {
     }
 
     pub fn inc<H: Host + ?Sized>(&self, host: &H) {
-        if let Some(id) = self.0 {
-            host.increment_counter(id, 1);
+        self.add(host, 1);
+    }
+
+    pub fn add<H: Host + ?Sized>(&self, host: &H, by: u32) {
+        if let (Some(id), true) = (self.0, by > 0) {
+            host.increment_counter(id, i64::from(by));
         }
     }
 }

@@ -10,11 +10,13 @@ use meshward_shared::host::Host;
 use crate::cache::TokenCache;
 use crate::config::{Config, Rule};
 use crate::extract::Found;
+use crate::jose::{HostVerifier, VerifyStats};
 use crate::keys::KeyState;
 use crate::metrics::Metrics;
 use crate::reason::Reason;
 use crate::requirement::{Check, Outcome};
-use crate::verify::{verify_token, Verified, VerifyError};
+use crate::signature::HostCrypto;
+use crate::verify::{verify_token_with, Verified, VerifyError};
 
 /// A request paused until keys arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub struct Runtime {
     caches: RefCell<Vec<TokenCache>>,
     pub metrics: Metrics,
     pub waiters: RefCell<Vec<Waiter>>,
+    /// RS*/ES* signatures go to the host's `verify_signature` (decided once, at configure).
+    pub host_verify: bool,
 }
 
 /// What `decide` concluded, with every token that verified.
@@ -41,7 +45,7 @@ pub struct Decision {
 }
 
 impl Runtime {
-    pub fn new<H: Host + ?Sized>(host: &H, config: Config) -> Runtime {
+    pub fn new<H: Host + ?Sized>(host: &H, config: Config, host_verify: bool) -> Runtime {
         let metrics = Metrics::define(host, &config);
         let keys = config
             .providers
@@ -59,6 +63,7 @@ impl Runtime {
             caches: RefCell::new(caches),
             metrics,
             waiters: RefCell::new(Vec::new()),
+            host_verify,
         }
     }
 
@@ -148,7 +153,16 @@ impl Runtime {
                 Check::Pending
             };
         };
-        match verify_token(p, provider, &found.token, &jwks, now) {
+        let crypto = HostCrypto(host);
+        let via_host: Option<&dyn HostVerifier> = if self.host_verify {
+            Some(&crypto)
+        } else {
+            None
+        };
+        let mut stats = VerifyStats::default();
+        let result = verify_token_with(p, provider, &found.token, &jwks, now, via_host, &mut stats);
+        self.metrics.verified(host, stats);
+        match result {
             Ok(v) => {
                 let v = Rc::new(v);
                 if let Some(c) = caches.get_mut(p) {

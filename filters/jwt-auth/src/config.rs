@@ -16,6 +16,7 @@ use crate::jose::Jwks;
 use crate::keys::{KeySource, RemoteTarget};
 use crate::requirement::Requirement;
 use crate::route::{PathMatcher, Template};
+use crate::signature::SignatureBackend;
 
 // ---------- raw (as written by the user) ----------
 
@@ -43,6 +44,8 @@ struct RawConfig {
     deny_response: Option<CustomResponse>,
     #[serde(default)]
     path_normalization: PathNormalization,
+    #[serde(default)]
+    signature_backend: SignatureBackend,
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,6 +252,8 @@ pub struct Config {
     pub reads_method: bool,
     /// Where the matched path comes from (only the path is read here).
     pub sources: Sources,
+    /// Who checks RS*/ES* signatures (resolved against the host at configure).
+    pub signature_backend: SignatureBackend,
 }
 
 #[derive(Debug)]
@@ -385,6 +390,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
             path: raw.path_normalization,
             ..Sources::default()
         },
+        signature_backend: raw.signature_backend,
     })
 }
 

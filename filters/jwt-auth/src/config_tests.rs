@@ -313,3 +313,36 @@ fn rules_match_first_in_order() {
         Some(Requirement::AllowMissing)
     );
 }
+
+#[test]
+fn signature_backend_values() {
+    use crate::signature::SignatureBackend;
+    let c = Config::from_json(base().to_string().as_bytes()).unwrap();
+    assert_eq!(c.signature_backend, SignatureBackend::Auto);
+    for (v, want) in [
+        ("auto", SignatureBackend::Auto),
+        ("host", SignatureBackend::Host),
+        ("ring", SignatureBackend::Ring),
+    ] {
+        let c = with(base(), "/signature_backend", json!(v));
+        let c = Config::from_json(c.to_string().as_bytes()).unwrap();
+        assert_eq!(c.signature_backend, want);
+    }
+    let e = err(with(base(), "/signature_backend", json!("boringssl")));
+    assert_eq!(e.path, "signature_backend");
+    assert!(
+        e.message
+            .contains("unknown variant `boringssl`, expected one of `auto`, `host`, `ring`"),
+        "{e}"
+    );
+    for bad in [
+        json!("Host"),
+        json!(""),
+        json!(1),
+        json!(null),
+        json!(["host"]),
+    ] {
+        let e = err(with(base(), "/signature_backend", bad.clone()));
+        assert_eq!(e.path, "signature_backend", "{bad}: {e}");
+    }
+}

@@ -1,7 +1,8 @@
 //! meshward `jwt-auth`: JWT/OIDC authentication as a proxy-wasm filter.
 //!
 //! Pure core: `jose` (parse, keys, signatures), `claims`, `verify`,
-//! `requirement`, `route`, `cache`, `keys` (fetch state machine), `config`.
+//! `requirement`, `route`, `cache`, `keys` (fetch state machine), `config`,
+//! `signature` (Envoy's crypto or ring, chosen at configure).
 //! Glue: `root` (configure, tick, callouts) and `filter` (request lifecycle).
 
 pub mod authn;
@@ -17,6 +18,7 @@ pub mod reason;
 pub mod requirement;
 pub mod root;
 pub mod route;
+pub mod signature;
 pub mod verify;
 
 use proxy_wasm::traits::RootContext;

@@ -4,6 +4,7 @@ use meshward_shared::host::Host;
 use meshward_shared::metrics::{segment, Counter};
 
 use crate::config::Config;
+use crate::jose::VerifyStats;
 use crate::reason::Reason;
 
 const PREFIX: &str = "meshward.jwt_auth";
@@ -21,6 +22,11 @@ pub struct ProviderMetrics {
 #[derive(Debug)]
 pub struct Metrics {
     pub allowed: Counter,
+    /// Signature checks by backend (one per key tried).
+    pub verify_host: Counter,
+    pub verify_ring: Counter,
+    /// Host calls that failed; ring decided those (also counted in `verify_ring`).
+    pub verify_host_failed: Counter,
     denied: Vec<Counter>,
     shadow_denied: Vec<Counter>,
     pub providers: Vec<ProviderMetrics>,
@@ -52,6 +58,9 @@ impl Metrics {
             .collect();
         Metrics {
             allowed: Counter::define(host, &format!("{PREFIX}.allowed")),
+            verify_host: Counter::define(host, &format!("{PREFIX}.verify.host")),
+            verify_ring: Counter::define(host, &format!("{PREFIX}.verify.ring")),
+            verify_host_failed: Counter::define(host, &format!("{PREFIX}.verify.host_failed")),
             denied: by_reason(host, &format!("{PREFIX}.denied")),
             shadow_denied: by_reason(host, &format!("{PREFIX}.shadow_denied")),
             providers,
@@ -70,6 +79,12 @@ impl Metrics {
             .get(reason as usize)
             .copied()
             .unwrap_or_default()
+    }
+
+    pub fn verified<H: Host + ?Sized>(&self, host: &H, stats: VerifyStats) {
+        self.verify_host.add(host, stats.host);
+        self.verify_ring.add(host, stats.ring);
+        self.verify_host_failed.add(host, stats.host_failed);
     }
 
     pub fn provider(&self, idx: usize) -> Option<&ProviderMetrics> {

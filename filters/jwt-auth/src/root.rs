@@ -12,6 +12,7 @@ use crate::authn::Runtime;
 use crate::config::Config;
 use crate::filter::{now_ms, process, JwtFilter, Step};
 use crate::keys::{FetchOutcome, FetchPlan, MAX_DOCUMENT_BYTES};
+use crate::signature;
 
 const TICK: Duration = Duration::from_millis(250);
 
@@ -71,7 +72,17 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
                 .providers
                 .iter()
                 .any(|p| matches!(p.keys, crate::keys::KeySource::Remote(_)));
-            let rt = Runtime::new(host, config);
+            let backend = match signature::select(host, config.signature_backend) {
+                Ok(b) => b,
+                Err(e) => {
+                    host.log(
+                        LogLevel::Error,
+                        &format!("meshward jwt-auth: invalid config: {e}"),
+                    );
+                    return None;
+                }
+            };
+            let rt = Runtime::new(host, config, backend.use_host);
             if remote {
                 if let Err(e) = host.set_tick_period(TICK) {
                     host.log(LogLevel::Error, &format!("meshward jwt-auth: {e}"));
@@ -79,11 +90,16 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
                 }
             }
             host.log(
-                LogLevel::Info,
+                if backend.warn {
+                    LogLevel::Warn
+                } else {
+                    LogLevel::Info
+                },
                 &format!(
-                    "meshward jwt-auth: configured {} provider(s), {} rule(s)",
+                    "meshward jwt-auth: configured {} provider(s), {} rule(s); {}",
                     rt.config.providers.len(),
-                    rt.config.rules.len()
+                    rt.config.rules.len(),
+                    backend.note
                 ),
             );
             Some(rt)

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::claims;
 use crate::config::Provider;
-use crate::jose::{self, JoseError, Jwks, UntrustedToken};
+use crate::jose::{self, HostVerifier, JoseError, Jwks, UntrustedToken, VerifyStats};
 use crate::reason::Reason;
 
 /// A token that passed every check for `provider`.
@@ -35,6 +35,7 @@ pub enum VerifyError {
     UnknownKid,
 }
 
+/// `verify_token_with` with ring only.
 pub fn verify_token(
     provider_idx: usize,
     provider: &Provider,
@@ -42,13 +43,35 @@ pub fn verify_token(
     jwks: &Jwks,
     now: u64,
 ) -> Result<Verified, VerifyError> {
+    verify_token_with(
+        provider_idx,
+        provider,
+        token,
+        jwks,
+        now,
+        None,
+        &mut VerifyStats::default(),
+    )
+}
+
+/// Every check of one token for `provider`; RS* and ES* signatures go to
+/// `host` when there is one (`stats` says who checked them).
+pub fn verify_token_with(
+    provider_idx: usize,
+    provider: &Provider,
+    token: &str,
+    jwks: &Jwks,
+    now: u64,
+    host: Option<&dyn HostVerifier>,
+    stats: &mut VerifyStats,
+) -> Result<Verified, VerifyError> {
     let parsed = UntrustedToken::parse(token).map_err(|e| VerifyError::Denied(e.into()))?;
     // Select by issuer before touching keys, so another provider's token
     // never triggers this provider's unknown-kid refetch.
     if parsed.payload.get("iss").and_then(Value::as_str) != Some(provider.claims.issuer.as_str()) {
         return Err(VerifyError::Denied(Reason::IssuerMismatch));
     }
-    if let Err(e) = jose::verify(&parsed, jwks) {
+    if let Err(e) = jose::verify_with(&parsed, jwks, host, stats) {
         return Err(match e {
             JoseError::KidNotFound => VerifyError::UnknownKid,
             e => VerifyError::Denied(e.into()),

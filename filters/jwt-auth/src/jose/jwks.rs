@@ -7,7 +7,9 @@ use base64::Engine;
 use ring::{hmac, signature};
 use serde_json::{Map, Value};
 
-use super::{Alg, B64_JWK};
+use meshward_shared::foreign::{self, Curve, Hash};
+
+use super::{Alg, HostVerifier, VerifyStats, B64_JWK};
 
 const RSA_MIN_BITS: usize = 2048;
 // ring's RSA verifiers accept at most 8192-bit moduli.
@@ -158,6 +160,9 @@ pub(crate) struct Jwk {
     /// `use` and `key_ops` allow signature verification.
     for_verify: bool,
     material: Material,
+    /// DER SubjectPublicKeyInfo for the host's `verify_signature` (RSA and
+    /// EC keys), built once here: the host parses the key on every call.
+    spki: Option<Vec<u8>>,
 }
 
 // Manual Debug: never print (secret) key bytes.
@@ -203,7 +208,45 @@ impl Jwk {
         }
     }
 
-    /// Call only after `usable_for(alg)`; a family mismatch returns false.
+    /// Call only after `usable_for(alg)`. RS* and ES* go to `host` when
+    /// there is one; a failed host call falls back to ring, never to accept.
+    pub(crate) fn check(
+        &self,
+        alg: Alg,
+        msg: &[u8],
+        sig: &[u8],
+        host: Option<&dyn HostVerifier>,
+        stats: &mut VerifyStats,
+    ) -> bool {
+        if let (Some(host), Some(spki), Some(hash)) = (host, &self.spki, host_hash(alg)) {
+            // Wrong lengths are refused here, as ring would: no host call.
+            let der;
+            let host_sig = match &self.material {
+                Material::Rsa(k) if sig.len() == k.n.len() => sig,
+                Material::EcP256(_) | Material::EcP384(_) => {
+                    match foreign::ecdsa_der(sig, alg.ecdsa_scalar_len()) {
+                        Some(d) => {
+                            der = d;
+                            &der
+                        }
+                        None => return false,
+                    }
+                }
+                _ => return false,
+            };
+            match host.verify(hash, spki, host_sig, msg) {
+                Some(verdict) => {
+                    stats.host += 1;
+                    return verdict;
+                }
+                None => stats.host_failed += 1,
+            }
+        }
+        stats.ring += 1;
+        self.verify(alg, msg, sig)
+    }
+
+    /// ring's verdict. Call only after `usable_for(alg)`; a family mismatch returns false.
     pub(crate) fn verify(&self, alg: Alg, msg: &[u8], sig: &[u8]) -> bool {
         use signature::*;
         match &self.material {
@@ -348,12 +391,30 @@ fn parse_key(index: usize, value: &Value) -> Result<Jwk, JwksError> {
         }
     }
 
+    let spki = match &material {
+        Material::Rsa(k) => Some(foreign::rsa_spki(&k.n, &k.e)),
+        Material::EcP256(k) => Some(foreign::ec_spki(Curve::P256, k.as_ref())),
+        Material::EcP384(k) => Some(foreign::ec_spki(Curve::P384, k.as_ref())),
+        Material::Ed25519(_) | Material::Oct(_) => None,
+    };
     Ok(Jwk {
         kid,
         alg,
         for_verify,
         material,
+        spki,
     })
+}
+
+/// The digest the host verifies with; `None` for what stays with ring
+/// (PS*: the host does PKCS#1 v1.5 only; EdDSA; HMAC).
+fn host_hash(alg: Alg) -> Option<Hash> {
+    match alg {
+        Alg::Rs256 | Alg::Es256 => Some(Hash::Sha256),
+        Alg::Rs384 | Alg::Es384 => Some(Hash::Sha384),
+        Alg::Rs512 => Some(Hash::Sha512),
+        _ => None,
+    }
 }
 
 fn rsa_key(m: &Members<'_>) -> Result<Material, JwksError> {

@@ -14,6 +14,7 @@ use std::fmt;
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+pub use meshward_shared::foreign::Hash;
 
 pub use jwks::{Jwks, JwksError};
 pub use token::{Header, UntrustedToken};
@@ -106,6 +107,15 @@ impl Alg {
         }
     }
 
+    /// Bytes of r (and of s) in a JWS ECDSA signature; 0 for other algs.
+    pub(crate) fn ecdsa_scalar_len(self) -> usize {
+        match self {
+            Alg::Es256 => 32,
+            Alg::Es384 => 48,
+            _ => 0,
+        }
+    }
+
     /// Minimum HMAC key length (RFC 7518 §3.2: at least the hash size).
     pub(crate) fn hmac_min_len(self) -> Option<usize> {
         match self {
@@ -170,20 +180,53 @@ impl fmt::Display for JoseError {
 
 impl std::error::Error for JoseError {}
 
+/// A signature check the host can do instead of ring: Envoy's
+/// `verify_signature` (BoringSSL). Asked only for RS256/384/512 and
+/// ES256/384, with the key's DER SubjectPublicKeyInfo and, for ECDSA, the
+/// DER form of the signature.
+pub trait HostVerifier {
+    /// The host's verdict; `None` when the call failed (ring then decides).
+    fn verify(&self, hash: Hash, spki: &[u8], signature: &[u8], text: &[u8]) -> Option<bool>;
+}
+
+/// Who checked the signatures of one token (one per key tried).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyStats {
+    /// Verdicts from the host.
+    pub host: u32,
+    /// Verdicts from ring, including those after a failed host call.
+    pub ring: u32,
+    /// Host calls that failed.
+    pub host_failed: u32,
+}
+
 /// Verify `token`'s signature against `jwks` (RFC 7515 §5.2 key selection
-/// narrowed by kid, kty/crv, alg, use and key_ops).
+/// narrowed by kid, kty/crv, alg, use and key_ops), with ring only.
 pub fn verify(token: &UntrustedToken, jwks: &Jwks) -> Result<(), JoseError> {
-    verify_detached(
+    verify_with(token, jwks, None, &mut VerifyStats::default())
+}
+
+/// `verify`, sending RS* and ES* checks to `host` when there is one.
+pub fn verify_with(
+    token: &UntrustedToken,
+    jwks: &Jwks,
+    host: Option<&dyn HostVerifier>,
+    stats: &mut VerifyStats,
+) -> Result<(), JoseError> {
+    verify_detached_with(
         jwks,
         token.header.alg,
         token.header.kid.as_deref(),
         token.signing_input(),
         token.signature(),
+        host,
+        stats,
     )
 }
 
-/// Key selection and signature check over raw bytes. `verify` is this
-/// function; it is public only so test vectors can drive the same path.
+/// Key selection and signature check over raw bytes, with ring only.
+/// `verify` is this function; it is public only so test vectors can drive
+/// the same path.
 #[doc(hidden)]
 pub fn verify_detached(
     jwks: &Jwks,
@@ -191,6 +234,28 @@ pub fn verify_detached(
     kid: Option<&str>,
     signing_input: &[u8],
     signature: &[u8],
+) -> Result<(), JoseError> {
+    verify_detached_with(
+        jwks,
+        alg,
+        kid,
+        signing_input,
+        signature,
+        None,
+        &mut VerifyStats::default(),
+    )
+}
+
+/// `verify_detached` with an optional host verifier.
+#[doc(hidden)]
+pub fn verify_detached_with(
+    jwks: &Jwks,
+    alg: Alg,
+    kid: Option<&str>,
+    signing_input: &[u8],
+    signature: &[u8],
+    host: Option<&dyn HostVerifier>,
+    stats: &mut VerifyStats,
 ) -> Result<(), JoseError> {
     let mut found = false;
     let mut usable = false;
@@ -205,7 +270,7 @@ pub fn verify_detached(
             continue;
         }
         usable = true;
-        if key.verify(alg, signing_input, signature) {
+        if key.check(alg, signing_input, signature, host, stats) {
             return Ok(());
         }
     }

@@ -86,6 +86,10 @@ pub fn b64(bytes: &[u8]) -> String {
     B64_STRICT.encode(bytes)
 }
 
+pub fn b64_decode(s: &str) -> Vec<u8> {
+    B64_STRICT.decode(s).expect("base64url")
+}
+
 /// The fixture kid whose key signs `alg`.
 pub fn kid_for(alg: Alg) -> &'static str {
     match alg {
