@@ -61,7 +61,13 @@ pub fn jws(data: &[u8]) {
             return;
         };
         if let Ok(t) = &parsed {
-            let _ = jose::verify(t, jwks);
+            // The host path (key as SPKI, ECDSA signature as DER, ring standing in for
+            // Envoy's BoringSSL) must give ring's own verdict on every token.
+            let ring_only = jose::verify(t, jwks).is_ok();
+            let mut stats = jose::VerifyStats::default();
+            let via_host =
+                jose::verify_with(t, jwks, Some(&jose::testing::RingAsHost), &mut stats).is_ok();
+            assert_eq!(ring_only, via_host, "host path and ring disagree");
         }
         let verified = jwt_auth::verify::verify_token(0, provider, &token, jwks, NOW_SECS);
         if let Ok(v) = &verified {

@@ -29,6 +29,25 @@ fn jws_seeds_verify_against_the_fixture_keys() {
 }
 
 #[test]
+fn jws_seeds_reach_the_host_signature_path() {
+    // The `jws` target compares ring with the host path; that comparison only means
+    // something if RS*/ES* seeds really go through the host verifier and pass there.
+    use jwt_auth::jose::{testing::RingAsHost, verify_with, VerifyStats};
+    let jwks = Jwks::parse_strict(targets::FIXTURE_JWKS).unwrap();
+    for alg in ["rs256", "es256", "es384"] {
+        let token = String::from_utf8(seed("jws", alg)).unwrap();
+        let t = UntrustedToken::parse(&token).unwrap();
+        let mut stats = VerifyStats::default();
+        assert_eq!(
+            verify_with(&t, &jwks, Some(&RingAsHost), &mut stats),
+            Ok(()),
+            "{alg}"
+        );
+        assert!(stats.host >= 1 && stats.ring == 0, "{alg}: {stats:?}");
+    }
+}
+
+#[test]
 fn discovery_seed_reaches_the_jwks_fetch() {
     // The target asserts the JWKS fetch and load after `Discovered`.
     targets::oidc_discovery(&seed("oidc_discovery", "minimal"));

@@ -53,37 +53,13 @@ fn host_error(status: &str) -> HostError {
     }
 }
 
-/// The contents of the outer SPKI's BIT STRING (the RSAPublicKey DER or the
-/// EC point, which is what ring takes) and whether the key is RSA.
-fn spki_key(spki: &[u8]) -> Option<(bool, &[u8])> {
-    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (tag, first) = (*b.first()?, *b.get(1)? as usize);
-        let (len, head) = if first < 0x80 {
-            (first, 2)
-        } else {
-            let n = first & 0x7f;
-            let len = b.get(2..2 + n)?.iter().fold(0, |a, x| a << 8 | *x as usize);
-            (len, 2 + n)
-        };
-        Some((tag, b.get(head..head + len)?, b.get(head + len..)?))
-    }
-    let (_, body, _) = tlv(spki)?;
-    let (_, alg, rest) = tlv(body)?;
-    let (tag, bits, _) = tlv(rest)?;
-    (tag == 3 && bits.first() == Some(&0)).then_some(())?;
-    let rsa = alg
-        .windows(9)
-        .any(|w| w == [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 1]);
-    Some((rsa, &bits[1..]))
-}
-
 /// Envoy's `verify_signature`, played by ring with the forms BoringSSL takes.
 fn boringssl(name: &str, args: &[u8]) -> ForeignResult {
     if name != foreign::VERIFY_SIGNATURE {
         return Err(host_error("NotFound"));
     }
     let a = VerifySignatureArguments::decode(args).map_err(|_| host_error("BadArgument"))?;
-    let Some((rsa, key)) = spki_key(&a.public_key) else {
+    let Some((rsa, key)) = testing::spki_key(&a.public_key) else {
         return Err(host_error("BadArgument"));
     };
     let alg: &dyn sig::VerificationAlgorithm = match (rsa, key.len(), a.hash_function.as_str()) {

