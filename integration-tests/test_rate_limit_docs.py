@@ -45,6 +45,11 @@ def test_schema_rejects_mistakes():
         {"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}], "hybrid": {"share": 0}},
         {"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}, "match": {"prefix": "/a", "path": "/b"}}]},
         {"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}], "max_keys": 0},
+        {"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}], "admission": "batched"},
+        {"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}], "lease": {"max": 0}},
+        {"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}], "lease": {"lifetime": "100ms"}},
+        {"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}],
+         "admission": "per_request", "lease": {"max": 4}},
     ]
     for case in bad:
         assert not v.is_valid(case), case

@@ -202,6 +202,23 @@ CONFIGS: tuple[Config, ...] = (
         notes="one constant-key token bucket of 1e9/s, response_headers none (as local_ratelimit)",
     ),
     Config(
+        "W-ratelimit-lease",
+        "design: W-ratelimit with \"admission\": \"lease\" (per-worker leases, no CAS per request)",
+        (("rate_limit_wasm", {"admission": "lease"}),),
+        pair="N-ratelimit",
+        needs=("rate-limit.wasm",),
+        design=True,
+        notes="lease max 64, lifetime 0.1s (the defaults): one shared-data read + CAS per 64 requests",
+    ),
+    Config(
+        "W-ratelimit-cas",
+        "design: W-ratelimit with \"admission\": \"per_request\" (one shared-data read + CAS per request)",
+        (("rate_limit_wasm", {"admission": "per_request"}),),
+        pair="N-ratelimit",
+        needs=("rate-limit.wasm",),
+        design=True,
+    ),
+    Config(
         "C1",
         "native chain: jwt_authn (cached) + rbac + local_ratelimit",
         (JWT_NATIVE_CACHED, ("rbac", {"subject": SUBJECT}), ("local_ratelimit", {})),

@@ -150,10 +150,12 @@ def authz_wasm(ctx: Ctx, subject: str, identity: str = "meshward", wasm: str | N
     return _wasm("meshward.authz", "authz", _file(ctx, "authz.wasm", wasm), json.dumps(cfg), vm_id)
 
 
-def rate_limit_wasm(ctx: Ctx, wasm: str | None = None, vm_id: str | None = None) -> dict:
+def rate_limit_wasm(ctx: Ctx, wasm: str | None = None, vm_id: str | None = None,
+                    admission: str | None = None) -> dict:
     """meshward rate-limit, local mode, the equivalent of `local_ratelimit` above: one bucket for
     all requests (a constant key, Envoy's generic_key), far larger than any bench can drain, and
-    no rate-limit response headers (local_ratelimit adds none by default)."""
+    no rate-limit response headers (local_ratelimit adds none by default). `admission`:
+    "per_request" or "lease" (absent: the filter's default)."""
     cfg = {
         "mode": "local",
         "response_headers": "none",
@@ -162,6 +164,8 @@ def rate_limit_wasm(ctx: Ctx, wasm: str | None = None, vm_id: str | None = None)
             "limit": {"requests": 1_000_000_000, "per": "second", "algorithm": "token_bucket"},
         }],
     }
+    if admission:
+        cfg["admission"] = admission
     return _wasm("meshward.rate_limit", "rate_limit", _file(ctx, "rate-limit.wasm", wasm), json.dumps(cfg), vm_id)
 
 

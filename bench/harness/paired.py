@@ -39,7 +39,8 @@ class Group:
 
 GROUPS = (
     Group("rate-limit: meshward local mode vs native local_ratelimit",
-          ("N-ratelimit", "W-ratelimit", "C0", "C3"), ("W-ratelimit", "N-ratelimit", 0.90)),
+          ("N-ratelimit", "W-ratelimit", "W-ratelimit-lease", "W-ratelimit-cas", "C0", "C3"),
+          ("W-ratelimit", "N-ratelimit", 0.90)),
     Group("authz vs rbac, both behind native jwt_authn",
           ("N-rbac", "W-authz", "N-jwt", "P-jwt", "P-metadata"), ("W-authz", "N-rbac", 0.90)),
     Group("jwt-auth vs jwt_authn (cached token)", ("N-jwt", "W-jwt", "C0"), ("W-jwt", "N-jwt", 0.90)),

@@ -1,5 +1,6 @@
 //! The local path in-VM cost, natively: one request through key composition,
-//! the shared-data CAS update and the verdict, against the fake host.
+//! the shared-data CAS update (or the worker's lease) and the verdict, against
+//! the fake host.
 //! (The fake host's shared data is a HashMap; Envoy's is a mutex-guarded map.)
 
 use std::hint::black_box;
@@ -14,20 +15,26 @@ use rate_limit::root::configure;
 
 fn local_path(c: &mut Criterion) {
     let host = FakeHost::at(1_800_000_000);
-    let cfg = serde_json::json!({"rules": [{"name": "per-ip", "key": [{"source_ip": {}}, {"method": {}}],
-        "limit": {"requests": 1_000_000_000u64, "per": "second"}}]});
-    let Some(rt) = configure(&host, cfg.to_string().as_bytes()) else {
-        return;
-    };
-    let rt = Rc::new(rt);
     host.set_headers(&[(":method", "GET"), (":path", "/bench?x=1")]);
     host.put_property(&["source", "address"], b"10.1.2.3:5555");
-    c.bench_function("local request (never trips)", |b| {
-        b.iter(|| {
-            let mut f = RateLimitFilter::new(1, Rc::clone(&rt));
-            black_box(f.on_request(&host))
-        })
-    });
+    for (name, admission) in [
+        ("local request (never trips)", "per_request"),
+        ("local request from a lease (never trips)", "lease"),
+    ] {
+        let cfg = serde_json::json!({"admission": admission,
+            "rules": [{"name": "per-ip", "key": [{"source_ip": {}}, {"method": {}}],
+            "limit": {"requests": 1_000_000_000u64, "per": "second"}}]});
+        let Some(rt) = configure(&host, cfg.to_string().as_bytes()) else {
+            return;
+        };
+        let rt = Rc::new(rt);
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let mut f = RateLimitFilter::new(1, Rc::clone(&rt));
+                black_box(f.on_request(&host))
+            })
+        });
+    }
     // keys over 256 bytes are stored by their SHA-256 (slots::stored_key)
     let long = format!("per-key\u{1f}x-api-key={}", "k".repeat(500));
     c.bench_function("stored key of a 512-byte key (SHA-256)", |b| {

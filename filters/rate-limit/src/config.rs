@@ -38,6 +38,17 @@ pub enum HeaderStyle {
     None,
 }
 
+/// How local rules reach the shared counters (docs/rate-limit.md, "Leases").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Admission {
+    /// One read + CAS write of the key's slot per request.
+    PerRequest,
+    /// Each worker takes units in batches with one CAS and admits from them.
+    #[default]
+    Lease,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OnFull {
@@ -68,6 +79,10 @@ struct RawConfig {
     peer_address: Option<RawPeer>,
     #[serde(default = "default_max_keys")]
     max_keys: u32,
+    #[serde(default)]
+    admission: Option<Admission>,
+    #[serde(default)]
+    lease: Option<RawLease>,
     #[serde(default)]
     on_key_space_full: OnFull,
     #[serde(default)]
@@ -180,6 +195,15 @@ struct RawHybrid {
     sync_interval: Option<ProtoDuration>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLease {
+    #[serde(default)]
+    max: Option<u64>,
+    #[serde(default)]
+    lifetime: Option<ProtoDuration>,
+}
+
 fn default_domain() -> String {
     "meshward".into()
 }
@@ -261,6 +285,9 @@ pub struct Config {
     /// Some rule reads the path (an ambiguous one is then refused).
     pub reads_path: bool,
     pub max_keys: u32,
+    /// Local rules only; hybrid and global rules ignore it.
+    pub admission: Admission,
+    pub lease: LeaseConfig,
     pub on_key_space_full: OnFull,
     pub response_headers: HeaderStyle,
     pub shadow: bool,
@@ -274,6 +301,27 @@ pub struct Config {
 
 /// Hard ceiling on `max_keys`: the slot table is pre-allocated per process.
 pub const MAX_KEYS_CEILING: u32 = 1_000_000;
+
+/// Lease sizing (`"lease": {"max", "lifetime"}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseConfig {
+    /// Largest lease, in units.
+    pub max: u64,
+    /// How long a worker may hold units before it must spend or return them.
+    pub lifetime_ms: u64,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            max: 64,
+            lifetime_ms: 100,
+        }
+    }
+}
+
+/// Bounds of `lease.max`.
+pub const LEASE_MAX_CEILING: u64 = 1_000_000;
 
 impl Config {
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
@@ -345,6 +393,8 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         }
         None => (1.0, 200),
     };
+    let admission = raw.admission.unwrap_or_default();
+    let lease = compile_lease(raw.lease.as_ref(), raw.admission)?;
     if let Some(d) = &raw.deny_response {
         d.validate().map_err(|e| e.within("deny_response"))?;
     }
@@ -363,9 +413,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let needs_identity = rules.iter().any(|r| {
         r.key.iter().any(KeyPart::needs_identity) || matches!(r.limits, Limits::Tiers { .. })
     });
+    // Leases go back on tick.
     let needs_tick = rules
         .iter()
-        .any(|r| r.max_delay_ms > 0 || r.mode != Mode::Local);
+        .any(|r| r.max_delay_ms > 0 || r.mode != Mode::Local || admission == Admission::Lease);
     let reads_path = rules.iter().any(|r| {
         let m = &r.matcher;
         m.prefix.is_some()
@@ -393,6 +444,8 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         sources,
         reads_path,
         max_keys: raw.max_keys,
+        admission,
+        lease,
         on_key_space_full: raw.on_key_space_full,
         response_headers: raw.response_headers,
         shadow: raw.shadow,
@@ -401,6 +454,39 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         needs_identity,
         needs_tick,
     })
+}
+
+fn compile_lease(
+    raw: Option<&RawLease>,
+    admission: Option<Admission>,
+) -> Result<LeaseConfig, ConfigError> {
+    let mut out = LeaseConfig::default();
+    let Some(raw) = raw else {
+        return Ok(out);
+    };
+    if admission == Some(Admission::PerRequest) {
+        return Err(ConfigError::new(
+            "lease",
+            "only used with \"admission\": \"lease\"",
+        ));
+    }
+    if let Some(max) = raw.max {
+        if !(1..=LEASE_MAX_CEILING).contains(&max) {
+            return Err(ConfigError::new(
+                "lease.max",
+                format!("must be in 1..={LEASE_MAX_CEILING}"),
+            ));
+        }
+        out.max = max;
+    }
+    if let Some(d) = raw.lifetime {
+        let ms = d.0.as_millis() as u64;
+        if !(10..=60_000).contains(&ms) {
+            return Err(ConfigError::new("lease.lifetime", "must be in 0.01s..=60s"));
+        }
+        out.lifetime_ms = ms;
+    }
+    Ok(out)
 }
 
 fn compile_rule(r: RawRule, default_mode: Mode, have_rls: bool) -> Result<Rule, ConfigError> {

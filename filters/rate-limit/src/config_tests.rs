@@ -20,7 +20,12 @@ fn minimal_config_defaults() {
     let c = ok(json!({"rules": [{"name": "all", "limit": {"requests": 10, "per": "second"}}]}));
     assert_eq!(c.max_keys, 10_000);
     assert_eq!(c.domain, "meshward");
-    assert!(!c.match_all && !c.needs_tick && !c.needs_identity);
+    assert!(!c.match_all && !c.needs_identity);
+    // lease admission by default: leases go back on tick
+    assert_eq!(c.admission, Admission::Lease);
+    assert_eq!(c.lease, LeaseConfig::default());
+    assert_eq!((c.lease.max, c.lease.lifetime_ms), (64, 100));
+    assert!(c.needs_tick);
     let r = &c.rules[0];
     assert_eq!(r.mode, Mode::Local);
     let Limits::Single(s) = &r.limits else {
@@ -115,6 +120,34 @@ fn errors_name_the_field_path() {
             json!({"rules": [{"name": "a", "mode": "global", "limit": {"requests": 1, "per": "second", "algorithm": "gcra"}}], "rate_limit_service": {"cluster": "rls"}}),
             "rules[0].limit.algorithm",
         ),
+        (
+            json!({"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}], "admission": "batched"}),
+            "admission",
+        ),
+        (
+            json!({"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}], "lease": {"max": 0}}),
+            "lease.max",
+        ),
+        (
+            json!({"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}], "lease": {"max": 2_000_000}}),
+            "lease.max",
+        ),
+        (
+            json!({"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}], "lease": {"lifetime": "0.001s"}}),
+            "lease.lifetime",
+        ),
+        (
+            json!({"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}], "lease": {"lifetime": "100ms"}}),
+            "lease.lifetime",
+        ),
+        (
+            json!({"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}], "lease": {"size": 4}}),
+            "lease.size",
+        ),
+        (
+            json!({"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}], "admission": "per_request", "lease": {"max": 4}}),
+            "lease",
+        ),
     ];
     for (cfg, path) in cases {
         let e = err(cfg.clone());
@@ -180,4 +213,19 @@ fn tier_default_from_limit() {
             .map(|s| s.limit.requests),
         Some(30)
     );
+}
+
+#[test]
+fn admission_modes_compile() {
+    let c = ok(
+        json!({"admission": "lease", "lease": {"max": 8, "lifetime": "2.5s"},
+                      "rules": [{"name": "a", "limit": {"requests": 10, "per": "second"}}]}),
+    );
+    assert_eq!(c.admission, Admission::Lease);
+    assert_eq!((c.lease.max, c.lease.lifetime_ms), (8, 2500));
+    let c = ok(json!({"admission": "per_request",
+                      "rules": [{"name": "a", "limit": {"requests": 10, "per": "second"}}]}));
+    assert_eq!(c.admission, Admission::PerRequest);
+    // per-request local rules need no tick
+    assert!(!c.needs_tick);
 }

@@ -8,9 +8,10 @@ use meshward_shared::host::Host;
 use meshward_shared::response::LocalReply;
 use prost::Message;
 
-use crate::config::{Config, HeaderStyle, LimitSpec, Limits, Mode, OnFull, Rule};
+use crate::config::{Admission, Config, HeaderStyle, LimitSpec, Limits, Mode, OnFull, Rule};
 use crate::keys::{compose, entries, RequestView};
-use crate::limiter::Verdict;
+use crate::lease::{self, Lease, Leases};
+use crate::limiter::{Algorithm, Verdict};
 use crate::metrics::Metrics;
 use crate::proto;
 use crate::slots::{self, Slot, SlotError};
@@ -50,6 +51,8 @@ pub struct Runtime {
     pub metrics: Metrics,
     pub waiters: RefCell<Vec<Waiter>>,
     pub syncs: RefCell<Vec<SyncCall>>,
+    /// This worker's leases (lease admission).
+    pub leases: RefCell<Leases>,
 }
 
 /// A rule that applies to the request: its key and its (tier's) limit.
@@ -91,6 +94,7 @@ impl Runtime {
             metrics,
             waiters: RefCell::new(Vec::new()),
             syncs: RefCell::new(Vec::new()),
+            leases: RefCell::new(Leases::default()),
         }
     }
 
@@ -142,7 +146,9 @@ impl Runtime {
         let limit = hit.spec.limit;
         let rule_idx = u16::try_from(hit.rule).unwrap_or(u16::MAX);
         let key = slots::stored_key(&rule.name, &hit.key);
-        let result = if rule.mode == Mode::Hybrid {
+        let result = if rule.mode == Mode::Local && self.config.admission == Admission::Lease {
+            self.admit_leased(host, hit, rule, key, &idle, now)
+        } else if rule.mode == Mode::Hybrid {
             let share_cap = ((limit.requests as f64) * self.config.share).ceil() as u64;
             slots::update(host, self.config.max_keys, &key, rule_idx, &idle, |s| {
                 hybrid_admit(
@@ -195,6 +201,85 @@ impl Runtime {
                 Outcome::Verdict(uncounted_denial())
             }
         }
+    }
+
+    /// Admit from this worker's lease for the key, or renew it with one CAS.
+    fn admit_leased<H: Host + ?Sized>(
+        &self,
+        host: &H,
+        hit: &Hit,
+        rule: &Rule,
+        key: String,
+        idle: &dyn Fn(&Slot) -> bool,
+        now: u64,
+    ) -> Result<Verdict, SlotError> {
+        let cost = hit.cost;
+        let mut leases = self.leases.borrow_mut();
+        if let Some(v) = leases.spend(&key, cost, now) {
+            return Ok(v);
+        }
+        let cfg = self.config.lease;
+        let limit = hit.spec.limit;
+        let prev = leases.get(&key).copied();
+        let want = lease::next_size(prev.as_ref(), cost, now, cfg.max);
+        let back = prev.filter(|l| l.units > 0).map(|l| lease::Back {
+            units: l.units,
+            taken_ms: l.taken_ms,
+            window: l.window,
+        });
+        let rule_idx = u16::try_from(hit.rule).unwrap_or(u16::MAX);
+        let (renewal, slot) =
+            slots::update(host, self.config.max_keys, &key, rule_idx, idle, |s| {
+                let (r, next) = lease::renew(
+                    &limit,
+                    s.state,
+                    now,
+                    cost,
+                    rule.max_delay_ms,
+                    back.as_ref(),
+                    want,
+                );
+                if let Some(n) = next {
+                    s.state = n;
+                }
+                (r, next.is_some())
+            })?;
+        if let Some(b) = back {
+            lease::count(host, &self.metrics, b.units, renewal.returned);
+        }
+        let granted = renewal.granted;
+        if granted > 0 {
+            self.metrics.lease_taken.inc(host);
+        }
+        let l = Lease {
+            units: granted.saturating_sub(cost),
+            size: want,
+            taken_ms: now,
+            expires_ms: lease::expiry(&limit, now, cfg.lifetime_ms),
+            window: match limit.algorithm {
+                Algorithm::FixedWindow => limit.window_index(now) + 1,
+                _ => 0,
+            },
+            slot,
+            fingerprint: slots::fingerprint(&key),
+            limit,
+            shared_remaining: renewal.verdict.remaining,
+            last_used_ms: now,
+        };
+        let verdict = if granted > 0 {
+            l.verdict(now)
+        } else {
+            renewal.verdict
+        };
+        if let Some((k, old)) = leases.put(key, l) {
+            lease::give_back(host, &self.metrics, &k, &old, now);
+        }
+        Ok(verdict)
+    }
+
+    /// Give back what this worker's expired leases hold (root tick).
+    pub fn tick_leases<H: Host + ?Sized>(&self, host: &H, now: u64) {
+        lease::tick(&mut self.leases.borrow_mut(), host, &self.metrics, now);
     }
 
     /// The ShouldRateLimit request for one global hit.

@@ -4,13 +4,15 @@
 //!
 //! Pure core: `limiter` (bucket / GCRA / window arithmetic), `keys`
 //! (descriptors), `config`, `proto` (RLS messages), `slots` (the bounded
-//! shared-data table), `engine` (decisions and headers).
+//! shared-data table), `lease` (per-worker leases of units from it: sizing,
+//! give-back, the per-worker map), `engine` (decisions and headers).
 //! Glue: `root` (configure, tick, hybrid sync) and `filter` (request lifecycle).
 
 pub mod config;
 pub mod engine;
 pub mod filter;
 pub mod keys;
+pub mod lease;
 pub mod limiter;
 pub mod metrics;
 pub mod proto;

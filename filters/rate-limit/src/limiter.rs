@@ -86,6 +86,105 @@ impl Limit {
         now_ms / self.period_ms.max(1)
     }
 
+    /// Units `admit` would grant at `now_ms` without any delay (0 while a
+    /// throttle reservation is outstanding).
+    pub fn available(&self, state: State, now_ms: u64) -> u64 {
+        match self.algorithm {
+            Algorithm::FixedWindow => {
+                let w = self.window_index(now_ms);
+                let count = if state.a == w + 1 { state.b } else { 0 };
+                self.requests.saturating_sub(count)
+            }
+            Algorithm::TokenBucket => {
+                let units = self.tokens(state, now_ms) / SCALE;
+                u64::try_from(units).unwrap_or(u64::MAX).min(self.burst)
+            }
+            Algorithm::Gcra => {
+                let t = self.interval_us();
+                let now = now_ms as u128 * 1000;
+                let tat = (state.a as u128).max(now);
+                let room = (now + t * self.burst as u128).saturating_sub(tat);
+                u64::try_from(room / t).unwrap_or(u64::MAX).min(self.burst)
+            }
+        }
+    }
+
+    /// Put back `units` a lease took at `taken_ms` and did not spend. Returns
+    /// the new state and how many went back (0: leave the state alone).
+    ///
+    /// Fixed window: all of them, while the slot is still in the lease's
+    /// `window` (index + 1) and that window is current. Token bucket and GCRA:
+    /// all of them less what the bucket refilled since the take. Those could
+    /// have been lost to the burst ceiling had the lease never been taken, so
+    /// handing them back could admit more than per-request admission would.
+    pub fn give_back(
+        &self,
+        state: State,
+        now_ms: u64,
+        units: u64,
+        taken_ms: u64,
+        window: u64,
+    ) -> (State, u64) {
+        let age_ms = now_ms.saturating_sub(taken_ms) as u128;
+        match self.algorithm {
+            Algorithm::FixedWindow => {
+                if window != self.window_index(now_ms) + 1 || state.a != window {
+                    return (state, 0);
+                }
+                let r = units.min(state.b);
+                (
+                    State {
+                        a: state.a,
+                        b: state.b - r,
+                    },
+                    r,
+                )
+            }
+            Algorithm::TokenBucket => {
+                if state.b == 0 {
+                    return (state, 0); // a fresh bucket is full
+                }
+                let period = self.period_ms.max(1) as u128;
+                let rate = self.requests as u128 * SCALE;
+                let refilled = (age_ms * self.requests as u128).div_ceil(period);
+                let r = (units as u128).saturating_sub(refilled);
+                let cap = self.burst as u128 * SCALE;
+                let elapsed = now_ms.saturating_sub(state.b) as u128;
+                let stored = (state.a as u128 + elapsed * rate / period).min(2 * cap);
+                let next = (stored + r * SCALE).min(2 * cap);
+                let back = (next - stored) / SCALE;
+                if back == 0 {
+                    return (state, 0);
+                }
+                let a = u64::try_from(stored + back * SCALE).unwrap_or(0);
+                let back = u64::try_from(back).unwrap_or(0);
+                (
+                    State {
+                        a,
+                        b: now_ms.max(1),
+                    },
+                    back,
+                )
+            }
+            Algorithm::Gcra => {
+                let t = self.interval_us();
+                let now = now_ms as u128 * 1000;
+                let tat = state.a as u128;
+                if tat <= now {
+                    return (state, 0); // full
+                }
+                let refilled = (age_ms * 1000).div_ceil(t);
+                let r = (units as u128).saturating_sub(refilled);
+                let back = r.min((tat - now) / t);
+                if back == 0 {
+                    return (state, 0);
+                }
+                let a = u64::try_from(tat - back * t).unwrap_or(state.a);
+                (State { a, b: state.b }, u64::try_from(back).unwrap_or(0))
+            }
+        }
+    }
+
     fn gcra(
         &self,
         state: State,

@@ -28,6 +28,12 @@ pub struct Metrics {
     pub shared_data_error: Counter,
     pub hybrid_sync_ok: Counter,
     pub hybrid_sync_failed: Counter,
+    /// Lease mode: leases taken (one CAS each).
+    pub lease_taken: Counter,
+    /// Unspent lease units given back to the shared slot.
+    pub lease_units_returned: Counter,
+    /// Unspent lease units that could not be given back (never admitted).
+    pub lease_units_expired: Counter,
 }
 
 impl Metrics {
@@ -56,6 +62,9 @@ impl Metrics {
             shared_data_error: c("shared_data_error"),
             hybrid_sync_ok: c("hybrid_sync_ok"),
             hybrid_sync_failed: c("hybrid_sync_failed"),
+            lease_taken: c("lease.taken"),
+            lease_units_returned: c("lease.units_returned"),
+            lease_units_expired: c("lease.units_expired"),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The root context: compiles config and lays out the shared-data table;
-//! on tick it resumes throttled requests, enforces the RLS deadline, and
-//! (hybrid mode) reports usage to the RLS in batches.
+//! on tick it resumes throttled requests, enforces the RLS deadline, gives
+//! back expired leases, and (hybrid mode) reports usage to the RLS in batches.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use meshward_shared::host::{Host, HostCalls};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
-use crate::config::{Config, Mode};
+use crate::config::{Admission, Config, Mode};
 use crate::engine::{now_ms, parse_rls, rls_message, Runtime, SyncCall, WaitKind};
 use crate::filter::{fails_closed, send, RateLimitFilter};
 use crate::proto;
@@ -98,6 +98,9 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
 pub fn tick<H: Host + ?Sized>(rt: &Runtime, host: &H, root_id: u32) {
     let now = now_ms(host);
     wake_waiters(rt, host, root_id, now);
+    if rt.config.admission == Admission::Lease && rt.config.uses(Mode::Local) {
+        rt.tick_leases(host, now);
+    }
     if rt.config.uses(Mode::Hybrid) {
         expire_syncs(rt, host, now);
         if slots::try_lease(host, now, rt.config.sync_interval_ms) {
