@@ -4,7 +4,6 @@ bad config, and a flood of unique keys that leaves Envoy's memory flat."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -123,13 +122,6 @@ def test_invalid_config_is_refused_with_the_field_path(procs):
     assert wait_until(lambda: needle in e.log_text(), 30), e.log_text()[-2000:]
 
 
-def _rss_kb(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def test_flood_of_unique_keys_leaves_memory_flat(procs):
     """max_keys bounds the table: 20k distinct clients against a 2k-slot table. Memory after the
     first 2k and after the other 18k differs by less than 8 MiB; active keys are never evicted."""
@@ -148,10 +140,10 @@ def test_flood_of_unique_keys_leaves_memory_flat(procs):
 
     assert set(flood(0, 2000)) == {200}
     time.sleep(0.5)
-    base = _rss_kb(e.proc.pid)
+    base = e.proc.rss_kb()
     assert set(flood(2000, 18000)) == {200}
     time.sleep(0.5)
-    after = _rss_kb(e.proc.pid)
+    after = e.proc.rss_kb()
     growth = after - base
     print(f"envoy RSS: {base} kB after 2k keys, {after} kB after 20k keys (growth {growth} kB)")
     assert growth < 8 * 1024, (base, after)

@@ -90,6 +90,17 @@ class Proc:
         return wait_until(lambda: needle in self.log_text()[start_offset:] or not self.alive(),
                           timeout) and needle in self.log_text()[start_offset:]
 
+    def rss_kb(self) -> int:
+        """Resident memory of the process (VmRSS), in kB; 0 when it is gone."""
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except (FileNotFoundError, TypeError):
+            pass
+        return 0
+
     def tail(self, n: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-n:])
 

@@ -534,16 +534,6 @@ def bearer(token: str) -> dict:
     return {"authorization": f"Bearer {token}"}
 
 
-def rss_kb(pid: int) -> int:
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except FileNotFoundError:
-        pass
-    return 0
-
-
 def sample(envoy: Envoy, t: float) -> Sample:
     try:
         st = requests.get(envoy.admin_url("/stats?format=json"), timeout=5).json().get("stats", [])
@@ -555,7 +545,7 @@ def sample(envoy: Envoy, t: float) -> Sample:
         return int(sum(v for k, v in stats.items() if k.endswith(suffix)))
 
     return Sample(
-        t=t, rss_kb=rss_kb(envoy.proc.pid) if envoy.proc and envoy.proc.pid else 0,
+        t=t, rss_kb=envoy.proc.rss_kb() if envoy.proc else 0,
         allocated=stat("server.memory_allocated"), heap=stat("server.memory_heap_size"),
         vm_created=stat("wasm.envoy.wasm.runtime.v8.created"),
         vm_active=stat("wasm.envoy.wasm.runtime.v8.active"),
