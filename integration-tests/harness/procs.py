@@ -149,14 +149,15 @@ def start_listening(what: str, launch: Callable[[int], Proc], port: int, owned: 
         proc = launch(port)
         listening = wait_listening(port, timeout=timeout)
         time.sleep(0.2)
-        if listening and proc.alive():
+        alive = proc.alive()
+        if listening and alive:
             return proc, port
         tail = proc.tail(40)
         proc.stop()
         if owned and attempt < retries:
             port = free_port()
             continue
-        raise RuntimeError(f"{what} did not listen on {port} (alive: {proc.alive()}):\n{tail}")
+        raise RuntimeError(f"{what} did not listen on {port} (process alive: {alive}):\n{tail}")
     raise AssertionError("unreachable")
 
 

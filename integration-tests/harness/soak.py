@@ -376,7 +376,7 @@ class SoakRun:
         md = out_dir / f"{stem}.md"
         md.write_text("\n".join(lines) + "\n")
         (out_dir / f"{stem}.json").write_text(json.dumps(
-            {"summary": {k: v for k, v in s.items()}, "problems": probs,
+            {"summary": s, "problems": probs,
              "samples": [vars(x) for x in self.samples]}, indent=1, default=str))
         return md
 
