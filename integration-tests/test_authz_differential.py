@@ -38,7 +38,7 @@ import pytest
 from harness import istio_rbac
 from harness import tokens as tk
 from harness.authz_support import authz_filter, native_jwt_authn
-from harness.envoy import peer_state_filter, router_filter, validate
+from harness.envoy import for_module, peer_state_filter, router_filter, validate
 from harness.ports import free_port
 
 SEED = int(os.environ.get("AUTHZ_DIFF_SEED", "20240607"))
@@ -364,7 +364,7 @@ def _listener(name: str, ip: str, port: int, filters: list[dict], hcm_opts: dict
            "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
                {"match": {"prefix": "/"},
                 "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]},
-           "http_filters": [*filters, router_filter()]}
+           "http_filters": [*for_module(filters), router_filter()]}
     return {"name": name, "address": {"socket_address": {"address": ip, "port_value": port}},
             "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
                                             "typed_config": hcm}]}]}

@@ -23,7 +23,7 @@ import time
 import requests
 
 from harness.configs import local_jwt_config
-from harness.envoy import ACCESS_LOG_FIELDS, jwt_auth_filter, router_filter, static_cluster, _with_peer
+from harness.envoy import ACCESS_LOG_FIELDS, for_module, jwt_auth_filter, router_filter, static_cluster, _with_peer
 from harness.procs import wait_until
 
 SLOW = 1.0  # no request may take longer (loopback, echo upstream)
@@ -35,7 +35,7 @@ def _listener(port, jwt_cfg, access_log):
         "stat_prefix": "ingress",
         "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
             {"match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "10s"}}]}]},
-        "http_filters": _with_peer([jwt_auth_filter(jwt_cfg)]) + [router_filter()],
+        "http_filters": _with_peer(for_module([jwt_auth_filter(jwt_cfg)], outputs=True)) + [router_filter()],
         "access_log": [{"name": "envoy.access_loggers.file", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": str(access_log), "log_format": {"json_format": dict(

@@ -176,7 +176,8 @@ def test_request_before_first_jwks_is_paused_then_allowed(procs, jwt_wasm):
     r = result["r"]
     assert r.status_code == 200, r.text
     assert r.json()["headers"].get("x-jwt-sub") == "early-bird"
-    assert result["elapsed"] >= 1.0
+    # resumed when the keys came, not at the 15 s pending deadline
+    assert 1.0 <= result["elapsed"] < 8, result["elapsed"]
 
 
 def test_default_jwks_unavailable_status_is_401(procs, jwt_wasm):

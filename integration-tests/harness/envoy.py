@@ -7,7 +7,9 @@ Configs are built as Python dicts and written as JSON (valid YAML) files; paths 
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import re
 import subprocess
 import time
@@ -104,7 +106,7 @@ def bootstrap(listener_port: int, admin_port: int, http_filters: list[dict], clu
         "max_request_headers_kb": max_request_headers_kb,
         "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
             {"match": {"prefix": "/"}, "route": {"cluster": route_cluster, "timeout": "10s"}}]}]},
-        "http_filters": _with_peer(list(http_filters)) + [router_filter()],
+        "http_filters": _with_peer(for_module(list(http_filters), bool(access_log_path))) + [router_filter()],
     }
     if access_log_path:
         hcm["access_log"] = [{
@@ -127,6 +129,80 @@ def bootstrap(listener_port: int, admin_port: int, http_filters: list[dict], clu
             "clusters": clusters,
         },
     }
+
+
+# ---------------------------------------------------------------------------- the suite
+# `MESHWARD_MODULE=suite` runs the same tests against dist/meshward.wasm: every run of
+# meshward filters that the suite's stage order allows becomes one suite filter whose
+# sections are the standalone configs, unchanged. `make test` runs the behaviour tests
+# both ways; the answers must be the same.
+SUITE_SECTIONS = {"jwt-auth.wasm": "jwt_auth", "authz.wasm": "authz", "rate-limit.wasm": "rate_limit"}
+SUITE_ORDER = ["jwt_auth", "authz", "rate_limit"]
+
+
+def module_mode() -> str:
+    mode = os.environ.get("MESHWARD_MODULE", "standalone")
+    if mode not in ("standalone", "suite"):
+        raise ValueError(f"MESHWARD_MODULE must be standalone or suite, not {mode!r}")
+    return mode
+
+
+def _stage_of(f: dict) -> tuple[str, dict] | None:
+    """(section, config) of a standalone meshward filter whose config is a JSON object."""
+    if f.get("name") != "envoy.filters.http.wasm":
+        return None
+    cfg = f["typed_config"]["config"]
+    filename = cfg.get("vm_config", {}).get("code", {}).get("local", {}).get("filename", "")
+    section = SUITE_SECTIONS.get(Path(filename).name)
+    if section is None:
+        return None
+    try:
+        value = json.loads(cfg.get("configuration", {}).get("value", ""))
+    except ValueError:
+        return None  # a deliberately broken config stays with its own module
+    return (section, value) if isinstance(value, dict) else None
+
+
+def suite_filters(filters: list[dict], outputs: bool = False) -> list[dict]:
+    """The chain with each in-order run of meshward filters folded into one suite filter.
+    `outputs`: an access log reads filter state, so ask the suite for the identity and
+    decision filter state (it writes them only when asked; a standalone module always does)."""
+    out: list[dict] = []
+    group: list[tuple[str, dict, dict]] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        first = copy.deepcopy(group[0][2])
+        cfg = first["typed_config"]["config"]
+        local = cfg["vm_config"]["code"]["local"]
+        local["filename"] = str(Path(local["filename"]).with_name("meshward.wasm"))
+        cfg["name"], cfg["root_id"], cfg["vm_config"]["vm_id"] = "meshward", "meshward", "meshward"
+        cfg["configuration"]["value"] = json.dumps({section: value for section, value, _ in group})
+        out.append(first)
+        group.clear()
+
+    for f in filters:
+        stage = _stage_of(f)
+        if stage is None:
+            flush()
+            out.append(f)
+            continue
+        section, value = stage
+        if outputs and section == "jwt_auth":
+            value.setdefault("identity_state", True)
+        if outputs and section == "authz":
+            value.setdefault("decision_state", True)
+        if group and SUITE_ORDER.index(section) <= SUITE_ORDER.index(group[-1][0]):
+            flush()
+        group.append((section, value, f))
+    flush()
+    return out
+
+
+def for_module(filters: list[dict], outputs: bool = False) -> list[dict]:
+    """The chain as the module under test (MESHWARD_MODULE) runs it."""
+    return suite_filters(filters, outputs) if module_mode() == "suite" else filters
 
 
 def _with_peer(filters: list[dict]) -> list[dict]:

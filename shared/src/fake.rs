@@ -3,11 +3,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::types::LogLevel;
 
 use crate::host::{CasOutcome, Host, HostError};
+use crate::identity::{Identity, FILTER_STATE_KEY};
 
 /// Headers as (name, value) pairs.
 pub type Headers = Vec<(String, String)>;
@@ -388,5 +390,22 @@ impl Host for FakeHost {
             self.record(format!("foreign {name}"));
         }
         answer
+    }
+    fn writes_outputs_by_default(&self) -> bool {
+        true
+    }
+    fn publish_identity(
+        &self,
+        _identity: &Rc<Identity>,
+        json: &[u8],
+        write_state: bool,
+    ) -> Result<(), HostError> {
+        if write_state {
+            self.set_property(&[FILTER_STATE_KEY], json)?;
+        }
+        Ok(())
+    }
+    fn handed_identity(&self) -> Option<Rc<Identity>> {
+        None
     }
 }

@@ -2,10 +2,13 @@
 //! Production uses [`HostCalls`] (raw `hostcalls`, whose errors we map instead
 //! of unwrapping like the SDK's trait helpers do); tests use `fake::FakeHost`.
 
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
+
+use crate::identity::{Identity, FILTER_STATE_KEY};
 
 /// A host call failed; carries the call name and the proxy-wasm status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +118,22 @@ pub trait Host {
     /// see `foreign`). `Ok(None)` when it answered with no bytes; a missing
     /// function fails with `NotFound`.
     fn call_foreign_function(&self, name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, HostError>;
+
+    /// Whether outputs meant for other filters (identity and decision in
+    /// filter state) are written when the config does not say. A standalone
+    /// module has no other way to hand them over; the suite hands them over
+    /// in memory and writes them only when asked.
+    fn writes_outputs_by_default(&self) -> bool;
+    /// Hand the verified caller to the stages after this one; `write_state`
+    /// also writes its JSON to filter state ([`FILTER_STATE_KEY`]).
+    fn publish_identity(
+        &self,
+        identity: &Rc<Identity>,
+        json: &[u8],
+        write_state: bool,
+    ) -> Result<(), HostError>;
+    /// The caller an earlier stage of this module published, in memory.
+    fn handed_identity(&self) -> Option<Rc<Identity>>;
 }
 
 /// Production host: thin wrappers over `proxy_wasm::hostcalls`.
@@ -279,6 +298,26 @@ impl Host for HostCalls {
     fn call_foreign_function(&self, name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
         hostcalls::call_foreign_function(name, Some(args))
             .map_err(|s| HostError::new("call_foreign_function", s))
+    }
+
+    fn writes_outputs_by_default(&self) -> bool {
+        true
+    }
+
+    fn publish_identity(
+        &self,
+        _identity: &Rc<Identity>,
+        json: &[u8],
+        write_state: bool,
+    ) -> Result<(), HostError> {
+        if write_state {
+            self.set_property(&[FILTER_STATE_KEY], json)?;
+        }
+        Ok(())
+    }
+
+    fn handed_identity(&self) -> Option<Rc<Identity>> {
+        None
     }
 }
 

@@ -9,6 +9,7 @@ pub mod facts;
 pub mod foreign;
 pub mod host;
 pub mod identity;
+pub mod memo;
 pub mod metrics;
 pub mod path_template;
 pub mod response;

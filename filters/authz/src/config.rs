@@ -52,8 +52,8 @@ struct RawConfig {
     rbac: RawRbac,
     #[serde(default)]
     audit_allow: bool,
-    #[serde(default = "yes")]
-    decision_state: bool,
+    #[serde(default)]
+    decision_state: Option<bool>,
 }
 
 fn yes() -> bool {
@@ -245,7 +245,9 @@ pub struct Config {
     /// `request.auth.presenter` also reads `client_id` when `azp` is absent.
     pub presenter_fallback: bool,
     pub audit_allow: bool,
-    pub decision_state: bool,
+    /// Write the explanation to filter state; unset: on in a standalone
+    /// module, off in the suite (`Host::writes_outputs_by_default`).
+    pub decision_state: Option<bool>,
     pub replies: Replies,
 }
 

@@ -104,7 +104,10 @@ pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H) -> Step {
         rt.metrics.of(w.policy).shadow_denied.inc(host);
     }
 
-    if cfg.decision_state {
+    if cfg
+        .decision_state
+        .unwrap_or_else(|| host.writes_outputs_by_default())
+    {
         let text = match rt.static_explanation(&out) {
             Some(t) => std::borrow::Cow::Borrowed(t),
             None => std::borrow::Cow::Owned(explanation(cfg, &req, &out, decision).to_string()),

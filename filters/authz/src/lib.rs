@@ -22,12 +22,11 @@ pub mod request;
 pub mod root;
 pub mod time;
 
-use proxy_wasm::traits::RootContext;
-use proxy_wasm::types::LogLevel;
-
+// The suite links this crate with `embedded`: its entry point is the suite's.
+#[cfg(not(feature = "embedded"))]
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> {
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_context_id| -> Box<dyn proxy_wasm::traits::RootContext> {
         Box::new(root::AuthzRoot { runtime: None })
     });
 }}

@@ -79,7 +79,7 @@ mod tests {
         Rc::new(Verified {
             provider: 0,
             exp,
-            identity: Identity::default(),
+            identity: std::rc::Rc::new(Identity::default()),
             payload_segment: String::new(),
             identity_json: Vec::new(),
         })

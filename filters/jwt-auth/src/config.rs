@@ -46,6 +46,8 @@ struct RawConfig {
     path_normalization: PathNormalization,
     #[serde(default)]
     signature_backend: SignatureBackend,
+    #[serde(default)]
+    identity_state: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,6 +256,9 @@ pub struct Config {
     pub sources: Sources,
     /// Who checks RS*/ES* signatures (resolved against the host at configure).
     pub signature_backend: SignatureBackend,
+    /// Write the identity to filter state; unset: on in a standalone module,
+    /// off in the suite, which hands it over in memory.
+    pub identity_state: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -383,6 +388,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         challenge: format!("Bearer realm=\"{}\"", raw.realm),
         shadow: raw.shadow,
         audit_allow: raw.audit_allow,
+        identity_state: raw.identity_state,
         deny_response: raw.deny_response,
         output_headers,
         reads_method,

@@ -6,7 +6,6 @@ use std::rc::Rc;
 use meshward_shared::audit::AuditLine;
 use meshward_shared::facts::{self, RequestFacts};
 use meshward_shared::host::{Host, HostCalls};
-use meshward_shared::identity::FILTER_STATE_KEY;
 use meshward_shared::response::LocalReply;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -199,7 +198,7 @@ fn allow<H: Host + ?Sized>(rt: &Runtime, host: &H, decision: &Decision, full_pat
         host.set_request_header(":path", Some(&path));
     }
     if let Some((_, _, first)) = decision.verified.first() {
-        write_identity(host, first);
+        publish_identity(host, config, first);
     }
     rt.metrics.allowed.inc(host);
     if config.audit_allow {
@@ -213,8 +212,12 @@ fn allow<H: Host + ?Sized>(rt: &Runtime, host: &H, decision: &Decision, full_pat
     }
 }
 
-fn write_identity<H: Host + ?Sized>(host: &H, verified: &Verified) {
-    if let Err(e) = host.set_property(&[FILTER_STATE_KEY], &verified.identity_json) {
+fn publish_identity<H: Host + ?Sized>(host: &H, config: &Config, verified: &Verified) {
+    let write_state = config
+        .identity_state
+        .unwrap_or_else(|| host.writes_outputs_by_default());
+    if let Err(e) = host.publish_identity(&verified.identity, &verified.identity_json, write_state)
+    {
         host.log(
             proxy_wasm::types::LogLevel::Warn,
             &format!("meshward jwt-auth: could not write identity to filter state: {e}"),

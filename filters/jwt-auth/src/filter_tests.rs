@@ -352,6 +352,31 @@ fn requests_wait_for_first_jwks_then_resume() {
 }
 
 #[test]
+fn a_waiting_request_resumes_as_soon_as_the_keys_arrive() {
+    let host = FakeHost::at(NOW);
+    let rt = runtime(&host, remote_config());
+    let token = testing::token(Alg::Rs256, &testing::claims(NOW));
+    request(&host, "/x", Some(&token));
+    assert_eq!(process(&rt, &host, false), Step::Pause);
+    rt.add_waiter(7, NOW * 1000);
+    tick(&rt, &host, 1);
+    let fetch = host.calls()[0].token;
+    let body = testing::jwks_json();
+    host.set_call_response(&[(":status", "200")], Some(body.as_bytes()));
+    // the answer, long before the 2 s pending deadline
+    crate::root::on_keys_response(
+        &rt,
+        &host,
+        1,
+        fetch,
+        body.len(),
+        &mut crate::root::alone(&rt, &host),
+    );
+    assert_eq!(host.resumed.borrow().as_slice(), &[7]);
+    assert!(!rt.is_waiting(7));
+}
+
+#[test]
 fn pending_deadline_gives_configured_status() {
     let host = FakeHost::at(NOW);
     let rt = runtime(&host, remote_config());

@@ -152,7 +152,7 @@ mod tests {
         Check::Verified(Rc::new(Verified {
             provider: 0,
             exp: None,
-            identity: Identity::default(),
+            identity: std::rc::Rc::new(Identity::default()),
             payload_segment: String::new(),
             identity_json: Vec::new(),
         }))

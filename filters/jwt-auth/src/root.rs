@@ -32,9 +32,15 @@ impl Context for JwtRoot {
         let Some(rt) = self.runtime.clone() else {
             return;
         };
-        on_fetch_response(&rt, &HostCalls, token, body_size);
-        poll_sources(&rt, &HostCalls);
-        wake_waiters(&rt, &HostCalls, self.context_id, false);
+        let mut rerun = alone(&rt, &HostCalls);
+        on_keys_response(
+            &rt,
+            &HostCalls,
+            self.context_id,
+            token,
+            body_size,
+            &mut rerun,
+        );
     }
 }
 
@@ -68,10 +74,6 @@ impl RootContext for JwtRoot {
 pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
     match Config::from_json(bytes) {
         Ok(config) => {
-            let remote = config
-                .providers
-                .iter()
-                .any(|p| matches!(p.keys, crate::keys::KeySource::Remote(_)));
             let backend = match signature::select(host, config.signature_backend) {
                 Ok(b) => b,
                 Err(e) => {
@@ -83,8 +85,8 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
                 }
             };
             let rt = Runtime::new(host, config, backend.use_host);
-            if remote {
-                if let Err(e) = host.set_tick_period(TICK) {
+            if let Some(period) = tick_period(&rt) {
+                if let Err(e) = host.set_tick_period(period) {
                     host.log(LogLevel::Error, &format!("meshward jwt-auth: {e}"));
                     return None;
                 }
@@ -114,9 +116,70 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
     }
 }
 
+/// What re-running a request that waited for keys did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// Keys are still pending: keep waiting.
+    StillWaiting,
+    /// Let the request go on.
+    Resume,
+    /// Answered, or handed to a later stage's own wait (the suite).
+    Done,
+}
+
+/// Re-runs a woken request (the effective context is already the request's):
+/// standalone, jwt-auth alone ([`alone`]); in the suite, jwt-auth and the
+/// stages after it.
+pub type Rerun<'a> = dyn FnMut(u32, bool) -> Woken + 'a;
+
+/// The standalone module's [`Rerun`]: this filter's lifecycle only.
+pub fn alone<'a, H: Host + ?Sized>(
+    rt: &'a Runtime,
+    host: &'a H,
+) -> impl FnMut(u32, bool) -> Woken + 'a {
+    move |_, final_attempt| match process(rt, host, final_attempt) {
+        Step::Pause => Woken::StillWaiting,
+        Step::Continue => Woken::Resume,
+        Step::Replied => Woken::Done,
+    }
+}
+
+/// How often the root must tick: only remote key sources need it (fetches,
+/// refreshes, waiting requests' deadlines).
+pub fn tick_period(rt: &Runtime) -> Option<Duration> {
+    rt.config
+        .providers
+        .iter()
+        .any(|p| matches!(p.keys, crate::keys::KeySource::Remote(_)))
+        .then_some(TICK)
+}
+
+/// The standalone module's tick.
 pub fn tick<H: Host + ?Sized>(rt: &Runtime, host: &H, root_id: u32) {
+    tick_with(rt, host, root_id, &mut alone(rt, host));
+}
+
+/// Start due fetches, then re-run the requests whose keys came or whose wait expired.
+pub fn tick_with<H: Host + ?Sized>(rt: &Runtime, host: &H, root_id: u32, rerun: &mut Rerun) {
     let changed = poll_sources(rt, host);
-    wake_waiters(rt, host, root_id, changed);
+    wake_waiters(rt, host, root_id, changed, rerun);
+}
+
+/// A JWKS or discovery document arrived: load it, start what is due, and
+/// re-run the requests that waited for it.
+pub fn on_keys_response<H: Host + ?Sized>(
+    rt: &Runtime,
+    host: &H,
+    root_id: u32,
+    token: u32,
+    body_size: usize,
+    rerun: &mut Rerun,
+) {
+    on_fetch_response(rt, host, token, body_size);
+    poll_sources(rt, host);
+    // Re-run every waiting request now: keys may be there (waiting for the
+    // deadline instead held them up to `jwks_pending_timeout`).
+    wake_waiters(rt, host, root_id, true, rerun);
 }
 
 /// Start due fetches; returns true when a stuck fetch was expired.
@@ -233,7 +296,13 @@ fn record<H: Host + ?Sized>(rt: &Runtime, host: &H, p: usize, outcome: &FetchOut
 
 /// Re-run paused requests: after a fetch finished (`changed`) or once their
 /// deadline passed. Each is processed in its own context.
-fn wake_waiters<H: Host + ?Sized>(rt: &Runtime, host: &H, root_id: u32, changed: bool) {
+fn wake_waiters<H: Host + ?Sized>(
+    rt: &Runtime,
+    host: &H,
+    root_id: u32,
+    changed: bool,
+    rerun: &mut Rerun,
+) {
     let now = now_ms(host);
     let due: Vec<_> = rt
         .waiters
@@ -251,13 +320,13 @@ fn wake_waiters<H: Host + ?Sized>(rt: &Runtime, host: &H, root_id: u32, changed:
             continue;
         }
         let final_attempt = now >= w.deadline_ms;
-        match process(rt, host, final_attempt) {
-            Step::Pause => {}
-            Step::Continue => {
+        match rerun(w.context_id, final_attempt) {
+            Woken::StillWaiting => {}
+            Woken::Resume => {
                 rt.remove_waiter(w.context_id);
                 let _ = host.resume_request();
             }
-            Step::Replied => rt.remove_waiter(w.context_id),
+            Woken::Done => rt.remove_waiter(w.context_id),
         }
     }
     let _ = host.set_effective_context(root_id);

@@ -1,6 +1,8 @@
 //! One token against one provider: parse, check the signature against the
 //! provider's keys, validate claims, and build the verified identity.
 
+use std::rc::Rc;
+
 use meshward_shared::identity::Identity;
 use serde_json::Value;
 
@@ -14,7 +16,7 @@ use crate::reason::Reason;
 pub struct Verified {
     pub provider: usize,
     pub exp: Option<u64>,
-    pub identity: Identity,
+    pub identity: Rc<Identity>,
     /// The token's payload segment, forwarded by `forward_payload_header`.
     pub payload_segment: String,
     /// `identity` serialized once, written to filter state on every use.
@@ -81,8 +83,8 @@ pub fn verify_token_with(
         .map_err(|e| VerifyError::Denied(Reason::from(&e)))?;
     let payload_segment = token.split('.').nth(1).unwrap_or_default().to_string();
     let exp = parsed.payload.get("exp").and_then(numeric_date);
-    let identity = Identity::from_claims(&provider.name, parsed.payload);
-    let identity_json = serde_json::to_vec(&identity).unwrap_or_default();
+    let identity = Rc::new(Identity::from_claims(&provider.name, parsed.payload));
+    let identity_json = serde_json::to_vec(&*identity).unwrap_or_default();
     Ok(Verified {
         provider: provider_idx,
         exp,

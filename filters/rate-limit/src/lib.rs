@@ -19,12 +19,11 @@ pub mod proto;
 pub mod root;
 pub mod slots;
 
-use proxy_wasm::traits::RootContext;
-use proxy_wasm::types::LogLevel;
-
+// The suite links this crate with `embedded`: its entry point is the suite's.
+#[cfg(not(feature = "embedded"))]
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn proxy_wasm::traits::RootContext> {
         Box::new(root::RateLimitRoot { context_id, runtime: None })
     });
 }}

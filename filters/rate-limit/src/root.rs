@@ -77,9 +77,8 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
             return None;
         }
     }
-    if config.needs_tick {
-        let ms = TICK_MS.min(config.sync_interval_ms);
-        if let Err(e) = host.set_tick_period(Duration::from_millis(ms)) {
+    if let Some(period) = tick_period(&config) {
+        if let Err(e) = host.set_tick_period(period) {
             host.log(LogLevel::Error, &format!("meshward rate-limit: {e}"));
             return None;
         }
@@ -93,6 +92,14 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
         ),
     );
     Some(Runtime::new(host, config))
+}
+
+/// How often the root must tick: throttling, RLS deadlines, leases and
+/// hybrid reports need it.
+pub fn tick_period(config: &Config) -> Option<Duration> {
+    config
+        .needs_tick
+        .then(|| Duration::from_millis(TICK_MS.min(config.sync_interval_ms)))
 }
 
 pub fn tick<H: Host + ?Sized>(rt: &Runtime, host: &H, root_id: u32) {

@@ -16,6 +16,7 @@ pub mod path;
 
 use std::cell::OnceCell;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use serde::Deserialize;
 
@@ -145,7 +146,7 @@ pub struct RequestFacts<'a, H: Host + ?Sized> {
     headers: OnceCell<Vec<(String, String)>>,
     peer: OnceCell<Option<IpAddr>>,
     client: OnceCell<Option<IpAddr>>,
-    identity: OnceCell<Option<Identity>>,
+    identity: OnceCell<Option<Rc<Identity>>>,
 }
 
 impl<'a, H: Host + ?Sized> RequestFacts<'a, H> {
@@ -278,22 +279,24 @@ impl<'a, H: Host + ?Sized> RequestFacts<'a, H> {
         addr::parse_socket_ip(std::str::from_utf8(&raw).ok()?)
     }
 
-    /// The verified caller: meshward's identity when configured and present,
+    /// The verified caller: meshward's identity when configured and present
+    /// (in memory from an earlier stage of the suite, else filter state),
     /// else the `jwt_authn` payload.
     pub fn identity(&self) -> Option<&Identity> {
         self.identity
             .get_or_init(|| {
                 if self.src.meshward_identity {
-                    if let Some(id) = Identity::read(self.host) {
+                    let handed = self.host.handed_identity();
+                    if let Some(id) = handed.or_else(|| Identity::read(self.host).map(Rc::new)) {
                         return Some(id);
                     }
                 }
                 let j = self.src.jwt_authn.as_ref()?;
                 let md = self.host.property(&["metadata"])?;
                 let claims = metadata::payload(&md, &j.filter, &j.payload_key)?;
-                Some(Identity::from_claims("jwt_authn", claims))
+                Some(Rc::new(Identity::from_claims("jwt_authn", claims)))
             })
-            .as_ref()
+            .as_deref()
     }
 }
 

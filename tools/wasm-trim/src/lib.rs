@@ -63,7 +63,10 @@ pub fn declared(module: &[u8]) -> Result<Option<Vec<String>>, TrimError> {
                     if !STREAM.contains(&n) {
                         return Err(TrimError::UnknownCallback(n.to_string()));
                     }
-                    names.push(n.to_string());
+                    // A module linking several filters holds each one's list (the suite).
+                    if !names.iter().any(|have| have == n) {
+                        names.push(n.to_string());
+                    }
                 }
             }
         }

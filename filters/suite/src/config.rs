@@ -1,0 +1,81 @@
+//! The suite's config: one JSON object with a section per stage. Each
+//! section is exactly that standalone filter's config, so it moves between
+//! the suite and a single filter without edits; a stage without a section
+//! is absent.
+
+use meshward_shared::config::{parse_json, ConfigError};
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuite {
+    #[serde(default)]
+    jwt_auth: Option<Value>,
+    #[serde(default)]
+    authz: Option<Value>,
+    #[serde(default)]
+    rate_limit: Option<Value>,
+}
+
+/// Each present section, as the bytes its stage's `configure` reads.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sections {
+    pub jwt_auth: Option<Vec<u8>>,
+    pub authz: Option<Vec<u8>>,
+    pub rate_limit: Option<Vec<u8>>,
+}
+
+impl Sections {
+    pub fn from_json(bytes: &[u8]) -> Result<Sections, ConfigError> {
+        let raw: RawSuite = parse_json(bytes)?;
+        let section = |name: &str, v: Option<Value>| -> Result<Option<Vec<u8>>, ConfigError> {
+            match v {
+                None => Ok(None),
+                Some(v @ Value::Object(_)) => Ok(Some(v.to_string().into_bytes())),
+                Some(_) => Err(ConfigError::new(
+                    name,
+                    "must be an object (the standalone filter's config)",
+                )),
+            }
+        };
+        let sections = Sections {
+            jwt_auth: section("jwt_auth", raw.jwt_auth)?,
+            authz: section("authz", raw.authz)?,
+            rate_limit: section("rate_limit", raw.rate_limit)?,
+        };
+        if sections == Sections::default() {
+            return Err(ConfigError::new(
+                "",
+                "no stage configured: give at least one of jwt_auth, authz, rate_limit",
+            ));
+        }
+        Ok(sections)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_pass_through_as_written() {
+        let s = Sections::from_json(br#"{"authz": {"policies": []}, "rate_limit": {"rules": []}}"#)
+            .unwrap();
+        assert_eq!(s.jwt_auth, None);
+        assert_eq!(s.authz.as_deref(), Some(&br#"{"policies":[]}"#[..]));
+        assert_eq!(s.rate_limit.as_deref(), Some(&br#"{"rules":[]}"#[..]));
+    }
+
+    #[test]
+    fn mistakes_name_the_section() {
+        let e = Sections::from_json(br#"{"jwt-auth": {}}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `jwt-auth`"), "{e}");
+        let e = Sections::from_json(br#"{"authz": "allow"}"#).unwrap_err();
+        assert_eq!(e.path, "authz");
+        let e = Sections::from_json(b"{}").unwrap_err();
+        assert!(e.message.contains("no stage configured"), "{e}");
+        assert!(Sections::from_json(b"").is_err());
+        assert!(Sections::from_json(b"{\"authz\": {}} x").is_err());
+    }
+}

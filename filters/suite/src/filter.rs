@@ -1,0 +1,96 @@
+//! The request lifecycle: one pass over every stage on request headers;
+//! body and trailers wait while a stage still decides; rate-limit's headers
+//! go on the response.
+
+use std::rc::Rc;
+
+use meshward_shared::host::{Host, HostCalls};
+use meshward_shared::memo::MemoHost;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+
+use crate::stages::{Flow, Stage, Stream, Suite};
+
+pub struct SuiteFilter {
+    pub suite: Rc<Suite>,
+    pub stream: Rc<Stream>,
+}
+
+meshward_shared::stream_callbacks!(
+    "request_headers",
+    "request_body",
+    "request_trailers",
+    "response_headers"
+);
+
+impl SuiteFilter {
+    pub fn on_request<H: Host + ?Sized>(&self, host: &H) -> Flow {
+        let flow = self.suite.run(&self.stream, host, Stage::JwtAuth, false);
+        match flow {
+            Flow::AwaitKeys => {
+                if let Some(rt) = &self.suite.jwt_auth {
+                    rt.add_waiter(self.stream.context_id, jwt_auth::filter::now_ms(host));
+                }
+                self.suite.hold(&self.stream);
+            }
+            Flow::AwaitAdmission => self.suite.hold(&self.stream),
+            Flow::Continue | Flow::Replied => {}
+        }
+        flow
+    }
+
+    pub fn on_response<H: Host + ?Sized>(&self, host: &H) {
+        if let Some(rate) = self.stream.rate.borrow().as_ref() {
+            rate.on_response_headers(&MemoHost::new(host, &self.stream.memo));
+        }
+    }
+}
+
+impl Context for SuiteFilter {
+    // RLS answers to calls rate-limit started from this context.
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        let host = MemoHost::new(&HostCalls, &self.stream.memo);
+        if let Some(rate) = self.stream.rate.borrow_mut().as_mut() {
+            rate.on_rls_response(&host, token, status, size);
+        }
+    }
+}
+
+// The stream is gone (proxy_on_delete): forget its waits. Done here rather
+// than in `on_done`, which would cost one more call into the VM per request.
+impl Drop for SuiteFilter {
+    fn drop(&mut self) {
+        self.suite.release(self.stream.context_id);
+    }
+}
+
+impl HttpContext for SuiteFilter {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        match self.on_request(&HostCalls) {
+            Flow::Continue => Action::Continue,
+            Flow::AwaitKeys | Flow::AwaitAdmission | Flow::Replied => Action::Pause,
+        }
+    }
+
+    // While a stage waits, body and trailers must not slip past its decision.
+    fn on_http_request_body(&mut self, _: usize, _: bool) -> Action {
+        if self.suite.is_waiting(self.stream.context_id) {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_request_trailers(&mut self, _: usize) -> Action {
+        self.on_http_request_body(0, true)
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        self.on_response(&HostCalls);
+        Action::Continue
+    }
+}
+
+#[cfg(test)]
+#[path = "filter_tests.rs"]
+mod tests;

@@ -1,0 +1,164 @@
+//! The stages and the one pass over them. Order is fixed: authenticate
+//! (jwt-auth), authorize (authz), then admit (rate-limit), so a request
+//! denied earlier never spends a rate-limit unit, and rate-limit keys can
+//! use the verified identity.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use meshward_shared::host::Host;
+use meshward_shared::memo::{MemoHost, RequestMemo};
+use rate_limit::filter::RateLimitFilter;
+
+/// A stage, in the order the pass runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    JwtAuth,
+    Authz,
+    RateLimit,
+}
+
+/// What the pass decided for the request so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Every stage let it through.
+    Continue,
+    /// jwt-auth waits for keys; its wake-up re-runs the pass from jwt-auth.
+    AwaitKeys,
+    /// rate-limit waits (throttle delay or RLS answer) and resumes it itself.
+    AwaitAdmission,
+    /// A stage answered it.
+    Replied,
+}
+
+/// Every configured stage's compiled runtime; `None`: the stage is absent.
+pub struct Suite {
+    pub jwt_auth: Option<Rc<jwt_auth::authn::Runtime>>,
+    pub authz: Option<Rc<authz::root::Runtime>>,
+    pub rate_limit: Option<Rc<rate_limit::engine::Runtime>>,
+    /// Requests paused in any stage, by context: the root reaches them to
+    /// re-run the pass after keys arrive, or to deliver an RLS answer to a
+    /// call it started on their behalf.
+    paused: RefCell<HashMap<u32, Rc<Stream>>>,
+}
+
+/// One request's state across stages and pauses.
+pub struct Stream {
+    pub context_id: u32,
+    pub memo: RequestMemo,
+    /// rate-limit's per-request state (its RateLimit headers, RLS calls).
+    pub rate: RefCell<Option<RateLimitFilter>>,
+}
+
+impl Suite {
+    pub fn new(
+        jwt_auth: Option<jwt_auth::authn::Runtime>,
+        authz: Option<authz::root::Runtime>,
+        rate_limit: Option<rate_limit::engine::Runtime>,
+    ) -> Suite {
+        Suite {
+            jwt_auth: jwt_auth.map(Rc::new),
+            authz: authz.map(Rc::new),
+            rate_limit: rate_limit.map(Rc::new),
+            paused: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn stream(&self, context_id: u32) -> Rc<Stream> {
+        Rc::new(Stream {
+            context_id,
+            memo: RequestMemo::new(self.jwt_auth.is_some()),
+            rate: RefCell::new(
+                self.rate_limit
+                    .as_ref()
+                    .map(|rt| RateLimitFilter::new(context_id, Rc::clone(rt))),
+            ),
+        })
+    }
+
+    /// Run the stages from `from` on, in order, for the request `stream`
+    /// (the host's effective context must be that request's).
+    pub fn run<H: Host + ?Sized>(
+        &self,
+        stream: &Stream,
+        inner: &H,
+        from: Stage,
+        final_attempt: bool,
+    ) -> Flow {
+        let host = MemoHost::new(inner, &stream.memo);
+        if from <= Stage::JwtAuth {
+            if let Some(rt) = &self.jwt_auth {
+                use jwt_auth::filter::{process, Step};
+                match process(rt, &host, final_attempt) {
+                    Step::Continue => {}
+                    Step::Pause => return Flow::AwaitKeys,
+                    Step::Replied => return Flow::Replied,
+                }
+            }
+        }
+        if from <= Stage::Authz {
+            if let Some(rt) = &self.authz {
+                use authz::filter::{process, Step};
+                if process(rt, &host) == Step::Replied {
+                    return Flow::Replied;
+                }
+            }
+        }
+        if let Some(rate) = stream.rate.borrow_mut().as_mut() {
+            use rate_limit::filter::Step;
+            match rate.on_request(&host) {
+                Step::Continue => {}
+                Step::Pause => return Flow::AwaitAdmission,
+                Step::Replied => return Flow::Replied,
+            }
+        }
+        Flow::Continue
+    }
+
+    pub fn hold(&self, stream: &Rc<Stream>) {
+        self.paused
+            .borrow_mut()
+            .insert(stream.context_id, Rc::clone(stream));
+    }
+
+    /// The request is gone: forget every wait of it.
+    pub fn release(&self, context_id: u32) {
+        if let Some(rt) = &self.jwt_auth {
+            rt.remove_waiter(context_id);
+        }
+        if let Some(rt) = &self.rate_limit {
+            rt.remove_waiter(context_id);
+        }
+        self.paused.borrow_mut().remove(&context_id);
+    }
+
+    pub fn paused(&self, context_id: u32) -> Option<Rc<Stream>> {
+        self.paused.borrow().get(&context_id).cloned()
+    }
+
+    /// The paused request that started RLS call `token`.
+    pub fn rls_caller(&self, token: u32) -> Option<Rc<Stream>> {
+        self.paused
+            .borrow()
+            .values()
+            .find(|s| {
+                s.rate
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|r| r.pending.iter().any(|(t, _)| *t == token))
+            })
+            .cloned()
+    }
+
+    /// Body and trailers wait while any stage still decides.
+    pub fn is_waiting(&self, context_id: u32) -> bool {
+        self.jwt_auth
+            .as_ref()
+            .is_some_and(|rt| rt.is_waiting(context_id))
+            || self
+                .rate_limit
+                .as_ref()
+                .is_some_and(|rt| rt.is_waiting(context_id))
+    }
+}
