@@ -7,6 +7,8 @@ import pathlib
 import jsonschema
 import pytest
 
+from harness.schemas import validator
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCHEMAS = sorted((ROOT / "docs" / "schemas").glob("*.schema.json"))
 EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*/*.json"))
@@ -25,7 +27,21 @@ def test_schema_is_valid(schema_path):
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_example_validates(example):
-    jsonschema.Draft202012Validator(schema_for(example)).validate(json.loads(example.read_text()))
+    schema_for(example)
+    validator(example.parent.name).validate(json.loads(example.read_text()))
+
+
+def test_suite_schema_checks_each_section_against_its_filter_schema():
+    v = validator("meshward")
+    good = json.loads((ROOT / "docs/examples/meshward/chain.json").read_text())
+    assert v.is_valid(good)
+    bad = json.loads(json.dumps(good)); bad["jwt_auth"]["providers"]["dev"]["issuer_url"] = "x"
+    assert not v.is_valid(bad), "a jwt-auth mistake inside the suite"
+    bad = json.loads(json.dumps(good)); bad["rate_limit"]["rules"][0]["limit"]["per"] = "fortnight"
+    assert not v.is_valid(bad), "a rate-limit mistake inside the suite"
+    bad = json.loads(json.dumps(good)); bad["anomaly"] = {}
+    assert not v.is_valid(bad), "an unknown section"
+    assert not v.is_valid({}), "no stage at all"
 
 
 def test_jwt_auth_schema_rejects_mistakes():

@@ -11,7 +11,8 @@ import subprocess
 import pytest
 
 from harness import REPO_ROOT, TESTS_DIR
-from harness.envoy import Envoy, jwt_auth_filter, static_cluster, validate
+from harness.envoy import Envoy, jwt_auth_filter, static_cluster, validate, wasm_filter
+from harness.schemas import validator
 
 MANIFESTS = sorted((REPO_ROOT / "istio-manifests").glob("*.yaml"))
 VALIDATOR = TESTS_DIR / "istio" / "validate-manifests.mjs"
@@ -64,7 +65,7 @@ def test_validator_rejects_an_invalid_manifest(tmp_path):
     assert "phase" in results[0]["error"], out
 
 
-FILTERS = ("jwt-auth", "authz", "rate-limit")
+FILTERS = ("jwt-auth", "authz", "rate-limit", "meshward")
 
 
 def module_of(url: str) -> str:
@@ -112,18 +113,13 @@ def test_every_wasmplugin_is_a_known_filter(validated):
 def schema_problems(configs) -> list[str]:
     """Every way the configs fail their filter's JSON Schema. A missing schema is a
     problem too: the check must never be passed over."""
-    import jsonschema
-
     problems = []
     for where, module, cfg in configs:
         schema_path = _schema_for(module)
         if not schema_path.exists():
             problems.append(f"{where}: no JSON Schema {schema_path.relative_to(REPO_ROOT)}")
             continue
-        schema = json.loads(schema_path.read_text())
-        cls = jsonschema.validators.validator_for(schema)
-        cls.check_schema(schema)
-        for e in sorted(cls(schema).iter_errors(cfg), key=lambda e: list(e.path)):
+        for e in sorted(validator(module).iter_errors(cfg), key=lambda e: list(e.path)):
             problems.append(f"{where}: {'.'.join(map(str, e.path)) or '<root>'}: {e.message}")
     return problems
 
@@ -166,3 +162,36 @@ def test_jwt_auth_plugin_config_accepted_by_filter(validated, tmp_path, jwt_wasm
     e.config_path.write_text(json.dumps(e.config))
     rc, out = validate(e.config_path)
     assert rc == 0, out[-3000:]
+
+
+def _wasm_plugin(name: str) -> dict:
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all((REPO_ROOT / "istio-manifests" / name).read_text()) if d]
+    return next(d for d in docs if d["kind"] == "WasmPlugin")
+
+
+def test_suite_plugin_sections_are_the_single_filter_plugins():
+    """A section moves between the suite and a single-filter plugin without edits: the suite's
+    shipped sections are exactly the single-filter plugins' pluginConfigs."""
+    suite = _wasm_plugin("meshward.yaml")
+    assert module_of(suite["spec"]["url"]) == "meshward"
+    assert suite["spec"]["phase"] == "AUTHN", "jwt_auth runs first: the suite sits where authentication does"
+    sections = suite["spec"]["pluginConfig"]
+    for section, single in (("jwt_auth", "jwt-auth.yaml"), ("authz", "authz.yaml"), ("rate_limit", "rate-limit.yaml")):
+        assert sections[section] == _wasm_plugin(single)["spec"]["pluginConfig"], section
+
+
+def test_suite_plugin_config_runs_in_envoy(procs):
+    """The suite's pluginConfig given to dist/meshward.wasm in a real Envoy: every stage
+    configures, and a request without a token meets jwt-auth first."""
+    cfg = _wasm_plugin("meshward.yaml")["spec"]["pluginConfig"]
+    echo = procs.echo()
+    e = procs.envoy([wasm_filter(cfg, wasm="dist/meshward.wasm", name="meshward", root_id="meshward",
+                                 vm_id="meshward")],
+                    [static_cluster("upstream", echo.port), static_cluster("outbound|443||idp.example.com", 1),
+                     static_cluster("outbound|8081||ratelimit.shop.svc.cluster.local", 1)])
+    e.start()
+    assert "meshward suite: stages jwt_auth -> authz -> rate_limit" in e.log_text()
+    r = e.request("/users/alice/orders")
+    assert r.status_code == 401, r.text

@@ -139,8 +139,9 @@ def stop_proc(proc: subprocess.Popen) -> None:
 class Envoy:
     """One Envoy process serving one configuration."""
 
-    def __init__(self, binary: Path, cfg: Config, ctx: Ctx, workdir: Path, tag: str):
+    def __init__(self, binary: Path, cfg: Config, ctx: Ctx, workdir: Path, tag: str, concurrency: int = 1):
         self.cfg = cfg
+        self.concurrency = concurrency
         self.port = free_port()
         self.admin_port = free_port()
         self.workdir = workdir
@@ -157,7 +158,7 @@ class Envoy:
     def start(self, timeout: float = 30.0) -> None:
         cmd = [
             "taskset", "-c", ENVOY_CORE, str(self.binary),
-            "-c", str(self.config_path), "--concurrency", "1", "--disable-hot-restart",
+            "-c", str(self.config_path), "--concurrency", str(self.concurrency), "--disable-hot-restart",
             "-l", "warning", "--log-path", str(self.log_path),
         ]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -56,6 +56,11 @@ def noop_wasm(ctx: Ctx, probe: list | None = None) -> dict:
 
 def jwt_auth_wasm(ctx: Ctx, cache_size: int, wasm: str | None = None, vm_id: str | None = None,
                   signature_backend: str | None = None) -> dict:
+    cfg = _jwt_auth_cfg(ctx, cache_size, signature_backend)
+    return _wasm("meshward.jwt_auth", "jwt_auth", _file(ctx, "jwt-auth.wasm", wasm), json.dumps(cfg), vm_id)
+
+
+def _jwt_auth_cfg(ctx: Ctx, cache_size: int, signature_backend: str | None = None) -> dict:
     cfg = {
         "providers": {
             PROVIDER: {
@@ -69,7 +74,7 @@ def jwt_auth_wasm(ctx: Ctx, cache_size: int, wasm: str | None = None, vm_id: str
     }
     if signature_backend:
         cfg["signature_backend"] = signature_backend
-    return _wasm("meshward.jwt_auth", "jwt_auth", _file(ctx, "jwt-auth.wasm", wasm), json.dumps(cfg), vm_id)
+    return cfg
 
 
 def jwt_authn(ctx: Ctx, cache_size: int) -> dict:
@@ -135,6 +140,11 @@ def authz_wasm(ctx: Ctx, subject: str, identity: str = "meshward", wasm: str | N
     identity "meshward": the subject comes from jwt-auth's filter state (the meshward chain);
     identity "jwt_authn": from Envoy jwt_authn's dynamic metadata, exactly where `rbac` reads it
     (envoy-configs/authz.yaml and native-rbac.yaml are the same pair)."""
+    cfg = _authz_cfg(subject, identity, decision_state)
+    return _wasm("meshward.authz", "authz", _file(ctx, "authz.wasm", wasm), json.dumps(cfg), vm_id)
+
+
+def _authz_cfg(subject: str, identity: str = "meshward", decision_state: bool | None = None) -> dict:
     cfg: dict = {
         "policies": [{
             "name": "bench-subject", "action": "ALLOW",
@@ -147,7 +157,7 @@ def authz_wasm(ctx: Ctx, subject: str, identity: str = "meshward", wasm: str | N
         cfg["identity"] = {"meshward": False, "jwt_authn": {"payload_in_metadata": "jwt_payload"}}
     elif identity != "meshward":
         raise ValueError(f"identity {identity!r}")
-    return _wasm("meshward.authz", "authz", _file(ctx, "authz.wasm", wasm), json.dumps(cfg), vm_id)
+    return cfg
 
 
 def rate_limit_wasm(ctx: Ctx, wasm: str | None = None, vm_id: str | None = None,
@@ -156,7 +166,12 @@ def rate_limit_wasm(ctx: Ctx, wasm: str | None = None, vm_id: str | None = None,
     all requests (a constant key, Envoy's generic_key), far larger than any bench can drain, and
     no rate-limit response headers (local_ratelimit adds none by default). `admission`:
     "per_request" or "lease" (absent: the filter's default)."""
-    cfg = {
+    cfg = _rate_limit_cfg(admission)
+    return _wasm("meshward.rate_limit", "rate_limit", _file(ctx, "rate-limit.wasm", wasm), json.dumps(cfg), vm_id)
+
+
+def _rate_limit_cfg(admission: str | None = None) -> dict:
+    cfg: dict = {
         "mode": "local",
         "response_headers": "none",
         "rules": [{
@@ -166,7 +181,24 @@ def rate_limit_wasm(ctx: Ctx, wasm: str | None = None, vm_id: str | None = None,
     }
     if admission:
         cfg["admission"] = admission
-    return _wasm("meshward.rate_limit", "rate_limit", _file(ctx, "rate-limit.wasm", wasm), json.dumps(cfg), vm_id)
+    return cfg
+
+
+def suite_wasm(ctx: Ctx, stages: tuple[str, ...] = ("jwt_auth", "authz", "rate_limit"), cache_size: int = 1000,
+               subject: str = "bench-user", outputs: bool = False) -> dict:
+    """The suite module (dist/meshward.wasm) with the given stages, each section exactly the config
+    the standalone builder above gives its module. `outputs`: also write the identity and decision
+    filter state, as the standalone modules do by default."""
+    sections: dict = {}
+    if "jwt_auth" in stages:
+        sections["jwt_auth"] = _jwt_auth_cfg(ctx, cache_size)
+        if outputs:
+            sections["jwt_auth"]["identity_state"] = True
+    if "authz" in stages:
+        sections["authz"] = _authz_cfg(subject, decision_state=True if outputs else None)
+    if "rate_limit" in stages:
+        sections["rate_limit"] = _rate_limit_cfg()
+    return _wasm("meshward", "meshward", ctx.dist / "meshward.wasm", json.dumps(sections))
 
 
 BUILDERS: dict[str, Callable[..., dict]] = {
@@ -177,4 +209,5 @@ BUILDERS: dict[str, Callable[..., dict]] = {
     "local_ratelimit": local_ratelimit,
     "authz_wasm": authz_wasm,
     "rate_limit_wasm": rate_limit_wasm,
+    "suite_wasm": suite_wasm,
 }

@@ -35,6 +35,8 @@ class Group:
     title: str
     ids: tuple[str, ...]  # the first is the baseline of the group
     target: tuple[str, str, float] | None = None  # (wasm id, native id, minimum throughput ratio)
+    # (id, baseline id, maximum added MiB): RSS of the group's configurations at --concurrency 2
+    rss_target: tuple[str, str, float] | None = None
 
 
 GROUPS = (
@@ -46,6 +48,9 @@ GROUPS = (
     Group("jwt-auth vs jwt_authn (cached token)", ("N-jwt", "W-jwt", "C0"), ("W-jwt", "N-jwt", 0.90)),
     Group("price of one host call (ABI probes on the no-op module)",
           ("C3", "P-header", "P-property", "P-setprop", "P-shared", "C0")),
+    Group("the suite (one module) vs the native chain, with the three-module chain and the stage costs",
+          ("C1", "C4", "C4-jwt", "C4-authz", "C4-out", "C2", "C3", "C0"), ("C4", "C1", 1.0),
+          rss_target=("C4", "C1", 25.0)),
     Group("fresh RS256 token per request: jwt-auth with Envoy's verify_signature, with ring, native jwt_authn",
           ("N-jwt-miss-rs", "W-jwt-miss-rs", "W-jwt-miss-rs-ring"), ("W-jwt-miss-rs", "N-jwt-miss-rs", 1.0)),
     Group("fresh ES256 token per request: jwt-auth with Envoy's verify_signature, with ring, native jwt_authn",
@@ -80,6 +85,32 @@ def plot(groups: list[tuple[Group, dict[str, float]]], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
+
+
+def rss_at_two_workers(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens,
+                       work: Path) -> tuple[list[str], list[str]]:
+    """Each configuration alone with --concurrency 2, after 2 s of load on 32 connections (both
+    workers serve, so both VMs exist and have run): VmRSS, and the difference to the baseline."""
+    rss: dict[str, float] = {}
+    for cid in g.ids:
+        cfg = configs.BY_ID[cid]
+        env = Envoy(binary, cfg, ctx, work, f"rss2-{cid}", concurrency=2)
+        env.start()
+        try:
+            token = toks.fixed[cfg.token] if cfg.token else None
+            loadgen.wrk(env.url, 2, 32, token, toks.files[cfg.rotate] if cfg.rotate else None)
+            rss[cid] = env.rss_kib() / 1024
+        finally:
+            env.stop()
+    assert g.rss_target
+    w, base, limit = g.rss_target
+    rows = ["", f"RSS with `--concurrency 2` (each configuration alone, after 2 s of load), against **{base}**:", "",
+            "| config | RSS MiB | added vs " + base + " |", "|---|---|---|"]
+    rows += [f"| {cid} | {mib:.1f} | {mib - rss[base]:+.1f} |" for cid, mib in rss.items()]
+    added = rss[w] - rss[base]
+    verdict = (f"| {w} RSS <= {base} + {limit:.0f} MiB (--concurrency 2) | {added:+.1f} MiB | "
+               f"{'met' if added <= limit else '**NOT MET**'} |")
+    return rows, [verdict]
 
 
 def run_group(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens, work: Path, rounds: int,
@@ -161,6 +192,10 @@ def main() -> int:
             continue
         print(f"[bench] paired group {i + 1}: {g.title}", file=sys.stderr, flush=True)
         rows, v, ratios = run_group(g, binary, ctx, toks, work, rounds, seconds)
+        if g.rss_target:
+            rss_rows, rss_v = rss_at_two_workers(g, binary, ctx, toks, work)
+            rows += rss_rows
+            v += rss_v
         body += rows + [""]
         verdicts += v
         plotted.append((g, ratios))

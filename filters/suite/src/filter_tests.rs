@@ -233,3 +233,44 @@ meshward_shared::test_stream_callbacks_declared!(concat!(
     include_str!("filter.rs"),
     include_str!("root.rs")
 ));
+
+/// C4 of the benchmark (bench/harness/filters.py `suite_wasm`): a cached
+/// token, a subject policy and one constant-key bucket. The data-returning
+/// host calls of one request, pinned: docs/performance.md quotes them.
+#[test]
+fn the_benchmark_policy_reads_three_headers_per_request_and_one_lease_per_64() {
+    let host = FakeHost::at(NOW);
+    let mut jwt = jwt_section(local_keys());
+    jwt["providers"]["corp"]["jwt_cache_config"] = json!({"jwt_cache_size": 1000});
+    let cfg = json!({
+        "jwt_auth": jwt,
+        "authz": {"policies": [{"name": "bench-subject", "action": "ALLOW",
+                   "rules": [{"when": [{"key": "request.auth.claims[sub]", "values": ["alice"]}]}]}]},
+        "rate_limit": {"mode": "local", "response_headers": "none", "rules": [{
+            "name": "bench-global", "key": [{"literal": "all"}],
+            "limit": {"requests": 1_000_000_000u64, "per": "second", "algorithm": "token_bucket"}}]},
+    });
+    let rt = suite(&host, cfg);
+    // warm up: the token cache and a full-size rate-limit lease
+    for id in 2..70 {
+        request(&host, "/api/x", "alice");
+        assert_eq!(filter(&rt, id).on_request(&host), Flow::Continue);
+    }
+    host.clear_reads();
+    for id in 100..164 {
+        request(&host, "/api/x", "alice");
+        let f = filter(&rt, id);
+        assert_eq!(f.on_request(&host), Flow::Continue);
+        f.on_response(&host);
+    }
+    let reads = host.reads();
+    let count = |kind: &str| reads.iter().filter(|r| r.starts_with(kind)).count();
+    for h in [":path", ":method", "authorization"] {
+        assert_eq!(count(&format!("header {h}")), 64, "{reads:?}");
+    }
+    assert_eq!(count("header "), 3 * 64, "{reads:?}");
+    assert_eq!(count("property "), 0, "{reads:?}");
+    // a lease of up to 64 units: one shared-data read per lease, not per request
+    assert!(count("shared ") <= 2, "{reads:?}");
+    assert!(host.counter("meshward.jwt_auth.provider.corp.cache_hit") >= 64);
+}
