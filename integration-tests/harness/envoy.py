@@ -396,6 +396,7 @@ class Envoy:
         return requests.request(method, self.url(path), headers=h, timeout=timeout, **kw)
 
     def stats(self) -> dict[str, int]:
+        self._await_counter_flush()
         r = requests.get(self.admin_url("/stats?format=json"), timeout=5)
         r.raise_for_status()
         out = {}
@@ -403,6 +404,13 @@ class Envoy:
             if "value" in s:
                 out[s["name"]] = s["value"]
         return out
+
+    @staticmethod
+    def _await_counter_flush() -> None:
+        """The suite holds counter increments in the VM and hands them to Envoy on its tick
+        (filters/suite `COUNTER_FLUSH`, 0.1 s): a reading must not race it."""
+        if module_mode() == "suite":
+            time.sleep(0.25)
 
     def counter(self, name: str) -> int:
         """Value of the counter whose stat name is `name` or ends with `.name` (Envoy may add a
@@ -414,6 +422,7 @@ class Envoy:
         return 0
 
     def prometheus(self) -> str:
+        self._await_counter_flush()
         r = requests.get(self.admin_url("/stats/prometheus"), timeout=5)
         r.raise_for_status()
         return r.text

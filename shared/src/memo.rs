@@ -16,6 +16,7 @@ use proxy_wasm::types::LogLevel;
 
 use crate::host::{CasOutcome, Host, HostError};
 use crate::identity::{Identity, FILTER_STATE_KEY};
+use crate::metrics::CounterBatch;
 
 /// A property path and its value (`None`: absent).
 type PropertyEntry = (Vec<String>, Option<Vec<u8>>);
@@ -78,15 +79,27 @@ fn is_identity_path(path: &[&str]) -> bool {
     path == [FILTER_STATE_KEY]
 }
 
-/// A [`Host`] that answers repeated reads from a [`RequestMemo`].
+/// A [`Host`] that answers repeated reads from a [`RequestMemo`], and
+/// (given a [`CounterBatch`]) holds counter increments for the tick.
 pub struct MemoHost<'a, H: Host + ?Sized> {
     inner: &'a H,
     memo: &'a RequestMemo,
+    counters: Option<&'a CounterBatch>,
 }
 
 impl<'a, H: Host + ?Sized> MemoHost<'a, H> {
     pub fn new(inner: &'a H, memo: &'a RequestMemo) -> Self {
-        MemoHost { inner, memo }
+        MemoHost {
+            inner,
+            memo,
+            counters: None,
+        }
+    }
+
+    /// Counter increments go to `batch`; the owner flushes it on its tick.
+    pub fn with_counters(mut self, batch: &'a CounterBatch) -> Self {
+        self.counters = Some(batch);
+        self
     }
 }
 
@@ -205,7 +218,10 @@ impl<H: Host + ?Sized> Host for MemoHost<'_, H> {
     }
 
     fn increment_counter(&self, id: u32, by: i64) {
-        self.inner.increment_counter(id, by)
+        match self.counters {
+            Some(batch) => batch.add(id, by),
+            None => self.inner.increment_counter(id, by),
+        }
     }
 
     fn set_effective_context(&self, context_id: u32) -> Result<(), HostError> {

@@ -5,7 +5,6 @@
 use std::rc::Rc;
 
 use meshward_shared::host::{Host, HostCalls};
-use meshward_shared::memo::MemoHost;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
@@ -41,7 +40,7 @@ impl SuiteFilter {
 
     pub fn on_response<H: Host + ?Sized>(&self, host: &H) {
         if let Some(rate) = self.stream.rate.borrow().as_ref() {
-            rate.on_response_headers(&MemoHost::new(host, &self.stream.memo));
+            rate.on_response_headers(&self.suite.host(host, &self.stream));
         }
     }
 }
@@ -49,7 +48,7 @@ impl SuiteFilter {
 impl Context for SuiteFilter {
     // RLS answers to calls rate-limit started from this context.
     fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
-        let host = MemoHost::new(&HostCalls, &self.stream.memo);
+        let host = self.suite.host(&HostCalls, &self.stream);
         if let Some(rate) = self.stream.rate.borrow_mut().as_mut() {
             rate.on_rls_response(&host, token, status, size);
         }

@@ -62,6 +62,12 @@ fn filter(rt: &Runtime, id: u32) -> SuiteFilter {
     }
 }
 
+/// A counter as Envoy shows it once the tick has flushed the held increments.
+fn counter(rt: &Runtime, host: &FakeHost, name: &str) -> i64 {
+    rt.suite.counters.flush(host);
+    host.counter(name)
+}
+
 fn status(host: &FakeHost) -> Option<u32> {
     host.replies().last().map(|r| r.0)
 }
@@ -78,9 +84,15 @@ fn every_stage_runs_in_order_with_the_identity_handed_over_in_memory() {
     host.clear_reads();
     let f = filter(&rt, 2);
     assert_eq!(f.on_request(&host), Flow::Continue);
+    // counters are held in the VM until the tick
+    assert_eq!(host.counter("meshward.jwt_auth.allowed"), 0);
+    tick(&rt, &host, 1);
     assert_eq!(host.counter("meshward.jwt_auth.allowed"), 1);
-    assert_eq!(host.counter("meshward.authz.allowed"), 1);
-    assert_eq!(host.counter("meshward.rate_limit.rule.per-user.allowed"), 1);
+    assert_eq!(counter(&rt, &host, "meshward.authz.allowed"), 1);
+    assert_eq!(
+        counter(&rt, &host, "meshward.rate_limit.rule.per-user.allowed"),
+        1
+    );
     // Nothing downstream asked for them: no identity, no decision in filter state.
     assert_eq!(host.raw_property(FILTER_STATE_KEY), None);
     assert_eq!(host.raw_property(authz::filter::DECISION_KEY), None);
@@ -114,7 +126,7 @@ fn a_request_denied_early_never_reaches_the_later_stages() {
     request(&host, "/api/orders", "bob");
     assert_eq!(filter(&rt, 3).on_request(&host), Flow::Replied);
     assert_eq!(status(&host), Some(403));
-    assert_eq!(host.counter("meshward.authz.denied"), 1);
+    assert_eq!(counter(&rt, &host, "meshward.authz.denied"), 1);
     // neither spent a rate-limit unit: alice still has both
     for id in 4..6 {
         request(&host, "/api/orders", "alice");
@@ -205,7 +217,10 @@ fn a_request_waiting_for_keys_goes_through_every_stage_when_they_come() {
         host.replies(),
         host.logs()
     );
-    assert_eq!(host.counter("meshward.rate_limit.rule.per-user.allowed"), 1);
+    assert_eq!(
+        counter(&rt, &host, "meshward.rate_limit.rule.per-user.allowed"),
+        1
+    );
     // bob: authenticated, then denied by authz in his own context
     assert_eq!(status(&host), Some(403));
     assert!(!rt.suite.is_waiting(7) && !rt.suite.is_waiting(8));
@@ -272,5 +287,13 @@ fn the_benchmark_policy_reads_three_headers_per_request_and_one_lease_per_64() {
     assert_eq!(count("property "), 0, "{reads:?}");
     // a lease of up to 64 units: one shared-data read per lease, not per request
     assert!(count("shared ") <= 2, "{reads:?}");
-    assert!(host.counter("meshward.jwt_auth.provider.corp.cache_hit") >= 64);
+    assert!(counter(&rt, &host, "meshward.jwt_auth.provider.corp.cache_hit") >= 64);
+}
+
+#[test]
+fn the_module_ticks_at_least_as_often_as_counters_flush() {
+    let host = FakeHost::at(NOW);
+    let rt = suite(&host, json!({"authz": authz_section()}));
+    assert_eq!(*host.tick_period.borrow(), Some(crate::root::COUNTER_FLUSH));
+    assert_eq!(rt.tick_period(), crate::root::COUNTER_FLUSH);
 }

@@ -9,13 +9,16 @@ use std::time::Duration;
 
 use jwt_auth::root::Woken;
 use meshward_shared::host::{Host, HostCalls};
-use meshward_shared::memo::MemoHost;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
 use crate::config::Sections;
 use crate::filter::SuiteFilter;
 use crate::stages::{Flow, Stage, Suite};
+
+/// How often held counter increments reach Envoy (the module ticks at
+/// least this often).
+pub const COUNTER_FLUSH: Duration = Duration::from_millis(100);
 
 /// A compiled suite and the tick periods its stages asked for.
 pub struct Runtime {
@@ -26,12 +29,13 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// The module's tick: the shortest period any stage needs.
-    pub fn tick_period(&self) -> Option<Duration> {
-        match (self.jwt_tick, self.rate_tick) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+    /// The module's tick: the shortest period any stage needs, and at
+    /// least the counter flush.
+    pub fn tick_period(&self) -> Duration {
+        [self.jwt_tick, self.rate_tick]
+            .into_iter()
+            .flatten()
+            .fold(COUNTER_FLUSH, Duration::min)
     }
 }
 
@@ -124,11 +128,9 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
         last_jwt_tick_ms: Cell::new(0),
     };
     // Each stage set its own period while configuring; the module has one.
-    if let Some(period) = rt.tick_period() {
-        if let Err(e) = host.set_tick_period(period) {
-            host.log(LogLevel::Error, &format!("meshward suite: {e}"));
-            return None;
-        }
+    if let Err(e) = host.set_tick_period(rt.tick_period()) {
+        host.log(LogLevel::Error, &format!("meshward suite: {e}"));
+        return None;
     }
     host.log(
         LogLevel::Info,
@@ -159,6 +161,7 @@ fn stage<H: Host + ?Sized, T>(
 
 pub fn tick<H: Host + ?Sized>(rt: &Runtime, host: &H, root_id: u32) {
     let suite = &rt.suite;
+    suite.counters.flush(host);
     if let (Some(rate), Some(_)) = (&suite.rate_limit, rt.rate_tick) {
         rate_limit::root::tick(rate, host, root_id);
     }
@@ -218,7 +221,7 @@ pub fn on_rls_response<H: Host + ?Sized>(
             if host.set_effective_context(stream.context_id).is_err() {
                 return;
             }
-            let memo_host = MemoHost::new(host, &stream.memo);
+            let memo_host = suite.host(host, &stream);
             if let Some(r) = stream.rate.borrow_mut().as_mut() {
                 r.on_rls_response(&memo_host, token, status, size);
             }

@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use meshward_shared::host::Host;
 use meshward_shared::memo::{MemoHost, RequestMemo};
+use meshward_shared::metrics::CounterBatch;
 use rate_limit::filter::RateLimitFilter;
 
 /// A stage, in the order the pass runs them.
@@ -41,6 +42,8 @@ pub struct Suite {
     /// re-run the pass after keys arrive, or to deliver an RLS answer to a
     /// call it started on their behalf.
     paused: RefCell<HashMap<u32, Rc<Stream>>>,
+    /// The stages' counter increments, handed to Envoy on the root's tick.
+    pub counters: CounterBatch,
 }
 
 /// One request's state across stages and pauses.
@@ -62,6 +65,7 @@ impl Suite {
             authz: authz.map(Rc::new),
             rate_limit: rate_limit.map(Rc::new),
             paused: RefCell::new(HashMap::new()),
+            counters: CounterBatch::default(),
         }
     }
 
@@ -86,7 +90,7 @@ impl Suite {
         from: Stage,
         final_attempt: bool,
     ) -> Flow {
-        let host = MemoHost::new(inner, &stream.memo);
+        let host = self.host(inner, stream);
         if from <= Stage::JwtAuth {
             if let Some(rt) = &self.jwt_auth {
                 use jwt_auth::filter::{process, Step};
@@ -114,6 +118,16 @@ impl Suite {
             }
         }
         Flow::Continue
+    }
+
+    /// The host as the stages see it for `stream`: its request view, and
+    /// counters held for the tick.
+    pub fn host<'a, H: Host + ?Sized>(
+        &'a self,
+        inner: &'a H,
+        stream: &'a Stream,
+    ) -> MemoHost<'a, H> {
+        MemoHost::new(inner, &stream.memo).with_counters(&self.counters)
     }
 
     pub fn hold(&self, stream: &Rc<Stream>) {
