@@ -122,3 +122,9 @@ def local_stack(tmp_path_factory, keys, jwt_wasm):
     yield stack
     envoy.stop()
     echo.stop()
+
+
+def pytest_report_header(config):
+    from harness.envoy import module_mode
+
+    return f"meshward module under test: {module_mode()} (MESHWARD_MODULE)"

@@ -23,6 +23,21 @@ def test_run_demo_check(jwt_wasm):
     assert "TOKEN=" in out and "curl" in out and "/stats" in out
 
 
+def test_run_demo_runs_the_suite_by_default_and_the_same_sections_standalone(jwt_wasm, tmp_path):
+    """`make run` loads dist/meshward.wasm; `make run MODULES=standalone` the three modules with
+    the same sections. Both pass the same checks."""
+    for modules, banner, loads in (("suite", "one module, dist/meshward.wasm", "meshward suite: stages"),
+                                   ("standalone", "three standalone modules", "meshward authz: configured")):
+        env = dict(os.environ, MODULES=modules)
+        run_dir = tmp_path / modules
+        p = subprocess.run([sys.executable, str(SCRIPT), "--check", "--run-dir", str(run_dir)], cwd=REPO_ROOT,
+                           env=env, capture_output=True, text=True, timeout=120)
+        out = p.stdout + p.stderr
+        assert p.returncode == 0, out[-4000:]
+        assert banner in out and "check passed" in out, out[-2000:]
+        assert loads in (run_dir / "envoy.log").read_text()
+
+
 def test_run_demo_global_mode_starts_redis_and_the_service(jwt_wasm):
     """`make run RATE_LIMIT_MODE=global`: the same checks, with the limit counted in Redis
     through the shipped rate-limit service, which the demo starts and stops itself."""

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""`make run`: a local demo of the meshward chain (jwt-auth -> authz -> rate-limit).
+"""`make run`: a local demo of the meshward suite (jwt-auth -> authz -> rate-limit in one module).
 
 Starts (1) an echo upstream that answers with the request headers it received, as JSON, and
-(2) Envoy with dist/{jwt-auth,authz,rate-limit}.wasm in front of it, configured from envoy-configs/demo.yaml with
+(2) Envoy with dist/meshward.wasm (or, with --modules standalone, dist/{jwt-auth,authz,rate-limit}.wasm
+with the same sections) in front of it, configured from envoy-configs/demo.yaml with
 a dev signing key generated now into .run/ (its public JWKS is inlined into the config).
 Prints a ready dev token and curl lines for allow (200) and deny (401, 403, 429) cases.
 Ctrl-C stops everything it started.
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
 from harness.echo import EchoUpstream  # noqa: E402
-from harness.envoy import envoy_bin  # noqa: E402
+from harness.envoy import envoy_bin, standalone_filters  # noqa: E402
 from harness.ports import free_port  # noqa: E402
 from harness.procs import Proc, wait_until  # noqa: E402
 
@@ -55,17 +56,36 @@ def make_key(run_dir: Path):
     return key, {"keys": [pub]}
 
 
+def sections(f: dict) -> tuple[dict, dict] | None:
+    """(configuration document, {section: config}) of a meshward Wasm filter: the suite's
+    sections, or a standalone module's config under its section name."""
+    conf = f.get("typed_config", {}).get("config", {})
+    if f.get("name") != "envoy.filters.http.wasm" or "configuration" not in conf:
+        return None
+    doc = json.loads(conf["configuration"]["value"])
+    name = conf.get("name", "")
+    if name == "meshward":
+        return doc, doc
+    section = name.removeprefix("meshward.")
+    return doc, {section: doc}
+
+
+def _set_value(f: dict, doc: dict) -> None:
+    f["typed_config"]["config"]["configuration"]["value"] = json.dumps(doc)
+
+
 def use_rate_limit_service(cfg: dict, mode: str, rls_port: int) -> bool:
-    """Put the demo's rate-limit filter in `mode`; for global/hybrid add the `ratelimit`
+    """Put the demo's rate-limit stage in `mode`; for global/hybrid add the `ratelimit`
     cluster. Returns True when Redis and the rate-limit service must run."""
     listener = cfg["static_resources"]["listeners"][0]
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     needs_service = False
     for f in hcm["http_filters"]:
-        conf = f.get("typed_config", {}).get("config", {})
-        if conf.get("name") != "meshward.rate_limit":
+        found = sections(f)
+        if not found or "rate_limit" not in found[1]:
             continue
-        value = json.loads(conf["configuration"]["value"])
+        doc, by_section = found
+        value = by_section["rate_limit"]
         if mode != "local":
             value["mode"] = mode
             value["domain"] = "meshward-demo"
@@ -75,7 +95,7 @@ def use_rate_limit_service(cfg: dict, mode: str, rls_port: int) -> bool:
                 # keeps the demo's four requests inside one window.
                 rule["limit"]["algorithm"] = "fixed_window"
                 rule["limit"]["per"] = "hour"
-        conf["configuration"]["value"] = json.dumps(value)
+        _set_value(f, doc)
         needs_service = value.get("mode", "local") in ("global", "hybrid")
     if needs_service and not any(c["name"] == "ratelimit" for c in cfg["static_resources"]["clusters"]):
         cfg["static_resources"]["clusters"].append({
@@ -89,7 +109,7 @@ def use_rate_limit_service(cfg: dict, mode: str, rls_port: int) -> bool:
     return needs_service
 
 
-def render_config(jwks: dict, port: int, admin_port: int, upstream_port: int) -> dict:
+def render_config(jwks: dict, port: int, admin_port: int, upstream_port: int, modules: str = "suite") -> dict:
     cfg = yaml.safe_load((ROOT / "envoy-configs" / "demo.yaml").read_text())
     cfg["admin"]["address"]["socket_address"]["port_value"] = admin_port
     listener = cfg["static_resources"]["listeners"][0]
@@ -99,16 +119,16 @@ def render_config(jwks: dict, port: int, admin_port: int, upstream_port: int) ->
             for lb in ep["lb_endpoints"]:
                 lb["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    if modules == "standalone":
+        hcm["http_filters"] = standalone_filters(hcm["http_filters"])
     for f in hcm["http_filters"]:
-        if f["name"] != "envoy.filters.http.wasm":
+        found = sections(f)
+        if not found or "jwt_auth" not in found[1]:
             continue
-        conf = f["typed_config"]["config"]["configuration"]
-        value = json.loads(conf["value"])
-        if "providers" not in value:
-            continue
-        for provider in value["providers"].values():
+        doc, by_section = found
+        for provider in by_section["jwt_auth"]["providers"].values():
             provider["local_jwks"] = {"inline_string": json.dumps(jwks)}
-        conf["value"] = json.dumps(value)
+        _set_value(f, doc)
     return cfg
 
 
@@ -203,9 +223,13 @@ def main() -> int:
                     default=os.environ.get("RATE_LIMIT_MODE", "local"),
                     help="rate-limit mode for the demo; global/hybrid also start Redis and the "
                          "rate-limit service (default: local, or $RATE_LIMIT_MODE)")
+    ap.add_argument("--modules", choices=["suite", "standalone"],
+                    default=os.environ.get("MODULES") or "suite",
+                    help="the suite module (dist/meshward.wasm, default) or the three standalone "
+                         "modules with the same sections ($MODULES)")
     args = ap.parse_args()
 
-    for name in ("jwt-auth", "authz", "rate-limit"):
+    for name in (("jwt-auth", "authz", "rate-limit") if args.modules == "standalone" else ("meshward",)):
         wasm = ROOT / "dist" / f"{name}.wasm"
         if not wasm.exists():
             print(f"{wasm} missing: run `make build`", file=sys.stderr)
@@ -225,7 +249,7 @@ def main() -> int:
     key, jwks = make_key(run_dir)
     (run_dir / "jwks.json").write_text(json.dumps(jwks, indent=1))
     cfg_path = run_dir / "demo.yaml"
-    cfg = render_config(jwks, port, admin_port, upstream_port)
+    cfg = render_config(jwks, port, admin_port, upstream_port, args.modules)
     rls_port = free_port() if args.check else 8081
     needs_service = use_rate_limit_service(cfg, args.rate_limit_mode, rls_port)
     cfg_path.write_text(json.dumps(cfg, indent=1))
@@ -286,7 +310,7 @@ def main() -> int:
         base = f"http://localhost:{port}"
         rel = os.path.relpath(run_dir, Path.cwd())
         print(f"""
-meshward demo: jwt-auth -> authz -> rate-limit
+meshward demo: jwt-auth -> authz -> rate-limit ({"one module, dist/meshward.wasm" if args.modules == "suite" else "three standalone modules"})
   Envoy      {base}  (admin http://localhost:{admin_port})   log: {rel}/envoy.log
   upstream   echo on 127.0.0.1:{upstream_port} (answers with the request headers it got)
   rate limit {args.rate_limit_mode} mode{f" (Redis + rate-limit service on 127.0.0.1:{rls_port})" if needs_service else ""}

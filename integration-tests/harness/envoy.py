@@ -200,6 +200,30 @@ def suite_filters(filters: list[dict], outputs: bool = False) -> list[dict]:
     return out
 
 
+def standalone_filters(filters: list[dict]) -> list[dict]:
+    """The chain with each suite filter split into the standalone modules of its sections, in
+    the suite's stage order (the inverse of `suite_filters`)."""
+    module = {section: name for name, section in SUITE_SECTIONS.items()}
+    out: list[dict] = []
+    for f in filters:
+        cfg = f.get("typed_config", {}).get("config", {})
+        filename = cfg.get("vm_config", {}).get("code", {}).get("local", {}).get("filename", "")
+        if f.get("name") != "envoy.filters.http.wasm" or Path(filename).name != "meshward.wasm":
+            out.append(f)
+            continue
+        sections = json.loads(cfg["configuration"]["value"])
+        for section in SUITE_ORDER:
+            if section not in sections:
+                continue
+            one = copy.deepcopy(f)
+            c = one["typed_config"]["config"]
+            c["vm_config"]["code"]["local"]["filename"] = str(Path(filename).with_name(module[section]))
+            c["name"], c["root_id"], c["vm_config"]["vm_id"] = f"meshward.{section}", section, f"meshward_{section}"
+            c["configuration"]["value"] = json.dumps(sections[section])
+            out.append(one)
+    return out
+
+
 def for_module(filters: list[dict], outputs: bool = False) -> list[dict]:
     """The chain as the module under test (MESHWARD_MODULE) runs it."""
     return suite_filters(filters, outputs) if module_mode() == "suite" else filters

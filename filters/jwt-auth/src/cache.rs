@@ -4,14 +4,40 @@
 //! oldest insertion.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use crate::verify::Verified;
 
+/// Hashes a token by its length and last 16 bytes, the end of its signature.
+/// SipHash over a whole RS256 token (about 700 bytes) on every request is
+/// wasted work under V8. Lookups still compare whole tokens, and only verified
+/// tokens are stored, so crafted collisions cannot fill a bucket.
+#[derive(Debug, Default)]
+pub struct TailHasher(u64);
+
+impl Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let tail = &bytes[bytes.len().saturating_sub(16)..];
+        let mut h = self.0 ^ (bytes.len() as u64);
+        for chunk in tail.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            h = (h.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        // fold the high bits down: hashbrown takes its control bits from the top
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
 #[derive(Debug)]
 pub struct TokenCache {
     capacity: usize,
-    entries: HashMap<Rc<str>, Rc<Verified>>,
+    entries: HashMap<Rc<str>, Rc<Verified>, BuildHasherDefault<TailHasher>>,
     order: VecDeque<Rc<str>>,
 }
 
@@ -19,7 +45,7 @@ impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
         TokenCache {
             capacity,
-            entries: HashMap::with_capacity(capacity.min(1024)),
+            entries: HashMap::with_capacity_and_hasher(capacity.min(1024), Default::default()),
             order: VecDeque::with_capacity(capacity.min(1024)),
         }
     }
@@ -83,6 +109,26 @@ mod tests {
             payload_segment: String::new(),
             identity_json: Vec::new(),
         })
+    }
+
+    #[test]
+    fn tokens_that_share_a_tail_are_still_told_apart() {
+        let tail = "x".repeat(40);
+        let (a, b) = (format!("aaa.{tail}"), format!("bbb.{tail}"));
+        let hash = |t: &str| {
+            let mut h = TailHasher::default();
+            std::hash::Hash::hash(t, &mut h);
+            h.finish()
+        };
+        assert_eq!(hash(&a), hash(&b), "same length and tail: same hash");
+        assert_ne!(hash(&a), hash(&format!("aaa.{}y", "x".repeat(39))));
+        assert_ne!(hash(&a), hash(&format!("aa.{tail}")), "length counts");
+        let mut c = TokenCache::new(10);
+        let mut only_a = (*verified(Some(100))).clone();
+        only_a.provider = 7;
+        c.insert(&a, Rc::new(only_a), 50);
+        assert_eq!(c.get(&a, 60).map(|v| v.provider), Some(7));
+        assert!(c.get(&b, 60).is_none(), "equality compares whole tokens");
     }
 
     #[test]

@@ -79,19 +79,29 @@ fn decoded_name(raw: &str) -> String {
 /// `:path` without every occurrence of the `name` query parameter, however
 /// its name is percent-encoded (`access%5Ftoken` is `access_token` upstream).
 pub fn remove_param(path: &str, name: &str) -> String {
+    removed_param(path, name).unwrap_or_else(|| path.to_string())
+}
+
+/// `path` without parameter `name`; `None` when it has no such parameter
+/// (the common case, answered without copying the path).
+pub fn removed_param(path: &str, name: &str) -> Option<String> {
     let (base, query) = meshward_shared::facts::path::split_target(path);
-    let Some(query) = query else {
-        return path.to_string();
-    };
+    let query = query?;
+    if !query
+        .split('&')
+        .any(|pair| decoded_name(pair.split('=').next().unwrap_or("")) == name)
+    {
+        return None;
+    }
     let kept: Vec<&str> = query
         .split('&')
         .filter(|pair| decoded_name(pair.split('=').next().unwrap_or("")) != name)
         .collect();
-    if kept.is_empty() {
+    Some(if kept.is_empty() {
         base.to_string()
     } else {
         format!("{base}?{}", kept.join("&"))
-    }
+    })
 }
 
 #[cfg(test)]
@@ -149,6 +159,16 @@ mod tests {
             ),
             "/a?k=1",
             "every spelling an upstream decodes to the name"
+        );
+    }
+
+    #[test]
+    fn a_path_without_the_parameter_is_not_copied() {
+        assert_eq!(removed_param("/a", "access_token"), None);
+        assert_eq!(removed_param("/a?b=1&c=2", "access_token"), None);
+        assert_eq!(
+            removed_param("/a?b=1&access%5Ftoken=t", "access_token").as_deref(),
+            Some("/a?b=1")
         );
     }
 }

@@ -12,7 +12,7 @@ use proxy_wasm::types::Action;
 
 use crate::authn::{Decision, Runtime};
 use crate::config::{Config, TokenLocation};
-use crate::extract::{find_token, remove_param, Found};
+use crate::extract::{find_token, removed_param, Found};
 use crate::reason::Reason;
 use crate::requirement::Outcome;
 use crate::verify::Verified;
@@ -156,7 +156,8 @@ fn extract_tokens<H: Host + ?Sized>(
 
 fn allow<H: Host + ?Sized>(rt: &Runtime, host: &H, decision: &Decision, full_path: &str) {
     let config = &rt.config;
-    let mut path = full_path.to_string();
+    // Copied only when a token parameter is removed from it.
+    let mut path: Option<String> = None;
     for (p, location, verified) in &decision.verified {
         let Some(provider) = config.providers.get(*p) else {
             continue;
@@ -177,7 +178,11 @@ fn allow<H: Host + ?Sized>(rt: &Runtime, host: &H, decision: &Decision, full_pat
                         host.set_request_header(name, None);
                     }
                 }
-                TokenLocation::Param(name) => path = remove_param(&path, name),
+                TokenLocation::Param(name) => {
+                    if let Some(p) = removed_param(path.as_deref().unwrap_or(full_path), name) {
+                        path = Some(p);
+                    }
+                }
             }
         }
         if let Some(h) = &provider.forward_payload_header {
@@ -194,7 +199,7 @@ fn allow<H: Host + ?Sized>(rt: &Runtime, host: &H, decision: &Decision, full_pat
             m.allowed.inc(host);
         }
     }
-    if path != full_path {
+    if let Some(path) = path.filter(|p| p != full_path) {
         host.set_request_header(":path", Some(&path));
     }
     if let Some((_, _, first)) = decision.verified.first() {

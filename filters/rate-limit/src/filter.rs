@@ -11,7 +11,7 @@ use meshward_shared::response::LocalReply;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
-use crate::config::Mode;
+use crate::config::{HeaderStyle, Mode};
 use crate::engine::{now_ms, parse_rls, HeaderInfo, Hit, Outcome, Runtime, WaitKind, Waiter};
 use crate::keys::RequestView;
 use crate::limiter::Verdict;
@@ -83,7 +83,10 @@ impl RateLimitFilter {
             let shadow = rule.shadow || config.shadow;
             match rt.admit_local(host, &hit, now) {
                 Outcome::Verdict(v) if v.allowed => {
-                    self.info.add(&rule.name, &hit.spec, &v);
+                    // An allowed request's headers exist only to go on the response.
+                    if config.response_headers != HeaderStyle::None {
+                        self.info.add(&rule.name, &hit.spec, &v);
+                    }
                     m.allowed.inc(host);
                     if v.delay_ms > 0 {
                         m.delayed.inc(host);
