@@ -299,3 +299,68 @@ fn the_module_ticks_at_least_as_often_as_counters_flush() {
     assert_eq!(*host.tick_period.borrow(), Some(crate::root::COUNTER_FLUSH));
     assert_eq!(rt.tick_period(), crate::root::COUNTER_FLUSH);
 }
+
+fn rls_answer(over: bool) -> Vec<u8> {
+    use prost::Message;
+    use rate_limit::proto::{DescriptorStatus, Duration as PDuration, RateLimitResponse};
+    RateLimitResponse {
+        overall_code: if over { 2 } else { 1 },
+        statuses: vec![DescriptorStatus {
+            code: if over { 2 } else { 1 },
+            current_limit: None,
+            limit_remaining: if over { 0 } else { 99 },
+            duration_until_reset: Some(PDuration {
+                seconds: 30,
+                nanos: 0,
+            }),
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// Keys arrive in the root context, which re-runs the waiting request through
+/// rate-limit; its RLS call therefore answers to the root, which must hand the
+/// answer to the request that asked.
+#[test]
+fn an_rls_answer_to_a_call_made_while_re_running_reaches_its_request() {
+    let host = FakeHost::at(NOW);
+    let remote = json!({"remote_jwks": {"http_uri": {"uri": "http://idp.local/jwks", "cluster": "idp", "timeout": "1s"}}});
+    let rt = suite(
+        &host,
+        json!({"jwt_auth": jwt_section(remote), "rate_limit": {
+            "mode": "global", "rate_limit_service": {"cluster": "rls", "timeout": "1s"},
+            "rules": [{"name": "g", "key": [{"identity": "sub"}], "limit": {"requests": 100, "per": "minute"}}]}}),
+    );
+    let mut ids = Vec::new();
+    for (id, sub) in [(7, "alice"), (8, "bob")] {
+        request(&host, "/api/orders", sub);
+        let f = filter(&rt, id);
+        assert_eq!(f.on_request(&host), Flow::AwaitKeys);
+        ids.push(f);
+    }
+    tick(&rt, &host, 1);
+    let fetch = host.calls()[0].token;
+    host.set_call_response(&[(":status", "200")], Some(testing::jwks_json().as_bytes()));
+    on_keys_response(&rt, &host, 1, fetch, testing::jwks_json().len());
+    // authenticated, now waiting for the RLS: not resumed yet
+    assert!(host.resumed.borrow().is_empty());
+    let calls = host.grpc_calls();
+    assert_eq!(calls.len(), 2);
+    assert!(rt.suite.is_waiting(7) && rt.suite.is_waiting(8));
+
+    host.set_grpc_response(Some(&rls_answer(false)));
+    crate::root::on_rls_response(&rt, &host, calls[0].token, 0, 10);
+    assert_eq!(host.resumed.borrow().as_slice(), &[7]);
+    host.set_grpc_response(Some(&rls_answer(true)));
+    crate::root::on_rls_response(&rt, &host, calls[1].token, 0, 10);
+    assert_eq!(status(&host), Some(429));
+    assert_eq!(
+        host.effective.borrow().last(),
+        Some(&8),
+        "answered in bob's context"
+    );
+    assert!(!rt.suite.is_waiting(7) && !rt.suite.is_waiting(8));
+    // an answer nobody waits for is a hybrid report's: ignored here
+    crate::root::on_rls_response(&rt, &host, 4242, 0, 10);
+    drop(ids);
+}
