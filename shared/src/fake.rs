@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proxy_wasm::types::LogLevel;
 
 use crate::host::{CasOutcome, Host, HostError};
-use crate::identity::{Identity, FILTER_STATE_KEY};
+use crate::identity::Identity;
 
 /// Headers as (name, value) pairs.
 pub type Headers = Vec<(String, String)>;
@@ -400,10 +400,7 @@ impl Host for FakeHost {
         json: &[u8],
         write_state: bool,
     ) -> Result<(), HostError> {
-        if write_state {
-            self.set_property(&[FILTER_STATE_KEY], json)?;
-        }
-        Ok(())
+        crate::identity::write_state(self, json, write_state)
     }
     fn handed_identity(&self) -> Option<Rc<Identity>> {
         None

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
 
-use crate::identity::{Identity, FILTER_STATE_KEY};
+use crate::identity::Identity;
 
 /// A host call failed; carries the call name and the proxy-wasm status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ pub trait Host {
     /// in memory and writes them only when asked.
     fn writes_outputs_by_default(&self) -> bool;
     /// Hand the verified caller to the stages after this one; `write_state`
-    /// also writes its JSON to filter state ([`FILTER_STATE_KEY`]).
+    /// also writes its JSON to filter state ([`crate::identity::FILTER_STATE_KEY`]).
     fn publish_identity(
         &self,
         identity: &Rc<Identity>,
@@ -310,10 +310,7 @@ impl Host for HostCalls {
         json: &[u8],
         write_state: bool,
     ) -> Result<(), HostError> {
-        if write_state {
-            self.set_property(&[FILTER_STATE_KEY], json)?;
-        }
-        Ok(())
+        crate::identity::write_state(self, json, write_state)
     }
 
     fn handed_identity(&self) -> Option<Rc<Identity>> {

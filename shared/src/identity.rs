@@ -70,6 +70,15 @@ impl Identity {
     }
 }
 
+/// Write an identity's JSON to filter state when asked (`write`): what every
+/// host's `publish_identity` does besides handing it over.
+pub fn write_state<H: Host + ?Sized>(host: &H, json: &[u8], write: bool) -> Result<(), HostError> {
+    if write {
+        host.set_property(&[FILTER_STATE_KEY], json)?;
+    }
+    Ok(())
+}
+
 /// Split scopes from a space-delimited `scope` (RFC 8693) or an array `scp`.
 pub fn scopes_from_claims(claims: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
     let mut out = Vec::new();

@@ -271,10 +271,7 @@ impl<H: Host + ?Sized> Host for MemoHost<'_, H> {
         write_state: bool,
     ) -> Result<(), HostError> {
         *self.memo.identity.borrow_mut() = Some(Rc::clone(identity));
-        if write_state {
-            self.set_property(&[FILTER_STATE_KEY], json)?;
-        }
-        Ok(())
+        crate::identity::write_state(self, json, write_state)
     }
 
     fn handed_identity(&self) -> Option<Rc<Identity>> {
