@@ -20,7 +20,7 @@ help:
 	@echo "make deps         install toolchain target, apt packages, .venv, npm deps (idempotent)"
 	@echo "make lint         cargo fmt --check + clippy (native and $(WASM_TARGET)), -D warnings"
 	@echo "make unit         cargo test --workspace"
-	@echo "make build        build $(FILTERS) for $(WASM_TARGET) into dist/"
+	@echo "make build        build $(FILTERS) and the suite for $(WASM_TARGET) into dist/, plus dist/ratelimit-service and dist/meshward (the CLI)"
 	@echo "make integration  deps + build + pytest integration-tests/ (real Envoy, real OIDC provider), then again against the suite module"
 	@echo "make test         everything CI runs: deps lint unit build, bench smoke, integration"
 	@echo "make run          demo: echo upstream + Envoy on :10000 (admin :9901): the suite, jwt-auth -> authz -> rate-limit in one module (MODULES=standalone: three modules; RATE_LIMIT_MODE=global starts Redis + the RLS)"
@@ -38,7 +38,7 @@ fmt-check:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --workspace --exclude ratelimit-service --exclude wasm-trim --exclude meshward-fuzz --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --workspace --exclude ratelimit-service --exclude wasm-trim --exclude meshward-cli --exclude meshward-fuzz --target $(WASM_TARGET) -- -D warnings
 
 lint: deps fmt-check clippy
 
@@ -61,8 +61,9 @@ build:
 	  target/release/wasm-trim "$$src" "$$dst"; \
 	  printf '%-24s %9d bytes\n' "$$dst" "$$(stat -c %s "$$dst")"; \
 	done
-	$(CARGO) build --release -p ratelimit-service
+	$(CARGO) build --release -p ratelimit-service -p meshward-cli
 	@cp target/release/ratelimit-service dist/ratelimit-service
+	@cp target/release/meshward dist/meshward
 
 # The integration tests that do not load a filter through the harness run once; the rest run
 # a second time against the suite module (MESHWARD_MODULE=suite: each in-order run of meshward

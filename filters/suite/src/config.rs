@@ -54,6 +54,27 @@ impl Sections {
     }
 }
 
+/// Compile every present section with its stage's own config compiler,
+/// without a host (`meshward validate`): errors carry the section in their
+/// path, e.g. `authz.policies[0].rules: ...`. Returns the stages present.
+pub fn check(bytes: &[u8]) -> Result<Vec<&'static str>, ConfigError> {
+    let s = Sections::from_json(bytes)?;
+    let mut present = Vec::new();
+    if let Some(b) = &s.jwt_auth {
+        jwt_auth::config::Config::from_json(b).map_err(|e| e.within("jwt_auth"))?;
+        present.push("jwt_auth");
+    }
+    if let Some(b) = &s.authz {
+        authz::config::Config::from_json(b).map_err(|e| e.within("authz"))?;
+        present.push("authz");
+    }
+    if let Some(b) = &s.rate_limit {
+        rate_limit::config::Config::from_json(b).map_err(|e| e.within("rate_limit"))?;
+        present.push("rate_limit");
+    }
+    Ok(present)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +86,15 @@ mod tests {
         assert_eq!(s.jwt_auth, None);
         assert_eq!(s.authz.as_deref(), Some(&br#"{"policies":[]}"#[..]));
         assert_eq!(s.rate_limit.as_deref(), Some(&br#"{"rules":[]}"#[..]));
+    }
+
+    #[test]
+    fn check_compiles_each_section_and_names_it_in_the_path() {
+        let ok = check(br#"{"rate_limit": {"rules": [{"name": "a", "limit": {"requests": 1, "per": "second"}}]}}"#);
+        assert_eq!(ok, Ok(vec!["rate_limit"]));
+        let e =
+            check(br#"{"authz": {"policies": [{"name": "p", "action": "MAYBE"}]}}"#).unwrap_err();
+        assert!(e.path.starts_with("authz.policies"), "{e}");
     }
 
     #[test]
