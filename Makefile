@@ -61,9 +61,11 @@ build:
 	  target/release/wasm-trim "$$src" "$$dst"; \
 	  printf '%-24s %9d bytes\n' "$$dst" "$$(stat -c %s "$$dst")"; \
 	done
-	$(CARGO) build --release -p ratelimit-service -p meshward-cli
+	$(CARGO) build --release -p ratelimit-service
 	@cp target/release/ratelimit-service dist/ratelimit-service
-	@cp target/release/meshward dist/meshward
+	@# The CLI's own profile: no LTO (see Cargo.toml).
+	$(CARGO) build --profile cli -p meshward-cli
+	@cp target/cli/meshward dist/meshward
 
 # The integration tests that do not load a filter through the harness run once; the rest run
 # a second time against the suite module (MESHWARD_MODULE=suite: each in-order run of meshward

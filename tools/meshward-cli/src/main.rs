@@ -4,6 +4,7 @@
 //! lifecycle), natively; nothing here reimplements a filter.
 
 mod explain;
+mod jwt;
 mod validate;
 
 use std::path::Path;
@@ -17,13 +18,24 @@ const USAGE: &str = "usage:
       inferred from the config's fields unless given); exit 1 if any fails
   meshward explain --config AUTHZ.json --request REQUEST.json
       run authz on the request the file describes; print the decision as JSON
-      (docs/cli.md has the request format)";
+      (docs/cli.md has the request format)
+  meshward jwt inspect TOKEN [--jwks JWKS.json] [--config JWT-AUTH.json]
+      decode a token; with keys, check its signature; with a jwt-auth config,
+      run every provider's checks; exit 1 if a check asked for fails
+  meshward token --key KEY.pem [--kid K] [--iss I] [--aud A] [--sub S]
+                 [--scope S] [--ttl SECONDS] [--claim NAME=JSON]... [--print-jwks]
+      mint an ES256 dev token (defaults: the demo's; `make run` writes
+      .run/dev-key.pem), or print the key's public JWKS";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("validate") => run_validate(&args[1..]),
         Some("explain") => run_explain(&args[1..]),
+        Some("jwt") if args.get(1).map(String::as_str) == Some("inspect") => {
+            run_inspect(&args[2..])
+        }
+        Some("token") => run_token(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -111,6 +123,120 @@ fn run_explain(args: &[String]) -> ExitCode {
         }
         Err(e) => {
             eprintln!("meshward explain: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn run_inspect(args: &[String]) -> ExitCode {
+    let (mut token, mut jwks, mut config) = (None, None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let slot = match a.as_str() {
+            "--jwks" => &mut jwks,
+            "--config" => &mut config,
+            flag if flag.starts_with("--") => {
+                return usage_error(&format!("unknown option `{flag}`"))
+            }
+            t => {
+                token = Some(t.to_string());
+                continue;
+            }
+        };
+        match it.next() {
+            Some(v) => *slot = Some(v.clone()),
+            None => return usage_error(&format!("{a} needs a FILE")),
+        }
+    }
+    let Some(token) = token else {
+        return usage_error("jwt inspect needs a TOKEN");
+    };
+    let result = (|| {
+        let jwks = jwks
+            .map(|p| read(&p).map(|b| String::from_utf8_lossy(&b).into_owned()))
+            .transpose()?;
+        let config = config.map(|p| read(&p)).transpose()?;
+        jwt::inspect(&token, jwks.as_deref(), config.as_deref(), now())
+    })();
+    match result {
+        Ok(i) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&i.report).unwrap_or_else(|_| i.report.to_string())
+            );
+            if i.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("meshward jwt inspect: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_token(args: &[String]) -> ExitCode {
+    let mut claims = jwt::Claims::default();
+    let (mut key, mut print_jwks) = (None, false);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--print-jwks" {
+            print_jwks = true;
+            continue;
+        }
+        let Some(v) = it.next() else {
+            return usage_error(&format!("{a} needs a value"));
+        };
+        match a.as_str() {
+            "--key" => key = Some(v.clone()),
+            "--kid" => claims.kid = v.clone(),
+            "--iss" => claims.iss = v.clone(),
+            "--aud" => claims.aud = v.clone(),
+            "--sub" => claims.sub = v.clone(),
+            "--scope" => claims.scope = v.clone(),
+            "--ttl" => match v.parse() {
+                Ok(t) => claims.ttl = t,
+                Err(_) => return usage_error("--ttl needs whole seconds"),
+            },
+            "--claim" => {
+                let Some((name, json)) = v.split_once('=') else {
+                    return usage_error("--claim needs NAME=JSON");
+                };
+                let value = serde_json::from_str(json)
+                    .unwrap_or_else(|_| serde_json::Value::String(json.to_string()));
+                claims.extra.insert(name.to_string(), value);
+            }
+            other => return usage_error(&format!("unknown option `{other}`")),
+        }
+    }
+    let Some(key) = key else {
+        return usage_error("token needs --key (make run writes .run/dev-key.pem)");
+    };
+    let result = read(&key)
+        .and_then(|b| jwt::key_from_pem(&String::from_utf8_lossy(&b)))
+        .and_then(|k| {
+            if print_jwks {
+                Ok(jwt::jwks_for(&k, &claims.kid).to_string())
+            } else {
+                jwt::mint(&k, &claims, now())
+            }
+        });
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("meshward token: {e}");
             ExitCode::from(1)
         }
     }
