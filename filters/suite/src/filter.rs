@@ -8,7 +8,7 @@ use meshward_shared::host::{Host, HostCalls};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use crate::stages::{Flow, Stage, Stream, Suite};
+use crate::stages::{Flow, Stream, Suite};
 
 pub struct SuiteFilter {
     pub suite: Rc<Suite>,
@@ -24,7 +24,7 @@ meshward_shared::stream_callbacks!(
 
 impl SuiteFilter {
     pub fn on_request<H: Host + ?Sized>(&self, host: &H) -> Flow {
-        let flow = self.suite.run(&self.stream, host, Stage::JwtAuth, false);
+        let flow = self.suite.run(&self.stream, host, false);
         match flow {
             Flow::AwaitKeys => {
                 if let Some(rt) = &self.suite.jwt_auth {

@@ -14,7 +14,7 @@ use proxy_wasm::types::{ContextType, LogLevel};
 
 use crate::config::Sections;
 use crate::filter::SuiteFilter;
-use crate::stages::{Flow, Stage, Suite};
+use crate::stages::{Flow, Suite};
 
 /// How often held counter increments reach Envoy (the module ticks at
 /// least this often).
@@ -181,7 +181,7 @@ fn rerun<H: Host + ?Sized>(suite: &Suite, host: &H, context_id: u32, final_attem
     let Some(stream) = suite.paused(context_id) else {
         return Woken::Done;
     };
-    match suite.run(&stream, host, Stage::JwtAuth, final_attempt) {
+    match suite.run(&stream, host, final_attempt) {
         Flow::AwaitKeys => Woken::StillWaiting,
         Flow::Continue => Woken::Resume,
         Flow::Replied | Flow::AwaitAdmission => Woken::Done,

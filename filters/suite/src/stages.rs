@@ -12,14 +12,6 @@ use meshward_shared::memo::{MemoHost, RequestMemo};
 use meshward_shared::metrics::CounterBatch;
 use rate_limit::filter::RateLimitFilter;
 
-/// A stage, in the order the pass runs them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Stage {
-    JwtAuth,
-    Authz,
-    RateLimit,
-}
-
 /// What the pass decided for the request so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -81,32 +73,23 @@ impl Suite {
         })
     }
 
-    /// Run the stages from `from` on, in order, for the request `stream`
-    /// (the host's effective context must be that request's).
-    pub fn run<H: Host + ?Sized>(
-        &self,
-        stream: &Stream,
-        inner: &H,
-        from: Stage,
-        final_attempt: bool,
-    ) -> Flow {
+    /// Run every stage, in order, for the request `stream` (the host's
+    /// effective context must be that request's). A request that waited for
+    /// keys runs again from the start, its facts answered from its memo.
+    pub fn run<H: Host + ?Sized>(&self, stream: &Stream, inner: &H, final_attempt: bool) -> Flow {
         let host = self.host(inner, stream);
-        if from <= Stage::JwtAuth {
-            if let Some(rt) = &self.jwt_auth {
-                use jwt_auth::filter::{process, Step};
-                match process(rt, &host, final_attempt) {
-                    Step::Continue => {}
-                    Step::Pause => return Flow::AwaitKeys,
-                    Step::Replied => return Flow::Replied,
-                }
+        if let Some(rt) = &self.jwt_auth {
+            use jwt_auth::filter::{process, Step};
+            match process(rt, &host, final_attempt) {
+                Step::Continue => {}
+                Step::Pause => return Flow::AwaitKeys,
+                Step::Replied => return Flow::Replied,
             }
         }
-        if from <= Stage::Authz {
-            if let Some(rt) = &self.authz {
-                use authz::filter::{process, Step};
-                if process(rt, &host) == Step::Replied {
-                    return Flow::Replied;
-                }
+        if let Some(rt) = &self.authz {
+            use authz::filter::{process, Step};
+            if process(rt, &host) == Step::Replied {
+                return Flow::Replied;
             }
         }
         if let Some(rate) = stream.rate.borrow_mut().as_mut() {
