@@ -77,13 +77,9 @@ fn decoded_name(raw: &str) -> String {
 }
 
 /// `:path` without every occurrence of the `name` query parameter, however
-/// its name is percent-encoded (`access%5Ftoken` is `access_token` upstream).
-pub fn remove_param(path: &str, name: &str) -> String {
-    removed_param(path, name).unwrap_or_else(|| path.to_string())
-}
-
-/// `path` without parameter `name`; `None` when it has no such parameter
-/// (the common case, answered without copying the path).
+/// its name is percent-encoded (`access%5Ftoken` is `access_token` upstream);
+/// `None` when it has no such parameter (the common case, answered without
+/// copying the path).
 pub fn removed_param(path: &str, name: &str) -> Option<String> {
     let (base, query) = meshward_shared::facts::path::split_target(path);
     let query = query?;
@@ -142,6 +138,11 @@ mod tests {
             find_token(&bearer(), &mut none, Some("access_token=")),
             None
         );
+    }
+
+    /// The path as it goes upstream.
+    fn remove_param(path: &str, name: &str) -> String {
+        removed_param(path, name).unwrap_or_else(|| path.to_string())
     }
 
     #[test]
