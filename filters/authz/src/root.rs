@@ -120,20 +120,7 @@ impl RootContext for AuthzRoot {
 /// Compile config; on error log the field path and refuse it.
 pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
     match Config::from_json(bytes) {
-        Ok(config) => {
-            let metrics = Metrics::define(host, &config.engine.policies);
-            let rules: usize = config.engine.policies.iter().map(|p| p.rules.len()).sum();
-            host.log(
-                LogLevel::Info,
-                &format!(
-                    "meshward authz: configured {} polic(ies), {} rule(s){}",
-                    config.engine.policies.len(),
-                    rules,
-                    if config.shadow { ", shadow mode" } else { "" }
-                ),
-            );
-            Some(Runtime::new(config, metrics))
-        }
+        Ok(config) => Some(start(host, config)),
         Err(e) => {
             host.log(
                 LogLevel::Error,
@@ -142,4 +129,20 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
             None
         }
     }
+}
+
+/// The runtime of a compiled config: its counters defined on `host`.
+pub fn start<H: Host + ?Sized>(host: &H, config: Config) -> Runtime {
+    let metrics = Metrics::define(host, &config.engine.policies);
+    let rules: usize = config.engine.policies.iter().map(|p| p.rules.len()).sum();
+    host.log(
+        LogLevel::Info,
+        &format!(
+            "meshward authz: configured {} polic(ies), {} rule(s){}",
+            config.engine.policies.len(),
+            rules,
+            if config.shadow { ", shadow mode" } else { "" }
+        ),
+    );
+    Runtime::new(config, metrics)
 }

@@ -116,11 +116,10 @@ pub fn explain(config: &[u8], request: &Value) -> Result<Value, String> {
     if let Some(obj) = cfg.as_object_mut() {
         obj.insert("decision_state".into(), Value::Bool(true));
     }
-    authz::config::Config::from_json(cfg.to_string().as_bytes())
+    let config = authz::config::Config::from_json(cfg.to_string().as_bytes())
         .map_err(|e| format!("authz config: {e}"))?;
     let host = request_host(request)?;
-    let rt = authz::root::configure(&host, cfg.to_string().as_bytes())
-        .ok_or("authz config: rejected")?;
+    let rt = authz::root::start(&host, config);
     let step = authz::filter::process(&rt, &host);
     let mut out: Value = host
         .raw_property(authz::filter::DECISION_KEY)
