@@ -147,13 +147,18 @@ def module_mode() -> str:
     return mode
 
 
-def _stage_of(f: dict) -> tuple[str, dict] | None:
-    """(section, config) of a standalone meshward filter whose config is a JSON object."""
+def _wasm_module(f: dict) -> str | None:
+    """The file name of the module a Wasm filter loads (`jwt-auth.wasm`), else None."""
     if f.get("name") != "envoy.filters.http.wasm":
         return None
-    cfg = f["typed_config"]["config"]
-    filename = cfg.get("vm_config", {}).get("code", {}).get("local", {}).get("filename", "")
-    section = SUITE_SECTIONS.get(Path(filename).name)
+    cfg = f.get("typed_config", {}).get("config", {})
+    return Path(cfg.get("vm_config", {}).get("code", {}).get("local", {}).get("filename", "")).name
+
+
+def _stage_of(f: dict) -> tuple[str, dict] | None:
+    """(section, config) of a standalone meshward filter whose config is a JSON object."""
+    section = SUITE_SECTIONS.get(_wasm_module(f) or "")
+    cfg = f.get("typed_config", {}).get("config", {})
     if section is None:
         return None
     try:
@@ -206,11 +211,11 @@ def standalone_filters(filters: list[dict]) -> list[dict]:
     module = {section: name for name, section in SUITE_SECTIONS.items()}
     out: list[dict] = []
     for f in filters:
-        cfg = f.get("typed_config", {}).get("config", {})
-        filename = cfg.get("vm_config", {}).get("code", {}).get("local", {}).get("filename", "")
-        if f.get("name") != "envoy.filters.http.wasm" or Path(filename).name != "meshward.wasm":
+        if _wasm_module(f) != "meshward.wasm":
             out.append(f)
             continue
+        cfg = f["typed_config"]["config"]
+        filename = cfg["vm_config"]["code"]["local"]["filename"]
         sections = json.loads(cfg["configuration"]["value"])
         for section in SUITE_ORDER:
             if section not in sections:
