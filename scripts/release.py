@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Write a release to dist/release/<version>/ from the built modules in dist/.
+
+  meshward-<module>-<version>.wasm  each module (the suite: meshward-<version>.wasm)
+  SHA256SUMS                        sha256sum format, for `sha256sum -c`
+  images/<module>/                  the OCI image layouts (scripts/image.py), images/DIGESTS
+  istio-manifests/...               a copy of istio-manifests/ where every WasmPlugin's
+                                    spec.url is oci://<registry>/meshward/<module>:<version>
+                                    and spec.sha256 is that image's manifest digest
+
+Istio compares a WasmPlugin's sha256 against the digest of the image manifest it pulls for
+an oci:// url (pkg/wasm/cache.go, istio/istio#37565), and against the file's own sha256 for
+http(s) urls. The pinned copies therefore carry the manifest digest, not the wasm's sha256.
+
+The manifests are edited as text (only the url and sha256 lines), so comments and layout
+survive. Usage: scripts/release.py [--registry ghcr.io] [--dist dist] [--out dist/release]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from image import (MODULES, REPOSITORY, ROOT, ImageError, build_all, check_tag,  # noqa: E402
+                   read_wasm, workspace_version)
+
+DEFAULT_REGISTRY = "ghcr.io"  # the prefix the shipped manifests use
+
+_DOC_SEP = re.compile(r"^---(\s|$)")
+_KIND_WASMPLUGIN = re.compile(r"^kind:\s*[\"']?WasmPlugin[\"']?\s*(#.*)?$")
+_SPEC = re.compile(r"^spec:\s*(#.*)?$")
+
+
+def wasm_name(module: str, version: str) -> str:
+    # The suite is the product itself: meshward-<v>.wasm rather than meshward-meshward-<v>.
+    return f"meshward-{version}.wasm" if module == "meshward" else f"meshward-{module}-{version}.wasm"
+
+
+def module_of_url(url: str) -> str | None:
+    """jwt-auth for oci://ghcr.io/meshward/jwt-auth:0.1.0, .../jwt-auth@sha256:..,
+    file:///opt/jwt-auth.wasm; None when the image name is not a module."""
+    rest = url.split("://", 1)[-1]
+    last = rest.rstrip("/").rsplit("/", 1)[-1]
+    name = last.split("@", 1)[0].split(":", 1)[0]
+    name = name.removesuffix(".wasm")
+    return name if name in MODULES else None
+
+
+def _yaml_scalar(raw: str) -> str:
+    """The value of `key: value  # comment` in block style (plain or quoted)."""
+    raw = raw.strip()
+    if raw[:1] in ("'", '"'):
+        q = raw[0]
+        end = raw.find(q, 1)
+        return raw[1:end] if end > 0 else raw[1:]
+    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+
+
+def pin_document(lines: list[str], refs: dict[str, tuple[str, str]], where: str
+                 ) -> tuple[list[str], str | None]:
+    """Pin one YAML document (a list of lines). Returns the new lines and the module pinned,
+    or None when the document is not a WasmPlugin with a spec.url (left as it is)."""
+    if not any(_KIND_WASMPLUGIN.match(line) for line in lines):
+        return lines, None
+    spec = next((i for i, line in enumerate(lines) if _SPEC.match(line)), None)
+    if spec is None:
+        if any(line.startswith("spec:") for line in lines):
+            raise ImageError(f"{where}: flow-style `spec:` cannot be pinned; use block style")
+        return lines, None
+    # The spec block: the lines after `spec:` up to the next top-level key.
+    end = len(lines)
+    for j in range(spec + 1, len(lines)):
+        s = lines[j]
+        if s.strip() and not s.lstrip().startswith("#") and not s[:1].isspace():
+            end = j
+            break
+    children = [lines[j] for j in range(spec + 1, end)
+                if lines[j].strip() and not lines[j].lstrip().startswith("#")]
+    if not children:
+        return lines, None
+    indent = children[0][: len(children[0]) - len(children[0].lstrip())]
+    url_re = re.compile(rf"^{re.escape(indent)}url:(.*)$")
+    sha_re = re.compile(rf"^{re.escape(indent)}sha256:(.*)$")
+    url_at = next((j for j in range(spec + 1, end) if url_re.match(lines[j])), None)
+    if url_at is None:
+        return lines, None
+    url = _yaml_scalar(url_re.match(lines[url_at]).group(1))
+    module = module_of_url(url)
+    if module is None:
+        raise ImageError(f"{where}: cannot tell which module spec.url {url!r} is: its image "
+                         f"name must be one of {', '.join(MODULES)}")
+    new_url, digest = refs[module]
+    out = list(lines)
+    out[url_at] = f"{indent}url: {new_url}"
+    sha_at = next((j for j in range(spec + 1, end) if sha_re.match(lines[j])), None)
+    sha_line = f"{indent}sha256: {digest.removeprefix('sha256:')}"
+    if sha_at is None:
+        out.insert(url_at + 1, sha_line)
+    else:
+        out[sha_at] = sha_line
+    return out, module
+
+
+def pin_text(text: str, refs: dict[str, tuple[str, str]], where: str) -> tuple[str, list[str]]:
+    """Pin every WasmPlugin document of a (multi-document) YAML file."""
+    lines = text.split("\n")
+    docs: list[list[str]] = [[]]
+    for line in lines:
+        if _DOC_SEP.match(line):
+            docs.append([line])
+        else:
+            docs[-1].append(line)
+    pinned: list[str] = []
+    out: list[str] = []
+    for n, doc in enumerate(docs):
+        new, module = pin_document(doc, refs, f"{where} (document {n + 1})")
+        if module:
+            pinned.append(module)
+        out.extend(new)
+    return "\n".join(out), pinned
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def release(dist: Path, out: Path, registry: str, manifests: Path, version: str) -> Path:
+    registry = registry.strip().rstrip("/")
+    if not registry or "://" in registry or re.search(r"\s", registry):
+        raise ImageError(f"registry {registry!r}: give host[:port][/path], without a scheme")
+    modules = list(MODULES)
+    for m in modules:
+        read_wasm(dist / f"{m}.wasm")  # every input checked before anything is written
+    rel = out / version
+    if rel.exists():
+        shutil.rmtree(rel)
+    rel.mkdir(parents=True)
+
+    sums = []
+    for m in modules:
+        name = wasm_name(m, version)
+        shutil.copyfile(dist / f"{m}.wasm", rel / name)
+        sums.append(f"{sha256_file(rel / name)}  {name}\n")
+    (rel / "SHA256SUMS").write_text("".join(sorted(sums, key=lambda s: s.split()[1])))
+
+    images = build_all(dist, rel / "images", modules, version)
+    refs = {i.module: (f"oci://{registry}/{REPOSITORY}/{i.module}:{version}", i.digest)
+            for i in images}
+
+    report = []
+    if manifests.is_dir():
+        dest_root = rel / manifests.name
+        shutil.copytree(manifests, dest_root)
+        for src in sorted(p for p in manifests.rglob("*") if p.suffix in (".yaml", ".yml")):
+            rel_path = src.relative_to(manifests)
+            text, pinned = pin_text(src.read_text(), refs, str(src.relative_to(manifests.parent)))
+            if pinned:
+                (dest_root / rel_path).write_text(text)
+                report += [f"{dest_root / rel_path}: {m} -> {refs[m][0]} sha256 "
+                           f"{refs[m][1].removeprefix('sha256:')}" for m in pinned]
+    for i in images:
+        print(f"{i.digest}  {registry}/{i.name}")
+    for r in report:
+        print(r)
+    return rel
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dist", type=Path, default=ROOT / "dist", help="where the .wasm files are")
+    ap.add_argument("--out", type=Path, default=None, help="default DIST/release")
+    ap.add_argument("--registry", default=DEFAULT_REGISTRY,
+                    help=f"host[:port][/path] the images are pushed to (default {DEFAULT_REGISTRY})")
+    ap.add_argument("--manifests", type=Path, default=ROOT / "istio-manifests")
+    ap.add_argument("--version", default=None, help="default: the crates' version")
+    args = ap.parse_args(argv)
+    try:
+        version = check_tag(args.version or workspace_version())
+        rel = release(args.dist, args.out or args.dist / "release", args.registry,
+                      args.manifests, version)
+    except (ImageError, OSError) as e:
+        print(f"release: error: {e}", file=sys.stderr)
+        return 1
+    print(f"release {version} written to {rel}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
