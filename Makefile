@@ -14,7 +14,7 @@ MODE ?=
 
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help deps lint fmt-check clippy unit build integration test run bench clean fuzz fuzz-smoke soak
+.PHONY: help deps lint fmt-check clippy unit build integration test run bench clean fuzz fuzz-smoke soak image release
 
 help:
 	@echo "make deps         install toolchain target, apt packages, .venv, npm deps (idempotent)"
@@ -28,6 +28,8 @@ help:
 	@echo "make soak         10 min of mixed traffic through the chain; report + RSS plot in bench/results/ (SOAK_SECONDS, SOAK_RATE)"
 	@echo "make fuzz-smoke   every fuzz target over its corpus + bounded mutants (FUZZ_SMOKE_ITERS, default 20000)"
 	@echo "make fuzz         cargo fuzz, each target FUZZ_SECONDS (default 60), one at a time (FUZZ_TARGETS to pick)"
+	@echo "make image        build + one Istio compat Wasm OCI image layout per module in dist/images/<module>/ (no Docker), printing digests"
+	@echo "make release      build + dist/release/<version>/: versioned .wasm, SHA256SUMS, images, pinned Istio manifests (REGISTRY=ghcr.io)"
 	@echo "make clean        remove target/ dist/ .run/"
 
 deps:
@@ -70,7 +72,7 @@ build:
 # The integration tests that do not load a filter through the harness run once; the rest run
 # a second time against the suite module (MESHWARD_MODULE=suite: each in-order run of meshward
 # filters becomes one suite filter with the same sections), and must give the same answers.
-SUITE_SKIP := test_docs_schemas test_istio_manifests test_wasm_exports test_harness_ports test_demo test_envoy_configs test_faults_vm
+SUITE_SKIP := test_docs_schemas test_istio_manifests test_wasm_exports test_harness_ports test_demo test_envoy_configs test_faults_vm test_images
 PYTEST := $(VENV)/bin/python -m pytest -p no:cacheprovider -rfEs $(PYTEST_ARGS)
 define pytest-both
 	$(PYTEST) integration-tests
@@ -115,6 +117,14 @@ SOAK_RATE ?= 100
 soak: deps build
 	MESHWARD_SOAK_SECONDS=$(SOAK_SECONDS) MESHWARD_SOAK_RATE=$(SOAK_RATE) MESHWARD_SOAK_OUT=bench/results \
 	  $(VENV)/bin/python -m pytest -p no:cacheprovider -rfE -s integration-tests/test_soak.py
+
+# OCI images and releases (docs/deploy.md, "Images and releases"). Stdlib Python only.
+REGISTRY ?= ghcr.io
+image: build
+	python3 scripts/image.py
+
+release: build
+	python3 scripts/release.py --registry "$(REGISTRY)"
 
 clean:
 	$(CARGO) clean
