@@ -118,13 +118,15 @@ soak: deps build
 	MESHWARD_SOAK_SECONDS=$(SOAK_SECONDS) MESHWARD_SOAK_RATE=$(SOAK_RATE) MESHWARD_SOAK_OUT=bench/results \
 	  $(VENV)/bin/python -m pytest -p no:cacheprovider -rfE -s integration-tests/test_soak.py
 
-# OCI images and releases (docs/deploy.md, "Images and releases"). Stdlib Python only.
+# OCI images and releases (docs/deploy.md, "Images and releases"). Stdlib Python 3.11+ only:
+# the project venv's interpreter when there is one.
 REGISTRY ?= ghcr.io
+STD_PYTHON = $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
 image: build
-	python3 scripts/image.py
+	$(STD_PYTHON) scripts/image.py
 
 release: build
-	python3 scripts/release.py --registry "$(REGISTRY)"
+	$(STD_PYTHON) scripts/release.py --registry "$(REGISTRY)"
 
 clean:
 	$(CARGO) clean

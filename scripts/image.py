@@ -25,7 +25,6 @@ import shutil
 import sys
 import tarfile
 import tempfile
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +47,10 @@ class ImageError(Exception):
 
 def workspace_version(root: Path = ROOT) -> str:
     """The one version the shipped modules' crates carry; refuses to guess when they differ."""
+    try:
+        import tomllib
+    except ImportError:
+        raise ImageError("reading Cargo.toml needs Python 3.11+ (or pass --version)") from None
     ws = tomllib.loads((root / "Cargo.toml").read_text())
     ws_version = ws.get("workspace", {}).get("package", {}).get("version")
     versions: dict[str, str] = {}
