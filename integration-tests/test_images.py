@@ -275,6 +275,7 @@ def test_release_pins_what_the_registry_serves(built, registry, wasms, tmp_path)
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert sorted(check.stdout.split()) == sorted([f"{n}:" for n in names.values()] + ["OK"] * 4)
+    assert (rel / "LICENSE").read_bytes() == (REPO_ROOT / "LICENSE").read_bytes()
 
     # The release's images are the same images (same wasm, same digest).
     for m in MODULES:

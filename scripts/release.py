@@ -3,6 +3,7 @@
 
   meshward-<module>-<version>.wasm  each module (the suite: meshward-<version>.wasm)
   SHA256SUMS                        sha256sum format, for `sha256sum -c`
+  LICENSE                           the Apache-2.0 terms the modules ship under
   images/<module>/                  the OCI image layouts (scripts/image.py), images/DIGESTS
   istio-manifests/...               a copy of istio-manifests/ where every WasmPlugin's
                                     spec.url is oci://<registry>/meshward/<module>:<version>
@@ -20,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -133,41 +136,53 @@ def release(dist: Path, out: Path, registry: str, manifests: Path, version: str)
     registry = registry.strip().rstrip("/")
     if not registry or "://" in registry or re.search(r"\s", registry):
         raise ImageError(f"registry {registry!r}: give host[:port][/path], without a scheme")
+    if not manifests.is_dir():
+        raise ImageError(f"{manifests}: no such directory")
     modules = list(MODULES)
     for m in modules:
         read_wasm(dist / f"{m}.wasm")  # every input checked before anything is written
-    rel = out / version
-    if rel.exists():
-        shutil.rmtree(rel)
-    rel.mkdir(parents=True)
+    # Everything goes to a staging dir swapped in at the end: no half-written release.
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / version
+    rel = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=out))
+    try:
+        report = _write(dist, rel, registry, manifests, version, modules)
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(rel, final)
+    finally:
+        if rel.exists():
+            shutil.rmtree(rel)
+    for r in report:
+        print(r.replace(str(rel), str(final)))
+    return final
 
+
+def _write(dist: Path, rel: Path, registry: str, manifests: Path, version: str,
+           modules: list[str]) -> list[str]:
     sums = []
     for m in modules:
         name = wasm_name(m, version)
         shutil.copyfile(dist / f"{m}.wasm", rel / name)
         sums.append(f"{sha256_file(rel / name)}  {name}\n")
     (rel / "SHA256SUMS").write_text("".join(sorted(sums, key=lambda s: s.split()[1])))
+    shutil.copyfile(ROOT / "LICENSE", rel / "LICENSE")
 
     images = build_all(dist, rel / "images", modules, version)
     refs = {i.module: (f"oci://{registry}/{REPOSITORY}/{i.module}:{version}", i.digest)
             for i in images}
 
     report = []
-    if manifests.is_dir():
-        dest_root = rel / manifests.name
-        shutil.copytree(manifests, dest_root)
-        for src in sorted(p for p in manifests.rglob("*") if p.suffix in (".yaml", ".yml")):
-            rel_path = src.relative_to(manifests)
-            text, pinned = pin_text(src.read_text(), refs, str(src.relative_to(manifests.parent)))
-            if pinned:
-                (dest_root / rel_path).write_text(text)
-                report += [f"{dest_root / rel_path}: {m} -> {refs[m][0]} sha256 "
-                           f"{refs[m][1].removeprefix('sha256:')}" for m in pinned]
-    for i in images:
-        print(f"{i.digest}  {registry}/{i.name}")
-    for r in report:
-        print(r)
-    return rel
+    dest_root = rel / "istio-manifests"
+    shutil.copytree(manifests, dest_root)
+    for src in sorted(p for p in manifests.rglob("*") if p.suffix in (".yaml", ".yml")):
+        rel_path = src.relative_to(manifests)
+        text, pinned = pin_text(src.read_text(), refs, str(src.relative_to(manifests.parent)))
+        if pinned:
+            (dest_root / rel_path).write_text(text)
+            report += [f"{dest_root / rel_path}: {m} -> {refs[m][0]} sha256 "
+                       f"{refs[m][1].removeprefix('sha256:')}" for m in pinned]
+    return [f"{i.digest}  {registry}/{i.name}" for i in images] + report
 
 
 def main(argv: list[str] | None = None) -> int:
