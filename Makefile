@@ -72,7 +72,7 @@ build:
 # The integration tests that do not load a filter through the harness run once; the rest run
 # a second time against the suite module (MESHWARD_MODULE=suite: each in-order run of meshward
 # filters becomes one suite filter with the same sections), and must give the same answers.
-SUITE_SKIP := test_docs_schemas test_istio_manifests test_wasm_exports test_harness_ports test_demo test_envoy_configs test_faults_vm test_images
+SUITE_SKIP := test_docs_schemas test_istio_manifests test_wasm_exports test_harness_ports test_demo test_envoy_configs test_faults_vm test_images test_compose
 PYTEST := $(VENV)/bin/python -m pytest -p no:cacheprovider -rfEs $(PYTEST_ARGS)
 define pytest-both
 	$(PYTEST) integration-tests

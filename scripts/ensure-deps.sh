@@ -24,7 +24,7 @@ if [ -z "$PY" ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------
-APT_PKGS=(clang redis-server wrk curl jq openssl skopeo docker-registry)
+APT_PKGS=(clang redis-server wrk curl jq openssl skopeo docker-registry docker.io docker-compose prometheus)
 if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   # Debian's python3 ships venv/ensurepip separately.
   APT_PKGS+=(python3-venv)
