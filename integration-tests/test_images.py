@@ -336,3 +336,41 @@ def test_release_refuses_a_wasmplugin_it_cannot_map(tmp_path):
     assert p.returncode == 1
     assert "cannot tell which module spec.url 'oci://ghcr.io/someone/else:1.0' is" in p.stderr
     assert "Traceback" not in p.stderr, p.stderr
+
+
+def test_pinning_edits_only_url_and_sha256(tmp_path):
+    """Block-style variations the manifests may take: quoted values, an old digest url, an
+    existing sha256, comments, a deeper `url:` in pluginConfig, a WasmPlugin patch without a
+    url, and another kind with a url. Comments survive; PyYAML reads the result."""
+    src = (
+        "# leading comment\napiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\n"
+        "metadata:\n  name: a\nspec:   # the spec\n    # a comment at another indent\n"
+        "    url: \"oci://ghcr.io/meshward/authz@sha256:0000\"  # old\n    sha256: 'deadbeef'\n"
+        "    pluginConfig:\n      url: keep-me\n"
+        "---\napiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata:\n"
+        "  name: patch\nspec:\n  priority: 10\n"
+        "--- # third\nkind: EnvoyFilter\nspec:\n  url: oci://ghcr.io/meshward/authz:1\n"
+        "---\napiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {name: c}\n"
+        "spec:\n  url: file:///opt/meshward/rate-limit.wasm\nstatus: {}\n")
+    manifests = tmp_path / "istio-manifests"
+    (manifests / "nested").mkdir(parents=True)
+    (manifests / "nested" / "plugins.yaml").write_text(src)
+    (manifests / "kustomization.yaml").write_text("resources:\n- nested/plugins.yaml\n")
+    p = run_script(RELEASE_PY, "--manifests", str(manifests), "--out", str(tmp_path / "out"),
+                   "--registry", "registry.example.com/platform", "--version", "9.9.9")
+    assert p.returncode == 0, p.stderr
+    rel = tmp_path / "out" / "9.9.9"
+    digests = dict(line.split()[::-1] for line in (rel / "images" / "DIGESTS").read_text().splitlines())
+    out = (rel / "istio-manifests" / "nested" / "plugins.yaml").read_text()
+    assert "# leading comment" in out and "# a comment at another indent" in out
+    docs = list(yaml.safe_load_all(out))
+    assert docs[0]["spec"] == {
+        "url": "oci://registry.example.com/platform/meshward/authz:9.9.9",
+        "sha256": digests["meshward/authz:9.9.9"].removeprefix("sha256:"),
+        "pluginConfig": {"url": "keep-me"}}
+    assert docs[1]["metadata"] == {"name": "patch"} and docs[1]["spec"] == {"priority": 10}
+    assert docs[2]["spec"] == {"url": "oci://ghcr.io/meshward/authz:1"}
+    assert docs[3]["spec"]["url"] == "oci://registry.example.com/platform/meshward/rate-limit:9.9.9"
+    assert docs[3]["status"] == {}
+    assert (rel / "istio-manifests" / "kustomization.yaml").read_text() == \
+        "resources:\n- nested/plugins.yaml\n"
