@@ -37,6 +37,8 @@ pub struct FakeHost {
     logs: RefCell<Vec<(LogLevel, String)>>,
     counter_names: RefCell<Vec<String>>,
     counter_values: RefCell<HashMap<u32, i64>>,
+    /// Histograms by id: name and every recorded value.
+    histograms: RefCell<Vec<(String, Vec<u64>)>>,
     pub fail_dispatch: RefCell<bool>,
     /// The next N compare-and-swap writes lose their race (`Conflict`), as if
     /// another worker had written first.
@@ -138,6 +140,33 @@ impl FakeHost {
             .position(|n| n == name)
             .and_then(|i| self.counter_values.borrow().get(&(i as u32)).copied())
             .unwrap_or(0)
+    }
+    /// The sum of the counters that Envoy's tag extraction turns into `name`
+    /// and that carry every label in `labels` (a Prometheus selector).
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> i64 {
+        let names = self.counter_names.borrow();
+        let values = self.counter_values.borrow();
+        names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                let (base, tags) = crate::metrics::untagged(n);
+                base == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| tags.iter().any(|(tk, tv)| tk == k && tv == v))
+            })
+            .filter_map(|(i, _)| values.get(&(i as u32)))
+            .sum()
+    }
+    /// Values recorded into the histogram called `name`.
+    pub fn histogram(&self, name: &str) -> Vec<u64> {
+        self.histograms
+            .borrow()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
     }
     pub fn counter_names(&self) -> Vec<String> {
         self.counter_names.borrow().clone()
@@ -320,6 +349,19 @@ impl Host for FakeHost {
     }
     fn increment_counter(&self, id: u32, by: i64) {
         *self.counter_values.borrow_mut().entry(id).or_insert(0) += by;
+    }
+    fn define_histogram(&self, name: &str) -> Result<u32, HostError> {
+        let mut h = self.histograms.borrow_mut();
+        if let Some(i) = h.iter().position(|(n, _)| n == name) {
+            return Ok(i as u32);
+        }
+        h.push((name.to_string(), Vec::new()));
+        Ok(h.len() as u32 - 1)
+    }
+    fn record_histogram(&self, id: u32, value: u64) {
+        if let Some((_, v)) = self.histograms.borrow_mut().get_mut(id as usize) {
+            v.push(value);
+        }
     }
     fn set_effective_context(&self, context_id: u32) -> Result<(), HostError> {
         if self.gone.borrow().contains(&context_id) {

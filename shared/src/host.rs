@@ -94,6 +94,8 @@ pub trait Host {
 
     fn define_counter(&self, name: &str) -> Result<u32, HostError>;
     fn increment_counter(&self, id: u32, by: i64);
+    fn define_histogram(&self, name: &str) -> Result<u32, HostError>;
+    fn record_histogram(&self, id: u32, value: u64);
 
     /// Direct the following calls at another context (e.g. a paused request).
     fn set_effective_context(&self, context_id: u32) -> Result<(), HostError>;
@@ -258,6 +260,15 @@ impl Host for HostCalls {
 
     fn increment_counter(&self, id: u32, by: i64) {
         let _ = hostcalls::increment_metric(id, by);
+    }
+
+    fn define_histogram(&self, name: &str) -> Result<u32, HostError> {
+        hostcalls::define_metric(MetricType::Histogram, name)
+            .map_err(|s| HostError::new("define_metric", s))
+    }
+
+    fn record_histogram(&self, id: u32, value: u64) {
+        let _ = hostcalls::record_metric(id, value);
     }
 
     fn set_effective_context(&self, context_id: u32) -> Result<(), HostError> {

@@ -224,6 +224,14 @@ impl<H: Host + ?Sized> Host for MemoHost<'_, H> {
         }
     }
 
+    fn define_histogram(&self, name: &str) -> Result<u32, HostError> {
+        self.inner.define_histogram(name)
+    }
+
+    fn record_histogram(&self, id: u32, value: u64) {
+        self.inner.record_histogram(id, value)
+    }
+
     fn set_effective_context(&self, context_id: u32) -> Result<(), HostError> {
         self.inner.set_effective_context(context_id)
     }

@@ -298,6 +298,12 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         let at = format!("policies[{i}]");
         let policy = compile_policy(p, &mut cx).map_err(|e| e.within(&at))?;
         let stat = meshward_shared::metrics::segment(&policy.name);
+        if stat == crate::metrics::DEFAULT_POLICY {
+            return Err(ConfigError::new(
+                format!("{at}.name"),
+                "`_default` is reserved: it labels the decisions no policy made",
+            ));
+        }
         if names.contains(&stat) {
             return Err(ConfigError::new(
                 format!("{at}.name"),

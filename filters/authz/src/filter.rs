@@ -87,20 +87,16 @@ pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H) -> Step {
     }
 
     let (decision, step) = if out.allowed() {
-        rt.metrics.total.allowed.inc(host);
         rt.metrics.of(out.policy).allowed.inc(host);
         ("allow", Step::Continue)
     } else if cfg.shadow {
-        rt.metrics.total.shadow_denied.inc(host);
         rt.metrics.of(out.policy).shadow_denied.inc(host);
         ("shadow_deny", Step::Continue)
     } else {
-        rt.metrics.total.denied.inc(host);
         rt.metrics.of(out.policy).denied.inc(host);
         ("deny", Step::Replied)
     };
     if let Some(w) = &would {
-        rt.metrics.total.shadow_denied.inc(host);
         rt.metrics.of(w.policy).shadow_denied.inc(host);
     }
 

@@ -51,8 +51,11 @@ fn deny_by_policy_sends_problem_json_with_policy() {
     assert_eq!(b["reason"], "denied_by_policy");
     assert_eq!(b["policy"], "no-admin");
     assert_eq!(b["type"], "urn:meshward:problem:denied_by_policy");
-    assert_eq!(h.counter("meshward.authz.denied"), 1);
-    assert_eq!(h.counter("meshward.authz.policy.no-admin.denied"), 1);
+    assert_eq!(h.metric("meshward.authz.denied", &[]), 1);
+    assert_eq!(
+        h.metric("meshward.authz.denied", &[("policy", "no-admin")]),
+        1
+    );
     let a = audit(&h);
     assert_eq!(a.len(), 1);
     assert_eq!(a[0]["decision"], "deny");
@@ -100,7 +103,10 @@ fn no_allow_match_is_explained_and_counted_as_default() {
     assert_eq!(process(&rt, &h), Step::Replied);
     let b: Value = serde_json::from_slice(&h.replies()[0].2).unwrap();
     assert_eq!(b["reason"], "no_allow_match");
-    assert_eq!(h.counter("meshward.authz.default.denied"), 1);
+    assert_eq!(
+        h.metric("meshward.authz.denied", &[("policy", "_default")]),
+        1
+    );
     let d = decision(&h);
     assert_eq!(d["decision"], "deny");
     assert!(
@@ -118,8 +124,11 @@ fn allow_continues_counts_and_writes_decision() {
     let rt = runtime(&h, serde_json::from_str(POLICIES).unwrap());
     assert_eq!(process(&rt, &h), Step::Continue);
     assert!(h.replies().is_empty());
-    assert_eq!(h.counter("meshward.authz.allowed"), 1);
-    assert_eq!(h.counter("meshward.authz.policy.public.allowed"), 1);
+    assert_eq!(h.metric("meshward.authz.allowed", &[]), 1);
+    assert_eq!(
+        h.metric("meshward.authz.allowed", &[("policy", "public")]),
+        1
+    );
     assert!(audit(&h).is_empty(), "allow is not audited by default");
     let d = decision(&h);
     assert_eq!(
@@ -140,9 +149,12 @@ fn shadow_mode_never_denies_but_counts_and_audits() {
     let rt = runtime(&h, cfg);
     assert_eq!(process(&rt, &h), Step::Continue);
     assert!(h.replies().is_empty());
-    assert_eq!(h.counter("meshward.authz.shadow_denied"), 1);
-    assert_eq!(h.counter("meshward.authz.policy.no-admin.shadow_denied"), 1);
-    assert_eq!(h.counter("meshward.authz.denied"), 0);
+    assert_eq!(h.metric("meshward.authz.shadow_denied", &[]), 1);
+    assert_eq!(
+        h.metric("meshward.authz.shadow_denied", &[("policy", "no-admin")]),
+        1
+    );
+    assert_eq!(h.metric("meshward.authz.denied", &[]), 0);
     assert_eq!(audit(&h)[0]["decision"], "shadow_deny");
 }
 
@@ -155,9 +167,9 @@ fn dry_run_policy_counts_shadow_denied_without_enforcing() {
         {"name": "beta-block", "action": "DENY", "dry_run": true, "rules": [{"to": [{"operation": {"paths": ["/beta"]}}]}]}]}),
     );
     assert_eq!(process(&rt, &h), Step::Continue);
-    assert_eq!(h.counter("meshward.authz.allowed"), 1);
+    assert_eq!(h.metric("meshward.authz.allowed", &[]), 1);
     assert_eq!(
-        h.counter("meshward.authz.policy.beta-block.shadow_denied"),
+        h.metric("meshward.authz.shadow_denied", &[("policy", "beta-block")]),
         1
     );
     let a = audit(&h);
@@ -180,7 +192,10 @@ fn audit_policy_writes_a_line_and_counts() {
         json!({"policies": [{"name": "watch", "action": "AUDIT", "rules": [{}]}]}),
     );
     assert_eq!(process(&rt, &h), Step::Continue);
-    assert_eq!(h.counter("meshward.authz.policy.watch.audited"), 1);
+    assert_eq!(
+        h.metric("meshward.authz.audited", &[("policy", "watch")]),
+        1
+    );
     let a = audit(&h);
     assert_eq!(a.len(), 1);
     assert_eq!(a[0]["decision"], "allow");

@@ -1,10 +1,17 @@
-//! Counters, defined once at configure time: totals, the default decision,
-//! and per policy (allowed, denied, shadow_denied, audited).
+//! Counters, defined once at configure time, one set per policy plus one for
+//! decisions no policy made: `meshward_authz_{allowed,denied,shadow_denied,
+//! audited}{policy="..."}` (see `meshward_shared::metrics` for the encoding).
 
 use meshward_shared::host::Host;
-use meshward_shared::metrics::{segment, Counter};
+use meshward_shared::metrics::Counter;
 
 use crate::policy::Policy;
+
+pub const PREFIX: &str = "meshward.authz";
+
+/// The `policy` label of decisions that no policy made (default allow,
+/// `no_allow_match`, default deny); config refuses a policy of that name.
+pub const DEFAULT_POLICY: &str = "_default";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Outcomes {
@@ -14,43 +21,35 @@ pub struct Outcomes {
 }
 
 impl Outcomes {
-    fn define<H: Host + ?Sized>(host: &H, prefix: &str) -> Outcomes {
+    fn define<H: Host + ?Sized>(host: &H, policy: &str) -> Outcomes {
+        let c = |m: &str| Counter::tagged(host, PREFIX, &[("policy", policy)], m);
         Outcomes {
-            allowed: Counter::define(host, &format!("{prefix}.allowed")),
-            denied: Counter::define(host, &format!("{prefix}.denied")),
-            shadow_denied: Counter::define(host, &format!("{prefix}.shadow_denied")),
+            allowed: c("allowed"),
+            denied: c("denied"),
+            shadow_denied: c("shadow_denied"),
         }
     }
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
-    pub total: Outcomes,
     /// Decisions no policy made (default allow / no ALLOW match / default deny).
     pub default: Outcomes,
     pub policies: Vec<Outcomes>,
     pub audited: Vec<Counter>,
 }
 
-pub const PREFIX: &str = "meshward.authz";
-
 impl Metrics {
     pub fn define<H: Host + ?Sized>(host: &H, policies: &[Policy]) -> Metrics {
         Metrics {
-            total: Outcomes::define(host, PREFIX),
-            default: Outcomes::define(host, &format!("{PREFIX}.default")),
+            default: Outcomes::define(host, DEFAULT_POLICY),
             policies: policies
                 .iter()
-                .map(|p| Outcomes::define(host, &format!("{PREFIX}.policy.{}", segment(&p.name))))
+                .map(|p| Outcomes::define(host, &p.name))
                 .collect(),
             audited: policies
                 .iter()
-                .map(|p| {
-                    Counter::define(
-                        host,
-                        &format!("{PREFIX}.policy.{}.audited", segment(&p.name)),
-                    )
-                })
+                .map(|p| Counter::tagged(host, PREFIX, &[("policy", &p.name)], "audited"))
                 .collect(),
         }
     }

@@ -160,7 +160,14 @@ impl Runtime {
             None
         };
         let mut stats = VerifyStats::default();
+        // Two clock reads (scalar host calls), on cache misses only.
+        let started = host.now();
         let result = verify_token_with(p, provider, &found.token, &jwks, now, via_host, &mut stats);
+        if stats.host + stats.ring > 0 {
+            let took = host.now().duration_since(started).unwrap_or_default();
+            let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+            metrics.verify_time_us.record(host, us);
+        }
         self.metrics.verified(host, stats);
         match result {
             Ok(v) => {

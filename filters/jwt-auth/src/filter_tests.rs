@@ -102,13 +102,22 @@ fn valid_token_is_allowed_with_outputs() {
     assert_eq!(id.scopes, vec!["read", "write"]);
     assert_eq!(host.counter("meshward.jwt_auth.allowed"), 1);
     assert_eq!(
-        host.counter("meshward.jwt_auth.provider.corp.cache_miss"),
+        host.metric("meshward.jwt_auth.jwt_cache_miss", &[("provider", "corp")]),
         1
     );
     // Second use is a cache hit.
     request(&host, "/orders", Some(&token));
     assert_eq!(process(&rt, &host, false), Step::Continue);
-    assert_eq!(host.counter("meshward.jwt_auth.provider.corp.cache_hit"), 1);
+    assert_eq!(
+        host.metric("meshward.jwt_auth.jwt_cache_hit", &[("provider", "corp")]),
+        1
+    );
+    // the fresh token's verify time was recorded once; the cache hit adds none
+    assert_eq!(
+        host.histogram("meshward.jwt_auth.provider=.=corp;.;verify_time_us")
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -134,9 +143,15 @@ fn missing_token_gets_bare_challenge() {
     let (status, reason, www) = reply_reason(&host);
     assert_eq!((status, reason.as_str()), (401, "token_missing"));
     assert_eq!(www.as_deref(), Some("Bearer realm=\"meshward\""));
-    assert_eq!(host.counter("meshward.jwt_auth.denied.token_missing"), 1);
     assert_eq!(
-        host.counter("meshward.jwt_auth.provider.corp.denied.token_missing"),
+        host.metric("meshward.jwt_auth.denied", &[("reason", "token_missing")]),
+        1
+    );
+    assert_eq!(
+        host.metric(
+            "meshward.jwt_auth.provider_denied",
+            &[("provider", "corp"), ("reason", "token_missing")]
+        ),
         1
     );
 }
@@ -275,7 +290,10 @@ fn shadow_mode_counts_but_never_denies() {
     assert_eq!(process(&rt, &host, false), Step::Continue);
     assert!(host.replies().is_empty());
     assert_eq!(
-        host.counter("meshward.jwt_auth.shadow_denied.token_missing"),
+        host.metric(
+            "meshward.jwt_auth.shadow_denied",
+            &[("reason", "token_missing")]
+        ),
         1
     );
     assert!(host.logs().iter().any(|(_, l)| l.contains("shadow_deny")));

@@ -1,7 +1,10 @@
-//! The filter's counters, defined once per configuration.
+//! The filter's counters and the verify-time histogram, defined once per
+//! configuration. Provider, reason and backend are labels (see
+//! `meshward_shared::metrics` for the encoding); counter names follow Envoy's
+//! `jwt_authn` where it has one (`jwks_fetch_success`, `jwt_cache_hit`).
 
 use meshward_shared::host::Host;
-use meshward_shared::metrics::{segment, Counter};
+use meshward_shared::metrics::{Counter, Histogram};
 
 use crate::config::Config;
 use crate::jose::VerifyStats;
@@ -17,6 +20,9 @@ pub struct ProviderMetrics {
     pub jwks_fetch_failed: Counter,
     pub cache_hit: Counter,
     pub cache_miss: Counter,
+    /// Microseconds to verify a token that was not in the cache (signature
+    /// checks included); recorded only when a signature was checked.
+    pub verify_time_us: Histogram,
 }
 
 #[derive(Debug)]
@@ -32,10 +38,14 @@ pub struct Metrics {
     pub providers: Vec<ProviderMetrics>,
 }
 
-fn by_reason<H: Host + ?Sized>(host: &H, prefix: &str) -> Vec<Counter> {
+fn by_reason<H: Host + ?Sized>(host: &H, tags: &[(&str, &str)], metric: &str) -> Vec<Counter> {
     Reason::ALL
         .iter()
-        .map(|r| Counter::define(host, &format!("{prefix}.{}", r.code())))
+        .map(|r| {
+            let mut t = tags.to_vec();
+            t.push(("reason", r.code()));
+            Counter::tagged(host, PREFIX, &t, metric)
+        })
         .collect()
 }
 
@@ -45,24 +55,27 @@ impl Metrics {
             .providers
             .iter()
             .map(|p| {
-                let base = format!("{PREFIX}.provider.{}", segment(&p.name));
+                let tags = [("provider", p.name.as_str())];
+                let c = |m: &str| Counter::tagged(host, PREFIX, &tags, m);
                 ProviderMetrics {
-                    allowed: Counter::define(host, &format!("{base}.allowed")),
-                    denied: by_reason(host, &format!("{base}.denied")),
-                    jwks_fetch_ok: Counter::define(host, &format!("{base}.jwks_fetch_ok")),
-                    jwks_fetch_failed: Counter::define(host, &format!("{base}.jwks_fetch_failed")),
-                    cache_hit: Counter::define(host, &format!("{base}.cache_hit")),
-                    cache_miss: Counter::define(host, &format!("{base}.cache_miss")),
+                    allowed: c("provider_allowed"),
+                    denied: by_reason(host, &tags, "provider_denied"),
+                    jwks_fetch_ok: c("jwks_fetch_success"),
+                    jwks_fetch_failed: c("jwks_fetch_failed"),
+                    cache_hit: c("jwt_cache_hit"),
+                    cache_miss: c("jwt_cache_miss"),
+                    verify_time_us: Histogram::tagged(host, PREFIX, &tags, "verify_time_us"),
                 }
             })
             .collect();
+        let backend = |b: &str| Counter::tagged(host, PREFIX, &[("backend", b)], "verify");
         Metrics {
             allowed: Counter::define(host, &format!("{PREFIX}.allowed")),
-            verify_host: Counter::define(host, &format!("{PREFIX}.verify.host")),
-            verify_ring: Counter::define(host, &format!("{PREFIX}.verify.ring")),
-            verify_host_failed: Counter::define(host, &format!("{PREFIX}.verify.host_failed")),
-            denied: by_reason(host, &format!("{PREFIX}.denied")),
-            shadow_denied: by_reason(host, &format!("{PREFIX}.shadow_denied")),
+            verify_host: backend("host"),
+            verify_ring: backend("ring"),
+            verify_host_failed: Counter::define(host, &format!("{PREFIX}.verify_host_failed")),
+            denied: by_reason(host, &[], "denied"),
+            shadow_denied: by_reason(host, &[], "shadow_denied"),
             providers,
         }
     }

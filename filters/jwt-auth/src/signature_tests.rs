@@ -123,9 +123,9 @@ fn verify_calls(host: &FakeHost) -> Vec<VerifySignatureArguments> {
 
 fn counters(host: &FakeHost) -> (i64, i64, i64) {
     (
-        host.counter("meshward.jwt_auth.verify.host"),
-        host.counter("meshward.jwt_auth.verify.ring"),
-        host.counter("meshward.jwt_auth.verify.host_failed"),
+        host.metric("meshward.jwt_auth.verify", &[("backend", "host")]),
+        host.metric("meshward.jwt_auth.verify", &[("backend", "ring")]),
+        host.counter("meshward.jwt_auth.verify_host_failed"),
     )
 }
 

@@ -144,8 +144,14 @@ fn shared_data_write_errors_deny_and_are_counted() {
     let retry = headers.iter().find(|(k, _)| k == "retry-after");
     assert_eq!(retry.map(|(_, v)| v.as_str()), Some("1"));
     assert_eq!(host.counter("meshward.rate_limit.shared_data_error"), 1);
-    assert_eq!(host.counter("meshward.rate_limit.rule.r.limited"), 1);
-    assert_eq!(host.counter("meshward.rate_limit.rule.r.allowed"), 0);
+    assert_eq!(
+        host.metric("meshward.rate_limit.limited", &[("rule", "r")]),
+        1
+    );
+    assert_eq!(
+        host.metric("meshward.rate_limit.allowed", &[("rule", "r")]),
+        0
+    );
     *host.fail_shared_writes.borrow_mut() = false;
     assert_eq!(admitted(&host, &rt, 10), 5);
 }
@@ -160,7 +166,10 @@ fn shadow_rules_let_uncounted_requests_through() {
     *host.cas_conflicts.borrow_mut() = MAX_RETRIES;
     assert_eq!(admitted(&host, &rt, 1), 1);
     assert_eq!(host.counter("meshward.rate_limit.cas_contention"), 1);
-    assert_eq!(host.counter("meshward.rate_limit.rule.r.shadow_limited"), 1);
+    assert_eq!(
+        host.metric("meshward.rate_limit.shadow_limited", &[("rule", "r")]),
+        1
+    );
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub struct RateLimitFilter {
     pub info: HeaderInfo,
     /// RLS calls not answered yet: (token, hit).
     pub pending: Vec<(u32, Hit)>,
+    /// When the RLS calls were dispatched (for `rls_time_us`).
+    pub rls_started: Option<std::time::SystemTime>,
     /// Throttle delay still owed once the RLS has answered.
     pub delay_until_ms: u64,
     /// We sent a local reply (it already carries the headers).
@@ -46,6 +48,7 @@ impl RateLimitFilter {
             rt,
             info: HeaderInfo::default(),
             pending: Vec::new(),
+            rls_started: None,
             delay_until_ms: 0,
             replied: false,
         }
@@ -175,6 +178,8 @@ impl RateLimitFilter {
         let rls = rt.config.rls.as_ref()?;
         let timeout = std::time::Duration::from_millis(rls.timeout_ms);
         let mut first_rule = None;
+        // One clock read per request that calls the RLS, and one per answer.
+        self.rls_started = Some(host.now());
         for hit in remote {
             let msg = rt.rls_request(&hit);
             match host.dispatch_grpc_call(
@@ -245,6 +250,13 @@ impl RateLimitFilter {
         }
         let rt = Rc::clone(&self.rt);
         let m = rt.metrics.rule(hit.rule);
+        if let Some(took) = self
+            .rls_started
+            .and_then(|t| host.now().duration_since(t).ok())
+        {
+            m.rls_time_us
+                .record(host, u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        }
         let answer = if status == 0 {
             host.grpc_call_response(size).and_then(|b| parse_rls(&b))
         } else {

@@ -89,8 +89,14 @@ fn local_limit_admits_exactly_n_then_429_with_headers() {
     host.put_property(&["source", "address"], b"10.0.0.2:4000");
     let mut f = RateLimitFilter::new(21, Rc::clone(&rt));
     assert_eq!(f.on_request(&host), Step::Continue);
-    assert_eq!(host.counter("meshward.rate_limit.rule.per-ip.allowed"), 4);
-    assert_eq!(host.counter("meshward.rate_limit.rule.per-ip.limited"), 1);
+    assert_eq!(
+        host.metric("meshward.rate_limit.allowed", &[("rule", "per-ip")]),
+        4
+    );
+    assert_eq!(
+        host.metric("meshward.rate_limit.limited", &[("rule", "per-ip")]),
+        1
+    );
     let audit: Vec<_> = host
         .logs()
         .into_iter()
@@ -117,14 +123,23 @@ fn first_match_or_all_match() {
     request(&host, "/x", &[]);
     assert_eq!(run(&host, &rt, 2).0, Step::Continue);
     assert_eq!(run(&host, &rt, 3).0, Step::Replied);
-    assert_eq!(host.counter("meshward.rate_limit.rule.loose.allowed"), 1);
+    assert_eq!(
+        host.metric("meshward.rate_limit.allowed", &[("rule", "loose")]),
+        1
+    );
 
     let host = FakeHost::at(NOW);
     let rt = runtime(&host, json!({"rules": rules, "match_all": true}));
     request(&host, "/x", &[]);
     assert_eq!(run(&host, &rt, 1).0, Step::Continue);
-    assert_eq!(host.counter("meshward.rate_limit.rule.strict.allowed"), 1);
-    assert_eq!(host.counter("meshward.rate_limit.rule.loose.allowed"), 1);
+    assert_eq!(
+        host.metric("meshward.rate_limit.allowed", &[("rule", "strict")]),
+        1
+    );
+    assert_eq!(
+        host.metric("meshward.rate_limit.allowed", &[("rule", "loose")]),
+        1
+    );
 }
 
 #[test]
@@ -180,7 +195,10 @@ fn shadow_counts_but_lets_through() {
         assert_eq!(run(&host, &rt, i).0, Step::Continue);
     }
     assert!(host.replies().is_empty());
-    assert_eq!(host.counter("meshward.rate_limit.rule.s.shadow_limited"), 2);
+    assert_eq!(
+        host.metric("meshward.rate_limit.shadow_limited", &[("rule", "s")]),
+        2
+    );
     assert!(host.logs().iter().any(|(_, l)| l.contains("shadow_deny")));
 }
 
@@ -230,7 +248,10 @@ fn throttle_pauses_then_resumes_on_tick_and_rejects_past_max_delay() {
     host.advance(std::time::Duration::from_millis(100));
     tick(&rt, &host, 0);
     assert_eq!(*host.resumed.borrow(), vec![2, 3]);
-    assert_eq!(host.counter("meshward.rate_limit.rule.t.delayed"), 2);
+    assert_eq!(
+        host.metric("meshward.rate_limit.delayed", &[("rule", "t")]),
+        2
+    );
 }
 
 fn global_cfg(extra: Value) -> Value {
@@ -290,9 +311,15 @@ fn global_asks_the_rls_and_follows_its_answer() {
         Some((100, 2))
     );
     host.set_grpc_response(Some(&rls_answer(false, 97)));
+    host.advance(std::time::Duration::from_millis(3));
     f.on_rls_response(&host, call.token, 0, 10);
     assert_eq!(*host.resumed.borrow(), vec![0]);
     assert!(!rt.is_waiting(7));
+    assert_eq!(
+        host.histogram("meshward.rate_limit.rule=.=g;.;rls_time_us"),
+        vec![3000],
+        "the answer took 3 ms"
+    );
     f.on_response_headers(&host);
     assert_eq!(
         header(&host.response_headers(), "ratelimit"),
@@ -316,7 +343,10 @@ fn global_failure_modes_and_deadline() {
     let token = host.grpc_calls()[0].token;
     f.on_rls_response(&host, token, 14, 0);
     assert_eq!(last_status(&host), Some(503));
-    assert_eq!(host.counter("meshward.rate_limit.rule.g.rls_error"), 1);
+    assert_eq!(
+        host.metric("meshward.rate_limit.rls_error", &[("rule", "g")]),
+        1
+    );
 
     // no answer by the deadline, failing open
     let host = FakeHost::at(NOW);
@@ -334,7 +364,10 @@ fn global_failure_modes_and_deadline() {
     host.advance(std::time::Duration::from_millis(1));
     tick(&rt, &host, 0);
     assert_eq!(*host.resumed.borrow(), vec![5]);
-    assert_eq!(host.counter("meshward.rate_limit.rule.g.rls_timeout"), 1);
+    assert_eq!(
+        host.metric("meshward.rate_limit.rls_timeout", &[("rule", "g")]),
+        1
+    );
     // the late answer is ignored
     host.set_grpc_response(Some(&rls_answer(true, 0)));
     f.on_rls_response(&host, host.grpc_calls()[0].token, 0, 10);
@@ -445,7 +478,10 @@ fn a_constant_key_reads_only_its_counter() {
     let reads = host.reads();
     assert_eq!(reads.len(), 1, "{reads:?}");
     assert!(reads[0].starts_with("shared mwrl:"), "{reads:?}");
-    assert_eq!(host.counter("meshward.rate_limit.rule.all.allowed"), 1);
+    assert_eq!(
+        host.metric("meshward.rate_limit.allowed", &[("rule", "all")]),
+        1
+    );
 }
 
 #[test]

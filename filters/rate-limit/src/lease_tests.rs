@@ -47,8 +47,15 @@ fn slot_reads(host: &FakeHost) -> usize {
         .count()
 }
 
+/// A filter-wide counter (`lease.taken`) or a rule's (`rule.r.allowed`:
+/// `meshward_rate_limit_allowed{rule="r"}`).
 fn counter(host: &FakeHost, name: &str) -> i64 {
-    host.counter(&format!("meshward.rate_limit.{name}"))
+    match name.strip_prefix("rule.").and_then(|n| n.split_once('.')) {
+        Some((rule, event)) => {
+            host.metric(&format!("meshward.rate_limit.{event}"), &[("rule", rule)])
+        }
+        None => host.counter(&format!("meshward.rate_limit.{name}")),
+    }
 }
 
 /// The only lease `rt` holds.

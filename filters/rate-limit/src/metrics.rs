@@ -1,8 +1,9 @@
-//! Counters, defined once per configuration: per rule, plus a few for the
-//! whole filter. Names: `meshward.rate_limit.rule.<rule>.<event>`.
+//! Counters, defined once per configuration: per rule (the `rule` label, see
+//! `meshward_shared::metrics`), plus a few for the whole filter, and the RLS
+//! call time.
 
 use meshward_shared::host::Host;
-use meshward_shared::metrics::{segment, Counter};
+use meshward_shared::metrics::{Counter, Histogram};
 
 use crate::config::Config;
 
@@ -16,6 +17,8 @@ pub struct RuleMetrics {
     pub delayed: Counter,
     pub rls_error: Counter,
     pub rls_timeout: Counter,
+    /// Microseconds from dispatching a ShouldRateLimit call to its answer.
+    pub rls_time_us: Histogram,
 }
 
 #[derive(Debug, Default)]
@@ -42,8 +45,8 @@ impl Metrics {
             .rules
             .iter()
             .map(|r| {
-                let base = format!("{PREFIX}.rule.{}", segment(&r.name));
-                let c = |n: &str| Counter::define(host, &format!("{base}.{n}"));
+                let tags = [("rule", r.name.as_str())];
+                let c = |n: &str| Counter::tagged(host, PREFIX, &tags, n);
                 RuleMetrics {
                     allowed: c("allowed"),
                     limited: c("limited"),
@@ -51,6 +54,7 @@ impl Metrics {
                     delayed: c("delayed"),
                     rls_error: c("rls_error"),
                     rls_timeout: c("rls_timeout"),
+                    rls_time_us: Histogram::tagged(host, PREFIX, &tags, "rls_time_us"),
                 }
             })
             .collect();

@@ -63,9 +63,9 @@ fn filter(rt: &Runtime, id: u32) -> SuiteFilter {
 }
 
 /// A counter as Envoy shows it once the tick has flushed the held increments.
-fn counter(rt: &Runtime, host: &FakeHost, name: &str) -> i64 {
+fn metric(rt: &Runtime, host: &FakeHost, name: &str, labels: &[(&str, &str)]) -> i64 {
     rt.suite.counters.flush(host);
-    host.counter(name)
+    host.metric(name, labels)
 }
 
 fn status(host: &FakeHost) -> Option<u32> {
@@ -88,9 +88,14 @@ fn every_stage_runs_in_order_with_the_identity_handed_over_in_memory() {
     assert_eq!(host.counter("meshward.jwt_auth.allowed"), 0);
     tick(&rt, &host, 1);
     assert_eq!(host.counter("meshward.jwt_auth.allowed"), 1);
-    assert_eq!(counter(&rt, &host, "meshward.authz.allowed"), 1);
+    assert_eq!(metric(&rt, &host, "meshward.authz.allowed", &[]), 1);
     assert_eq!(
-        counter(&rt, &host, "meshward.rate_limit.rule.per-user.allowed"),
+        metric(
+            &rt,
+            &host,
+            "meshward.rate_limit.allowed",
+            &[("rule", "per-user")]
+        ),
         1
     );
     // Nothing downstream asked for them: no identity, no decision in filter state.
@@ -126,7 +131,7 @@ fn a_request_denied_early_never_reaches_the_later_stages() {
     request(&host, "/api/orders", "bob");
     assert_eq!(filter(&rt, 3).on_request(&host), Flow::Replied);
     assert_eq!(status(&host), Some(403));
-    assert_eq!(counter(&rt, &host, "meshward.authz.denied"), 1);
+    assert_eq!(metric(&rt, &host, "meshward.authz.denied", &[]), 1);
     // neither spent a rate-limit unit: alice still has both
     for id in 4..6 {
         request(&host, "/api/orders", "alice");
@@ -218,7 +223,12 @@ fn a_request_waiting_for_keys_goes_through_every_stage_when_they_come() {
         host.logs()
     );
     assert_eq!(
-        counter(&rt, &host, "meshward.rate_limit.rule.per-user.allowed"),
+        metric(
+            &rt,
+            &host,
+            "meshward.rate_limit.allowed",
+            &[("rule", "per-user")]
+        ),
         1
     );
     // bob: authenticated, then denied by authz in his own context
@@ -289,7 +299,14 @@ fn the_benchmark_policy_reads_two_headers_per_request_and_one_lease_per_64() {
     assert_eq!(count("property "), 0, "{reads:?}");
     // a lease of up to 64 units: one shared-data read per lease, not per request
     assert!(count("shared ") <= 2, "{reads:?}");
-    assert!(counter(&rt, &host, "meshward.jwt_auth.provider.corp.cache_hit") >= 64);
+    assert!(
+        metric(
+            &rt,
+            &host,
+            "meshward.jwt_auth.jwt_cache_hit",
+            &[("provider", "corp")]
+        ) >= 64
+    );
 }
 
 #[test]
