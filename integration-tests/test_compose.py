@@ -7,6 +7,8 @@ metric. Nothing is pulled: no registry can be reached."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import socket
 import subprocess
@@ -170,7 +172,14 @@ def test_chain_through_compose(stack):
     assert r.headers["www-authenticate"].startswith("Bearer")
     assert r.headers["content-type"] == "application/problem+json"
 
-    r = requests.get(f"{ENVOY}/admin", headers={"authorization": f"Bearer {token}"}, timeout=10)
+    r = requests.get(f"{ENVOY}/public", timeout=10)
+    assert r.status_code == 200, r.text
+    auth = {"authorization": f"Bearer {token}"}
+    r = requests.get(f"{ENVOY}/users/meshward-test/orders", headers=auth, timeout=10)
+    assert r.status_code == 200, r.text
+    r = requests.get(f"{ENVOY}/users/someone-else/orders", headers=auth, timeout=10)
+    assert r.status_code == 403, r.text
+    r = requests.get(f"{ENVOY}/admin", headers=auth, timeout=10)
     assert r.status_code == 403, r.text
     admin = get_token("read admin")
     r = requests.get(f"{ENVOY}/admin", headers={"authorization": f"Bearer {admin}"}, timeout=10)
@@ -208,6 +217,28 @@ def test_prometheus_scraped_envoy(stack):
     counted = wait_until(scraped, 90, 1.0)
     assert counted, "Prometheus has no non-zero meshward_* series from Envoy after 90s"
     assert all(s["metric"].get("instance", "").endswith(":11001") for s in counted), counted[:3]
+
+
+def test_oidc_restart_rotates_the_key(stack):
+    """A restarted provider signs with a new key; Envoy refetches the JWKS on the new kid."""
+    env, project = stack
+    old = wait_until(lambda: _try(get_token), 30, 0.5)
+    assert old
+    r = run(compose_cmd(project, "restart", "--timeout", "5", "oidc"), env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    new = wait_until(lambda: _try(get_token), 30, 0.5)
+    assert new, "no token from the restarted provider in 30s"
+    kid = lambda t: json.loads(base64.urlsafe_b64decode(t.split(".")[0] + "=="))["kid"]  # noqa: E731
+    assert kid(new) != kid(old)
+
+    def status(tok):
+        try:
+            return requests.get(f"{ENVOY}/hello", headers={"authorization": f"Bearer {tok}"}, timeout=10).status_code
+        except requests.RequestException:
+            return None
+
+    # Unknown-kid refetches are rate limited (once per 30 s): allow for one wait.
+    assert wait_until(lambda: status(new) == 200, 45, 1.0), f"new key's token: {status(new)}"
 
 
 def _try(fn):
