@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"image: error: {e}", file=sys.stderr)
         return 1
     for i in images:
-        print(f"{i.digest}  {i.name:<28} {i.layout}  (layer {i.size} bytes)")
+        shown = os.path.relpath(i.layout) if i.layout.is_relative_to(Path.cwd()) else i.layout
+        print(f"{i.digest}  {i.name:<28} {shown}  (layer {i.size} bytes)")
     return 0
 
 
