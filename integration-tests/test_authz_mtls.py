@@ -60,4 +60,4 @@ def test_client_without_certificate_refused_at_tls(mtls):
     with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
         _get(e, pki, "/api/orders", None)
     # refused before HTTP: the filter never saw a request
-    assert e.counter("meshward.authz.allowed") + e.counter("meshward.authz.denied") == 0
+    assert e.metric("meshward_authz_allowed") + e.metric("meshward_authz_denied") == 0

@@ -104,7 +104,7 @@ def _both(envoy, key, port, tag):
 
 
 def _counter(envoy, prov, what):
-    return envoy.counter(f"meshward.jwt_auth.provider.{prov}.{what}")
+    return int(envoy.metric(f"meshward_jwt_auth_{what}", provider=prov))
 
 
 FAILING = {
@@ -142,7 +142,7 @@ def test_endpoint_fault_before_first_keys_then_recovery(procs, fault):
             print(f"{fault}: 503 jwks_unavailable after "
                   + ", ".join(f"{p} {dt:.2f}s" for p, (_, dt) in sorted(res.items())))
         for prov in ("j", "d"):
-            assert _counter(envoy, prov, "jwks_fetch_ok") == 0, prov
+            assert _counter(envoy, prov, "jwks_fetch_success") == 0, prov
             if fault != "down" and fault != "slow":
                 assert _counter(envoy, prov, "jwks_fetch_failed") >= 1, prov
         if fault == "redirect":  # the redirect was not followed
@@ -191,7 +191,7 @@ def test_endpoint_quirks_that_still_load(procs, fault):
         for prov, (r, dt) in _both(envoy, key, srv.port, fault).items():
             assert r.status_code == 200, (prov, r.status_code, r.text)
             assert dt < DENY_BOUND, (prov, dt)
-            assert _counter(envoy, prov, "jwks_fetch_ok") >= 1
+            assert _counter(envoy, prov, "jwks_fetch_success") >= 1
     finally:
         srv.stop()
 
@@ -230,8 +230,8 @@ def test_faults_on_refresh_keep_the_last_good_keys(procs):
         srv.start()
         for p in (JWKS_PATH, "/d/jwks"):
             srv.set_fault(p, None)
-        ok = {p: _counter(envoy, p, "jwks_fetch_ok") for p in ("j", "d")}
-        assert wait_until(lambda: all(_counter(envoy, p, "jwks_fetch_ok") > ok[p] for p in ok),
+        ok = {p: _counter(envoy, p, "jwks_fetch_success") for p in ("j", "d")}
+        assert wait_until(lambda: all(_counter(envoy, p, "jwks_fetch_success") > ok[p] for p in ok),
                           RECOVERY_BOUND + 50), ok  # backoff may have reached its 60 s cap
     finally:
         srv.stop()

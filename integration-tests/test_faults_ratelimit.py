@@ -99,12 +99,12 @@ def _recover(s, what, bound=10.0):
 def test_dependency_down_then_exact_counting(stack, fault):
     s = stack
     _assert_exact(s.closed, f"{fault}-before")
-    errs = s.closed.counter("meshward.rate_limit.rule.fault.rls_error") + \
-        s.closed.counter("meshward.rate_limit.rule.fault.rls_timeout")
+    errs = s.closed.metric("meshward_rate_limit_rls_error", rule="fault") + \
+        s.closed.metric("meshward_rate_limit_rls_timeout", rule="fault")
     (s.rls if fault == "rls_down" else s.redis).stop()
     worst = _outage(s, fault)
-    after = s.closed.counter("meshward.rate_limit.rule.fault.rls_error") + \
-        s.closed.counter("meshward.rate_limit.rule.fault.rls_timeout")
+    after = s.closed.metric("meshward_rate_limit_rls_error", rule="fault") + \
+        s.closed.metric("meshward_rate_limit_rls_timeout", rule="fault")
     assert after - errs >= 3, (errs, after)
     if fault == "rls_down":
         s.rls = Rls(s.tmp, s.redis.url(), port=s.rls.port, name="rls-f2",

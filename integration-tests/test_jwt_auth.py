@@ -128,25 +128,30 @@ def _prom_value(text: str, metric_re: str) -> float:
 def test_metrics_in_stats_and_prometheus(local_stack):
     s = local_stack
     e = s.envoy
-    before_allowed = e.counter("meshward.jwt_auth.allowed")
-    before_missing = e.counter("meshward.jwt_auth.denied.token_missing")
-    before_prov = e.counter("meshward.jwt_auth.provider.local.allowed")
+    before_allowed = e.metric("meshward_jwt_auth_allowed")
+    before_missing = e.metric("meshward_jwt_auth_denied", reason="token_missing")
+    before_prov = e.metric("meshward_jwt_auth_provider_allowed", provider="local")
     for i in range(3):
         assert e.request(f"/api/metrics/{i}", s.token()).status_code == 200
     for i in range(2):
         assert e.request(f"/api/metrics/deny/{i}").status_code == 401
-    assert e.wait_counter("meshward.jwt_auth.allowed", before_allowed + 3) >= before_allowed + 3
-    assert e.wait_counter("meshward.jwt_auth.denied.token_missing", before_missing + 2) >= before_missing + 2
-    assert e.counter("meshward.jwt_auth.provider.local.allowed") >= before_prov + 3
+    assert e.wait_metric("meshward_jwt_auth_allowed", before_allowed + 3) >= before_allowed + 3
+    assert e.wait_metric("meshward_jwt_auth_denied", before_missing + 2, reason="token_missing") >= before_missing + 2
+    assert e.metric("meshward_jwt_auth_provider_allowed", provider="local") >= before_prov + 3
     # Envoy 1.40 puts define_metric counters in the `wasmcustom` stats namespace: /stats shows
-    # `wasmcustom.<name>`; /stats/prometheus strips the namespace and adds no `envoy_` prefix.
+    # `wasmcustom.<name>` with the labels still encoded in it; /stats/prometheus strips the
+    # namespace, adds no `envoy_` prefix, and turns the encoded tags into labels.
     stats = e.stats()
     assert stats.get("wasmcustom.meshward.jwt_auth.allowed", 0) >= before_allowed + 3, \
         sorted(n for n in stats if "meshward" in n)
+    assert stats.get("wasmcustom.meshward.jwt_auth.reason=.=token_missing;.;denied", 0) >= 2
     prom = e.prometheus()
     assert _prom_value(prom, r"^meshward_jwt_auth_allowed$") >= 3
-    assert _prom_value(prom, r"^meshward_jwt_auth_denied_token_missing$") >= 2
-    assert _prom_value(prom, r"^meshward_jwt_auth_provider_local_allowed$") >= 3
+    assert re.search(r'^meshward_jwt_auth_denied\{reason="token_missing"\} [2-9]', prom, re.M), \
+        [l for l in prom.splitlines() if "jwt_auth" in l][:20]
+    assert re.search(r'^meshward_jwt_auth_provider_allowed\{provider="local"\} [3-9]', prom, re.M)
+    assert re.search(r'^meshward_jwt_auth_provider_denied\{provider="local",reason="token_missing"\} ',
+                     prom, re.M)
 
 
 def test_deny_writes_one_audit_line(local_stack):

@@ -32,7 +32,7 @@ def test_shadow_mode_never_denies_but_logs_and_counts(procs, keys, jwt_wasm):
     assert [x for x in echo.snapshot() if x["path"] == "/api/shadow"]
     lines = wait_until(lambda: [a for a in audit_lines(envoy.log_text()) if a.get("request_id") == rid], 10)
     assert lines and lines[0]["decision"] == "shadow_deny" and lines[0]["reason"] == "token_missing", lines
-    assert envoy.wait_counter("meshward.jwt_auth.shadow_denied.token_missing", 1) >= 1
+    assert envoy.wait_metric("meshward_jwt_auth_shadow_denied", 1, reason="token_missing") >= 1
     # a bad token in shadow mode: passes, but its claims are not forwarded as verified
     r = envoy.request("/api/shadow-bad", mint(keys, aud="other"), headers={"x-jwt-sub": "spoof"})
     assert r.status_code == 200, r.text

@@ -45,7 +45,7 @@ def start_envoy(procs, jwt_wasm, cfg, oidc_port, wait_ready=True):
 
 
 def fetch_ok(envoy) -> int:
-    return envoy.counter(f"meshward.jwt_auth.provider.{PROVIDER}.jwks_fetch_ok")
+    return int(envoy.metric("meshward_jwt_auth_jwks_fetch_success", provider=PROVIDER))
 
 
 def warm_all_workers(envoy, token, want_fetches=2, budget=40):

@@ -174,7 +174,9 @@ def _answer(e, t: Tok) -> tuple[int, str | None]:
 
 
 def _verify_counters(e) -> dict[str, int]:
-    return {k: e.counter(f"meshward.jwt_auth.verify.{k}") for k in ("host", "ring", "host_failed")}
+    out = {k: int(e.metric("meshward_jwt_auth_verify", backend=k)) for k in ("host", "ring")}
+    out["host_failed"] = int(e.metric("meshward_jwt_auth_verify_host_failed"))
+    return out
 
 
 # ------------------------------------------------------------------ 1. the token battery

@@ -43,8 +43,8 @@ def test_local_limit_is_exact_across_four_workers(procs):
         statuses = _blast(e, limit * 4, threads=12)
         assert statuses.count(200) == limit, (algorithm, statuses.count(200))
         assert statuses.count(429) == limit * 3, algorithm
-        assert e.counter("meshward.rate_limit.rule.all.allowed") == limit
-        assert e.counter("meshward.rate_limit.rule.all.limited") == limit * 3
+        assert e.metric("meshward_rate_limit_allowed", rule="all") == limit
+        assert e.metric("meshward_rate_limit_limited", rule="all") == limit * 3
 
 
 def test_per_client_keys_and_response_headers(procs):
@@ -93,7 +93,7 @@ def test_throttling_delays_then_rejects_past_max_delay(procs):
     assert sorted(s for s, _ in results) == [200, 200, 200, 429], results
     # 5/s with burst 1: the 2nd waits ~200 ms, the 3rd ~400 ms (tick resolution 20 ms)
     assert ok[0] < 0.15 and 0.15 <= ok[1] < 0.45 and 0.35 <= ok[2] < 0.7, ok
-    assert e.counter("meshward.rate_limit.rule.smooth.delayed") == 2
+    assert e.metric("meshward_rate_limit_delayed", rule="smooth") == 2
 
 
 def test_tiers_by_claim_with_jwt_auth_in_the_chain(procs, keys):

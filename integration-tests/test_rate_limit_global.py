@@ -75,8 +75,8 @@ def test_global_two_envoys_share_one_limit_exactly(procs, backend):
     assert sum(1 for s, _ in res if s == 429) == 120
     lat = sorted(d for _, d in res)
     print(f"global: admitted {admitted}/160 (limit 40); p50 {lat[len(lat)//2]*1000:.1f} ms")
-    assert e1.counter("meshward.rate_limit.rule.shared.allowed") + \
-        e2.counter("meshward.rate_limit.rule.shared.allowed") == 40
+    assert e1.metric("meshward_rate_limit_allowed", rule="shared") + \
+        e2.metric("meshward_rate_limit_allowed", rule="shared") == 40
 
 
 @pytest.mark.parametrize("share", [0.5, 1.0])
@@ -148,7 +148,7 @@ def test_redis_down_failure_mode_and_recovery(procs, tmp_path):
         redis = Redis(tmp_path, port=redis.port, name="redis-fault2").start()
         from harness.procs import wait_until
         assert wait_until(lambda: _timed(closed)[0] == 200, 10)
-        assert closed.counter("meshward.rate_limit.rule.shared.rls_error") >= 3
+        assert closed.metric("meshward_rate_limit_rls_error", rule="shared") >= 3
     finally:
         rls.stop()
         redis.stop()
@@ -179,8 +179,8 @@ def test_a_silent_rls_never_holds_a_request_past_the_deadline(procs):
             for _ in range(3):
                 s, d = _timed(e)
                 assert s == want and d < 0.6, (s, d)
-        assert closed.counter("meshward.rate_limit.rule.shared.rls_timeout") + \
-            closed.counter("meshward.rate_limit.rule.shared.rls_error") >= 3
+        assert closed.metric("meshward_rate_limit_rls_timeout", rule="shared") + \
+            closed.metric("meshward_rate_limit_rls_error", rule="shared") >= 3
     finally:
         stop.set()
         srv.close()

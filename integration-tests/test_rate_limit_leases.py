@@ -105,8 +105,8 @@ def test_uniform_demand_admits_exactly_n(procs):
     assert sum(admitted) == n, admitted
     assert all(a > 0 for a in admitted), admitted
     assert all(set(r) <= {200, 429} for r in results)
-    assert e.counter("meshward.rate_limit.rule.r.allowed") == n
-    assert e.counter("meshward.rate_limit.rule.r.limited") == total - n
+    assert e.metric("meshward_rate_limit_allowed", rule="r") == n
+    assert e.metric("meshward_rate_limit_limited", rule="r") == total - n
     taken = e.counter("meshward.rate_limit.lease.taken")
     print(f"{taken} leases for {n} admitted requests")
     assert 0 < taken < n // 2, taken
@@ -144,7 +144,7 @@ def test_skewed_demand_bound(procs):
         assert more <= held
     assert more == held
     assert warm + hot_ok + more == n
-    assert e.counter("meshward.rate_limit.rule.r.allowed") == n
+    assert e.metric("meshward_rate_limit_allowed", rule="r") == n
     assert e.counter("meshward.rate_limit.lease.units_returned") == held
     assert e.counter("meshward.rate_limit.lease.units_expired") == 0
 

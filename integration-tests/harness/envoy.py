@@ -69,6 +69,13 @@ def static_cluster(name: str, port: int, host: str = "127.0.0.1", connect_timeou
     }
 
 
+# The labels of meshward metrics: a filter writes each dimension into the stat name as
+# `<tag>=.=<value>;.;` (Istio's encoding); these regexes, the ones envoy-configs/*.yaml ship
+# and Istio's `extraStatTags` generates, make it a label (docs/observability.md).
+METRIC_TAGS = ["policy", "provider", "reason", "rule", "backend"]
+STATS_CONFIG = {"stats_tags": [{"tag_name": t, "regex": f"({t}=\\.=(.*?);\\.;)"} for t in METRIC_TAGS]}
+
+
 # JSON access log (Envoy escapes values): one object per request, read by Envoy.access_log().
 ACCESS_LOG_FIELDS = {
     "method": "%REQ(:METHOD)%",
@@ -269,6 +276,7 @@ class Envoy:
         self.access_log_path = self.workdir / f"{name}-access.log" if access_log else None
         self.config = raw_config or bootstrap(self.port, self.admin_port, http_filters, clusters,
                                               route_cluster, str(self.access_log_path) if access_log else None)
+        self.config.setdefault("stats_config", STATS_CONFIG)
         self.config_path = self.workdir / f"{name}.yaml"
         self.log_path = self.workdir / f"{name}.log"
         self.proc: Proc | None = None
@@ -459,6 +467,39 @@ class Envoy:
     def wait_counter(self, name: str, at_least: int, timeout: float = 15.0) -> int:
         v = wait_until(lambda: self.counter(name) >= at_least and self.counter(name), timeout, 0.1)
         return int(v or self.counter(name))
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the `/stats/prometheus` samples of metric `name` (e.g. `meshward_authz_denied`)
+        whose labels include `labels` (e.g. policy="own-orders"), as Prometheus would select
+        them; 0 when none."""
+        return sum(v for n, l, v in parse_prometheus(self.prometheus())
+                   if n == name and all(l.get(k) == v2 for k, v2 in labels.items()))
+
+    def wait_metric(self, name: str, at_least: float, timeout: float = 15.0, **labels: str) -> float:
+        v = wait_until(lambda: (m := self.metric(name, **labels)) >= at_least and m, timeout, 0.1)
+        return v or self.metric(name, **labels)
+
+
+_PROM_LINE = re.compile(r'^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
+_PROM_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """The samples of a Prometheus text exposition: (name, labels, value)."""
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _PROM_LINE.match(line)
+        if not m:
+            continue
+        labels = {k: bytes(v, "utf-8").decode("unicode_escape") for k, v in _PROM_LABEL.findall(m.group(2) or "")}
+        try:
+            value = float(m.group(3))
+        except ValueError:
+            continue
+        out.append((m.group(1), labels, value))
+    return out
 
 
 def validate(config_path: Path | str, timeout: float = 120.0) -> tuple[int, str]:

@@ -549,8 +549,8 @@ def sample(envoy: Envoy, t: float) -> Sample:
         allocated=stat("server.memory_allocated"), heap=stat("server.memory_heap_size"),
         vm_created=stat("wasm.envoy.wasm.runtime.v8.created"),
         vm_active=stat("wasm.envoy.wasm.runtime.v8.active"),
-        jwks_ok=stat("meshward.jwt_auth.provider.idp.jwks_fetch_ok"),
-        jwks_failed=stat("meshward.jwt_auth.provider.idp.jwks_fetch_failed"),
+        jwks_ok=stat("meshward.jwt_auth.provider=.=idp;.;jwks_fetch_success"),
+        jwks_failed=stat("meshward.jwt_auth.provider=.=idp;.;jwks_fetch_failed"),
         key_space_full=stat("meshward.rate_limit.key_space_full"),
         cas_errors=stat("meshward.rate_limit.cas_contention") + stat("meshward.rate_limit.shared_data_error"),
     )
