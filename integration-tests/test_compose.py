@@ -210,6 +210,8 @@ def test_prometheus_scraped_envoy(stack):
     token = wait_until(lambda: _try(get_token), 30, 0.5)
     assert token
     requests.get(f"{ENVOY}/hello", timeout=10)  # a 401: counted by jwt-auth
+    # Counted under the rule's label, allowed or limited (after test_chain_through_compose).
+    requests.get(f"{ENVOY}/limited", headers={"authorization": f"Bearer {token}"}, timeout=10)
 
     def scraped():
         try:
@@ -224,6 +226,9 @@ def test_prometheus_scraped_envoy(stack):
     counted = wait_until(scraped, 90, 1.0)
     assert counted, "Prometheus has no non-zero meshward_* series from Envoy after 90s"
     assert all(s["metric"].get("instance", "").endswith(":11001") for s in counted), counted[:3]
+    # The stats_tags made labels: the rate-limit rule of the compose config is one.
+    assert any(s["metric"].get("rule") == "limited-per-client" for s in counted), \
+        sorted({s["metric"]["__name__"] for s in counted})
 
 
 def test_oidc_restart_rotates_the_key(stack):
