@@ -30,7 +30,7 @@ import requests
 import yaml
 
 from harness import REPO_ROOT
-from harness.envoy import module_mode, parse_prometheus, static_cluster
+from harness.envoy import METRIC_TAGS, module_mode, parse_prometheus, static_cluster
 from harness.ports import free_port
 from harness.procs import Proc, wait_until
 
@@ -63,82 +63,142 @@ def query_needs(expr: str) -> list[tuple[str, set[str]]]:
     return needs
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    from harness.echo import EchoUpstream
-    from harness.envoy import Envoy
+# Istio's bootstrap (tools/packaging/common/envoy_bootstrap.json): its fixed tag regexes, one
+# `(<tag>=\.=(.*?);\.;)` per `extraStatTags` entry, and a stats matcher that keeps only its
+# own prefixes plus `proxyStatsMatcher.inclusionPrefixes`. docs/observability.md gives the
+# settings this stands for.
+ISTIO_FIXED_TAGS = [
+    ("cluster_name", r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)"),
+    ("tcp_prefix", r"^tcp\.((.*?)\.)\w+?$"),
+    ("response_code", r"_rq(_(\d{3}))$"),
+    ("response_code_class", r"_rq(_(\dxx))$"),
+    ("http_conn_manager_listener_prefix",
+     r"^listener(?=\.).*?\.http\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)"),
+    ("http_conn_manager_prefix", r"^http\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)"),
+    ("listener_address", r"^listener\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)"),
+    ("mongo_prefix", r"^mongo\.(.+?)\.(collection|cmd|cx_|op_|delays_|decoding_)(.*?)$"),
+]
+ISTIO_LATE_TAGS = [
+    ("cache", r"(cache\.(.+?)\.)"),
+    ("component", r"(component\.(.+?)\.)"),
+    ("tag", r"(tag\.(.+?);\.)"),
+    ("wasm_filter", r"(wasm_filter\.(.+?)\.)"),
+    ("authz_enforce_result", r"rbac(\.(allowed|denied))"),
+    ("authz_dry_run_action", r"(\.istio_dry_run_(allow|deny)_)"),
+    ("authz_dry_run_result", r"(\.shadow_(allowed|denied))"),
+]
 
-    run_demo = _run_demo()
-    workdir = tmp_path_factory.mktemp("observability")
-    echo = EchoUpstream().start()
-    key, jwks = run_demo.make_key(workdir)
-    modules = "suite" if module_mode() == "suite" else "standalone"
-    e = Envoy(workdir, [], [static_cluster("upstream", echo.port)], name="demo", access_log=False)
-    e.config = run_demo.render_config(jwks, e.port, e.admin_port, echo.port, modules)
-    assert "stats_config" in e.config, "envoy-configs/demo.yaml ships stats_tags"
-    # An access log that prints each filter's audit line from filter state.
-    e.access_log_path = workdir / "access.log"
-    hcm = e.config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    hcm.setdefault("access_log", []).append({
-        "name": "envoy.access_loggers.file",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-            "path": str(e.access_log_path),
-            "log_format": {"json_format": {
-                "request_id": "%REQ(X-REQUEST-ID)%", "status": "%RESPONSE_CODE%",
-                **{field: f"%FILTER_STATE(wasm.meshward.audit.{f}:PLAIN)%" for f, field in AUDIT_FIELDS.items()},
-            }},
-        },
-    })
-    try:
-        e.start()
-    except Exception:
-        echo.stop()
-        raise
-    token = run_demo.mint(key)
-    sent: dict[str, tuple[int, int]] = {}  # label -> (want, got) ; request ids below
 
-    def send(label: str, want: int, path: str, tok: str | None = None) -> str:
+def istio_stats_config(extra_stat_tags: list[str], inclusion_prefixes: list[str]) -> dict:
+    tags = ISTIO_FIXED_TAGS + [(t, f"({t}=\\.=(.*?);\\.;)") for t in extra_stat_tags] + ISTIO_LATE_TAGS
+    return {
+        "use_all_default_tags": False,
+        "stats_tags": [{"tag_name": n, "regex": r} for n, r in tags],
+        "stats_matcher": {"inclusion_list": {"patterns": [
+            {"prefix": p} for p in ["reporter=", *inclusion_prefixes, "component", "istio"]]}},
+    }
+
+
+class Demo:
+    """The demo chain in a real Envoy (with `stats_config` instead of the shipped one, if
+    given), after demo traffic; `ids` are the request ids of the interesting requests."""
+
+    def __init__(self, workdir: Path, stats_config: dict | None = None):
+        from harness.echo import EchoUpstream
+        from harness.envoy import Envoy
+
+        run_demo = _run_demo()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.echo = EchoUpstream().start()
+        key, jwks = run_demo.make_key(workdir)
+        modules = "suite" if module_mode() == "suite" else "standalone"
+        # The access log reaches its file at Envoy's file flush (10 s by default): sooner here.
+        e = Envoy(workdir, [], [static_cluster("upstream", self.echo.port)], name="demo", access_log=False,
+                  extra_args=("--file-flush-interval-msec", "200"))
+        e.config = run_demo.render_config(jwks, e.port, e.admin_port, self.echo.port, modules)
+        assert "stats_config" in e.config, "envoy-configs/demo.yaml ships stats_tags"
+        if stats_config is not None:
+            e.config["stats_config"] = stats_config
+        # An access log that prints each filter's audit line from filter state.
+        e.access_log_path = workdir / "access.log"
+        hcm = e.config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm.setdefault("access_log", []).append({
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": str(e.access_log_path),
+                "log_format": {"json_format": {
+                    "request_id": "%REQ(X-REQUEST-ID)%", "status": "%RESPONSE_CODE%",
+                    **{field: f"%FILTER_STATE(wasm.meshward.audit.{f}:PLAIN)%" for f, field in AUDIT_FIELDS.items()},
+                }},
+            },
+        })
+        self.envoy = e
+        try:
+            e.start()
+        except Exception:
+            self.echo.stop()
+            raise
+        token = run_demo.mint(key)
+        self.sent: dict[str, tuple[int, int]] = {}
+        self.ids = {
+            "allow": self.send("allow", 200, "/hello", token),
+            "no_token": self.send("no_token", 401, "/hello"),
+            "tampered": self.send("tampered", 401, "/hello", run_demo.tamper(token)),
+            "scope": self.send("scope", 403, "/admin", token),
+            "bola": self.send("bola", 403, "/users/dev-admin/orders", token),
+        }
+        for i in range(3):
+            self.send(f"limited{i}", 200, "/limited", token)
+        self.ids["limited"] = self.send("limited", 429, "/limited", token)
+
+    def send(self, label: str, want: int, path: str, tok: str | None = None) -> str:
         rid = f"obs-{label}-{uuid.uuid4()}"
         headers = {"x-request-id": rid}
         if tok:
             headers["authorization"] = f"Bearer {tok}"
-        got = requests.get(e.url(path), headers=headers, timeout=15).status_code
-        sent[label] = (want, got)
+        got = requests.get(self.envoy.url(path), headers=headers, timeout=15).status_code
+        self.sent[label] = (want, got)
         return rid
 
-    ids = {
-        "allow": send("allow", 200, "/hello", token),
-        "no_token": send("no_token", 401, "/hello"),
-        "tampered": send("tampered", 401, "/hello", run_demo.tamper(token)),
-        "scope": send("scope", 403, "/admin", token),
-        "bola": send("bola", 403, "/users/dev-admin/orders", token),
-    }
-    for i in range(3):
-        send(f"limited{i}", 200, "/limited", token)
-    ids["limited"] = send("limited", 429, "/limited", token)
-    yield e, ids, sent
-    e.stop()
-    echo.stop()
+    def samples(self) -> list[tuple[str, dict[str, str], float]]:
+        """/stats/prometheus once the fresh token's verify time is in it (histograms reach
+        it at Envoy's stats flush, every 5 s by default)."""
+        e = self.envoy
+        wait_until(lambda: e.metric("meshward_jwt_auth_verify_time_us_count", provider="dev") >= 1, 12, 0.5)
+        return parse_prometheus(e.prometheus())
+
+    def stop(self) -> None:
+        self.envoy.stop()
+        self.echo.stop()
+
+
+def missing_dashboard_metrics(samples) -> list[str]:
+    missing = []
+    for expr in dashboard_queries():
+        for metric, labels in query_needs(expr):
+            if not any(n == metric and labels <= set(lbl) for n, lbl, _ in samples):
+                missing.append(f"{metric} by {sorted(labels)}  (in {expr})")
+    return missing
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    d = Demo(tmp_path_factory.mktemp("observability"))
+    yield d.envoy, d.ids, d.sent, d
+    d.stop()
 
 
 def test_demo_traffic_gets_the_intended_answers(demo):
-    _, _, sent = demo
+    _, _, sent, _ = demo
     assert all(want == got for want, got in sent.values()), sent
 
 
 def test_every_dashboard_metric_is_in_envoy_prometheus_with_its_labels(demo):
-    e, _, _ = demo
-    queries = dashboard_queries()
-    assert len(queries) >= 20
-    # Histograms reach /stats/prometheus at Envoy's stats flush (every 5 s by default).
-    wait_until(lambda: e.metric("meshward_jwt_auth_verify_time_us_count", provider="dev") >= 1, 12, 0.5)
-    samples = parse_prometheus(e.prometheus())
-    missing = []
-    for expr in queries:
-        for metric, labels in query_needs(expr):
-            if not any(n == metric and labels <= set(lbl) for n, lbl, _ in samples):
-                missing.append(f"{metric} by {sorted(labels)}  (in {expr})")
+    _, _, _, d = demo
+    assert len(dashboard_queries()) >= 20
+    samples = d.samples()
+    missing = missing_dashboard_metrics(samples)
     assert not missing, "\n".join(missing)
     # and the traffic shows up under the right labels
     value = {(n, tuple(sorted(lbl.items()))): v for n, lbl, v in samples}
@@ -156,11 +216,11 @@ def test_every_dashboard_metric_is_in_envoy_prometheus_with_its_labels(demo):
 
 
 def test_audit_lines_reach_the_access_log_with_timestamp_and_request_id(demo):
-    e, ids, _ = demo
+    e, ids, _, _ = demo
     expect = {"no_token": ("jwt-auth", "token_missing"), "tampered": ("jwt-auth", "bad_signature"),
               "bola": ("authz", None), "limited": ("rate-limit", "rate_limited")}
     log = wait_until(lambda: (lines := e.access_log()) and
-                     all(any(x.get("request_id") == ids[k] for x in lines) for k in expect) and lines, 10)
+                     all(any(x.get("request_id") == ids[k] for x in lines) for k in expect) and lines, 15)
     assert log, e.access_log()
     by_id = {x.get("request_id"): x for x in log}
     now = dt.datetime.now(dt.timezone.utc)
@@ -191,7 +251,7 @@ def _prometheus_bin() -> str | None:
 def test_real_prometheus_answers_every_dashboard_query(demo, tmp_path):
     binary = _prometheus_bin()
     assert binary, "Debian `prometheus` is missing: scripts/ensure-deps.sh installs it"
-    e, _, _ = demo
+    e, _, _, _ = demo
     cfg = yaml.safe_load(SCRAPE_CONFIG.read_text())
     job = next(j for j in cfg["scrape_configs"] if j["job_name"] == "envoy")
     assert job["metrics_path"] == "/stats/prometheus"
@@ -233,6 +293,32 @@ def test_real_prometheus_answers_every_dashboard_query(demo, tmp_path):
         assert not empty, "dashboard queries with no data:\n" + "\n".join(empty)
     finally:
         proc.stop()
+
+
+def test_istio_settings_give_the_same_labels(tmp_path):
+    """With Istio's bootstrap stats settings, `extraStatTags` naming meshward's tags and
+    `proxyStatsMatcher.inclusionPrefixes: [wasmcustom.meshward]`, the dashboard finds every
+    metric with the same labels, and Istio's own tag regexes take nothing from our names
+    (e.g. its `.shadow_denied` one). Without the inclusion prefix the metrics are absent."""
+    d = Demo(tmp_path / "istio", istio_stats_config(METRIC_TAGS, ["wasmcustom.meshward"]))
+    try:
+        assert all(w == g for w, g in d.sent.values()), d.sent
+        samples = d.samples()
+        missing = missing_dashboard_metrics(samples)
+        assert not missing, "\n".join(missing)
+        ours = [(n, lbl) for n, lbl, _ in samples if n.startswith("meshward_")]
+        stray = [(n, lbl) for n, lbl in ours if set(lbl) - set(METRIC_TAGS) - {"le"}]
+        assert not stray, stray[:10]
+        assert ("meshward_authz_shadow_denied", {"policy": "_default"}) in ours
+    finally:
+        d.stop()
+    d = Demo(tmp_path / "istio-default", istio_stats_config(METRIC_TAGS, []))
+    try:
+        assert all(w == g for w, g in d.sent.values()), d.sent
+        text = d.envoy.prometheus()
+        assert "meshward_" not in text, [l for l in text.splitlines() if "meshward_" in l][:5]
+    finally:
+        d.stop()
 
 
 def test_dashboard_and_provisioning_are_consistent():
