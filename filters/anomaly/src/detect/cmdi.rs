@@ -1,0 +1,212 @@
+//! OS command injection: a shell command word right after a shell separator
+//! (`;`, `|`, `&`, newline, backtick, `$(`), read the way a shell reads it
+//! (quotes and backslashes inside words dropped, `$IFS` as a space, a path
+//! before the command ignored). Words that are also common English need an
+//! argument that looks like a shell one, so prose such as "P&ID" or
+//! "dogs; cats" stays clean.
+
+use crate::score::{Hit, Severity};
+
+/// Commands that have no meaning in prose.
+const STRONG: &[&str] = &[
+    "whoami",
+    "uname",
+    "ifconfig",
+    "ipconfig",
+    "netstat",
+    "nslookup",
+    "wget",
+    "curl",
+    "ncat",
+    "netcat",
+    "telnet",
+    "bash",
+    "zsh",
+    "ksh",
+    "csh",
+    "tcsh",
+    "powershell",
+    "pwsh",
+    "chmod",
+    "chown",
+    "passwd",
+    "python",
+    "python2",
+    "python3",
+    "perl",
+    "ruby",
+    "php",
+    "busybox",
+    "xxd",
+    "socat",
+    "nmap",
+    "systeminfo",
+    "tasklist",
+    "taskkill",
+    "certutil",
+    "bitsadmin",
+    "mshta",
+    "rundll32",
+    "regsvr32",
+    "wmic",
+    "cscript",
+    "wscript",
+    "crontab",
+    "sudo",
+    "useradd",
+    "mkfifo",
+    "mknod",
+    "printenv",
+    "nohup",
+    "xargs",
+    "gcc",
+    "getent",
+];
+
+/// Commands that are also words; they need a shell-like argument.
+const WEAK: &[&str] = &[
+    "id", "ls", "ps", "rm", "cp", "mv", "wc", "nc", "sh", "cat", "env", "cmd", "dir", "echo",
+    "sleep", "ping", "kill", "find", "sort", "head", "tail", "more", "less", "touch", "set",
+    "type", "timeout", "expr", "eval", "exec", "export", "net", "su", "ftp", "ssh", "scp", "java",
+    "node", "lua", "dash", "awk", "sed", "grep", "pwd", "del", "copy", "start", "tar", "zip",
+    "unzip", "hostname", "host", "dig", "base64",
+];
+
+fn is_sep(b: u8) -> bool {
+    matches!(b, b';' | b'|' | b'&' | b'`' | b'\n' | b'\r')
+}
+
+/// The value as a shell reads words: quotes and backslashes removed, `$IFS`
+/// forms and tabs read as a space. Never longer than the input.
+fn shell_view(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while let Some(&b) = value.get(i) {
+        if b == b'$' {
+            let rest = value.get(i + 1..).unwrap_or_default();
+            let skip = if rest.starts_with(b"{ifs}") {
+                6
+            } else if rest.starts_with(b"ifs") {
+                4
+            } else {
+                0
+            };
+            if skip > 0 {
+                out.push(b' ');
+                i += skip;
+                continue;
+            }
+        }
+        match b {
+            b'\'' | b'"' | b'\\' => {}
+            b'\t' => out.push(b' '),
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+fn shellish_arg(b: u8) -> bool {
+    matches!(
+        b,
+        b'-' | b'/' | b'$' | b'.' | b'~' | b'>' | b'<' | b'|' | b';' | b'&' | b'`' | b'%' | b'*'
+    ) || b.is_ascii_digit()
+}
+
+pub fn detect(value: &[u8]) -> Option<Hit> {
+    if !value.iter().any(|&b| is_sep(b) || b == b'$' || b == b'\n') {
+        return None;
+    }
+    let v = shell_view(value);
+    if contains(&v, b"${ifs}") || contains(value, b"$ifs") {
+        return Some(hit(0));
+    }
+    let mut i = 0;
+    while let Some(&b) = v.get(i) {
+        let sep = if b == b'$' && v.get(i + 1) == Some(&b'(') {
+            i += 2;
+            Some(b'(')
+        } else if is_sep(b) {
+            i += 1;
+            Some(b)
+        } else {
+            i += 1;
+            None
+        };
+        if let Some(sep) = sep {
+            if let Some(offset) = command_at(&v, i, sep) {
+                return Some(hit(offset));
+            }
+        }
+    }
+    None
+}
+
+fn hit(offset: usize) -> Hit {
+    Hit {
+        rule: "cmdi.command-after-separator",
+        severity: Severity::Critical,
+        offset,
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Is there a command word starting at (or after blanks from) `at`?
+fn command_at(v: &[u8], at: usize, sep: u8) -> Option<usize> {
+    let mut i = at;
+    // `&&`, `||`, `;;` and blanks or grouping before the command.
+    while let Some(&b) = v.get(i) {
+        if b == b' ' || b == b'(' || b == b'{' || b == sep {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let spaced = i > at && v.get(at) == Some(&b' ');
+    let start = i;
+    // A word, possibly a path: `/usr/bin/id` is the command `id`.
+    let mut end = i;
+    while let Some(&b) = v.get(end) {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'.' | b'-' | b'+') {
+            end += 1;
+        } else {
+            break;
+        }
+    }
+    let word = v.get(start..end)?;
+    let word = word.rsplit(|&b| b == b'/').next().unwrap_or(word);
+    let word = word.strip_suffix(b".exe").unwrap_or(word);
+    if word.is_empty() {
+        return None;
+    }
+    let is = |list: &[&str]| list.iter().any(|c| c.as_bytes() == word);
+    if is(STRONG) {
+        return Some(start);
+    }
+    if !is(WEAK) {
+        return None;
+    }
+    // After the word: blanks, then a shell-like argument ...
+    let mut j = end;
+    while v.get(j) == Some(&b' ') {
+        j += 1;
+    }
+    if j > end {
+        if let Some(&b) = v.get(j) {
+            if shellish_arg(b) {
+                return Some(start);
+            }
+        }
+    }
+    // ... or the command alone, glued to its separator (`;id`, `|ls`) and
+    // ending the value or the substitution. `&` is left out: "P&ID".
+    let ends = match v.get(end) {
+        None => true,
+        Some(&b) => is_sep(b) || b == b')',
+    };
+    (ends && !spaced && sep != b'&').then_some(start)
+}

@@ -1,0 +1,376 @@
+//! SQL injection, two rules over the normalised value:
+//! - `sqli.libinjection`: libinjection's tokenizer and fingerprint set (crate
+//!   `libinjectionrs`), which tokenizes the value as SQL in three quote
+//!   contexts and flags token sequences that only injections form;
+//! - `sqli.syntax`: our own token rules for shapes libinjection's fingerprints
+//!   miss (measured on the CRS corpus): a quote or number breaking out into a
+//!   boolean or clause keyword, `UNION SELECT`, stacked statements,
+//!   `SELECT ... FROM` lists, SQL-only functions and catalogue names, and
+//!   MongoDB query operators in parameter names or JSON keys.
+
+use crate::score::{Hit, Severity};
+
+pub fn detect(value: &[u8], hits: &mut Vec<Hit>) {
+    // Too short to hold an injection; also spares the tokenizers most values.
+    if value.len() < 2 {
+        return;
+    }
+    if libinjectionrs::detect_sqli(value).is_injection() {
+        hits.push(hit("sqli.libinjection", 0));
+        return;
+    }
+    if let Some(offset) = syntax(value) {
+        hits.push(hit("sqli.syntax", offset));
+    } else if let Some(offset) = nosql_operator(value) {
+        hits.push(hit("sqli.nosql-operator", offset));
+    }
+}
+
+fn hit(rule: &'static str, offset: usize) -> Hit {
+    Hit {
+        rule,
+        severity: Severity::Critical,
+        offset,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok<'a> {
+    Word(&'a [u8]),
+    Num,
+    Quote,
+    /// `--`, `#` or an unterminated `/*`: the rest of the statement is cut off.
+    Comment,
+    Op(u8),
+}
+
+/// Tokens with their offsets. `/* ... */` comments are dropped, as SQL does
+/// (`UN/**/ION` is not `UNION` in SQL, but `UNION/**/SELECT` is `UNION SELECT`).
+/// At most `MAX_TOKENS` are produced, which bounds the rule scans.
+const MAX_TOKENS: usize = 512;
+
+fn tokenize(s: &[u8]) -> Vec<(usize, Tok<'_>)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        if out.len() >= MAX_TOKENS {
+            break;
+        }
+        let start = i;
+        if b.is_ascii_whitespace() {
+            i += 1;
+        } else if b == b'/' && s.get(i + 1) == Some(&b'*') {
+            match find(&s[i + 2..], b"*/") {
+                Some(end) => i += 2 + end + 2,
+                None => {
+                    out.push((start, Tok::Comment));
+                    break;
+                }
+            }
+        } else if (b == b'-' && s.get(i + 1) == Some(&b'-')) || b == b'#' {
+            out.push((start, Tok::Comment));
+            // A comment ends at a newline; what follows is a new line of SQL.
+            i = s[i..]
+                .iter()
+                .position(|&c| c == b'\n')
+                .map_or(s.len(), |p| i + p);
+        } else if b.is_ascii_digit() {
+            while s
+                .get(i)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.')
+            {
+                i += 1;
+            }
+            out.push((start, Tok::Num));
+        } else if b.is_ascii_alphabetic() || b == b'_' || b == b'@' || b == b'$' {
+            while s.get(i).is_some_and(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, b'_' | b'@' | b'$' | b'.')
+            }) {
+                i += 1;
+            }
+            out.push((start, Tok::Word(&s[start..i])));
+        } else if matches!(b, b'\'' | b'"' | b'`') {
+            out.push((start, Tok::Quote));
+            i += 1;
+        } else {
+            out.push((start, Tok::Op(b)));
+            i += 1;
+        }
+    }
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Functions and catalogue names that only SQL uses.
+const SQL_ONLY: &[&[u8]] = &[
+    b"information_schema",
+    b"information_schema.tables",
+    b"information_schema.columns",
+    b"xp_cmdshell",
+    b"sqlite_master",
+    b"sysobjects",
+    b"syscolumns",
+    b"pg_sleep",
+    b"pg_shadow",
+    b"pg_catalog",
+    b"benchmark",
+    b"extractvalue",
+    b"updatexml",
+    b"load_file",
+    b"dbms_pipe.receive_message",
+    b"utl_inaddr.get_host_address",
+    b"utl_http.request",
+    b"@@version",
+    b"@@datadir",
+    b"@@hostname",
+    b"mysql.user",
+    b"sqlite_version",
+    b"sqlite_compileoption_used",
+    b"group_concat",
+    b"waitfor",
+];
+
+const BOOLEAN: &[&[u8]] = &[b"or", b"and", b"xor", b"not", b"div"];
+/// Comparison keywords prose does not use.
+const COMPARE: &[&[u8]] = &[
+    b"like", b"glob", b"regexp", b"rlike", b"between", b"notnull", b"isnull", b"sounds",
+];
+/// Comparison keywords that are also English; they count only when the value
+/// also cuts the query (a comment, or an unbalanced quote).
+const COMPARE_WEAK: &[&[u8]] = &[
+    b"is", b"in", b"all", b"any", b"exists", b"null", b"true", b"false", b"match",
+];
+const STATEMENT: &[&[u8]] = &[
+    b"select",
+    b"insert",
+    b"update",
+    b"delete",
+    b"drop",
+    b"create",
+    b"alter",
+    b"truncate",
+    b"exec",
+    b"execute",
+    b"declare",
+    b"shutdown",
+    b"waitfor",
+    b"set",
+    b"grant",
+    b"rename",
+];
+
+fn is_word(t: Option<&(usize, Tok<'_>)>, set: &[&[u8]]) -> bool {
+    matches!(t, Some((_, Tok::Word(w))) if set.contains(w))
+}
+
+fn syntax(value: &[u8]) -> Option<usize> {
+    let toks = tokenize(value);
+    // Parentheses are grouping noise to these rules: `union(select`, `or(1)=1`.
+    let toks: Vec<(usize, Tok<'_>)> = toks
+        .into_iter()
+        .filter(|(_, t)| !matches!(t, Tok::Op(b'(' | b')')))
+        .collect();
+    let raw = tokenize(value);
+    let quotes = raw.iter().filter(|(_, t)| *t == Tok::Quote).count();
+    let cut = quotes % 2 == 1 || raw.iter().any(|(_, t)| *t == Tok::Comment);
+    for (n, &(at, t)) in toks.iter().enumerate() {
+        let next = toks.get(n + 1);
+        match t {
+            Tok::Word(w) if SQL_ONLY.contains(&w) => {
+                // A function needs its call (`benchmark(`); names stand alone.
+                let called = raw
+                    .iter()
+                    .position(|&(a, _)| a == at)
+                    .and_then(|r| raw.get(r + 1))
+                    .is_some_and(|(_, t)| *t == Tok::Op(b'('));
+                let name = w.contains(&b'.')
+                    || w.starts_with(b"@@")
+                    || w.ends_with(b"master")
+                    || w.starts_with(b"sys")
+                    || w == b"information_schema"
+                    || w == b"xp_cmdshell";
+                let waitfor = w == b"waitfor" && is_word(next, &[b"delay", b"time"]);
+                if called || name || waitfor {
+                    return Some(at);
+                }
+            }
+            Tok::Word(b"union") => {
+                let mut k = n + 1;
+                while is_word(toks.get(k), &[b"all", b"distinct"]) {
+                    k += 1;
+                }
+                if is_word(toks.get(k), &[b"select"]) {
+                    return Some(at);
+                }
+            }
+            Tok::Word(b"select") if select_list(&toks[n + 1..]) => return Some(at),
+            Tok::Quote | Tok::Num if breakout(&toks, n, cut) => return Some(at),
+            Tok::Op(b';') if stacked(&toks[n + 1..]) => return Some(at),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// After a quote (or a leading number): a boolean operator with an operand
+/// comparison, a clause keyword, or a comment that cuts the query.
+fn breakout(toks: &[(usize, Tok<'_>)], n: usize, cut: bool) -> bool {
+    if matches!(toks[n].1, Tok::Num) && n != 0 {
+        return false;
+    }
+    let rest = &toks[n + 1..];
+    let mut k = 0;
+    // A quote may be followed by its closing twin or `;` first: `'';`, `');`.
+    while matches!(rest.get(k), Some((_, Tok::Quote | Tok::Op(b';')))) {
+        k += 1;
+    }
+    let Some(&(_, first)) = rest.get(k) else {
+        return false;
+    };
+    let after = &rest[k + 1..];
+    match first {
+        Tok::Word(w) if BOOLEAN.contains(&w) => operand(after, cut),
+        Tok::Op(b'|') | Tok::Op(b'&') => {
+            matches!(after.first(), Some((_, Tok::Op(b'|' | b'&')))) && operand(&after[1..], cut)
+        }
+        Tok::Word(w) if STATEMENT.contains(&w) && k > 0 => !after.is_empty(),
+        Tok::Word(w) => clause(w, after, cut),
+        Tok::Comment => matches!(toks[n].1, Tok::Quote) && n > 0,
+        _ => false,
+    }
+}
+
+/// A clause keyword right after a breakout, with the word that makes it SQL:
+/// `order by`, `group by`, `having count`, `collate nocase`, `limit 1`, ...
+/// Prose words (`from`, `where`, `union`) need a cut query to count.
+fn clause(w: &[u8], after: &[(usize, Tok<'_>)], cut: bool) -> bool {
+    let next = after.first().map(|(_, t)| *t);
+    match w {
+        b"order" | b"group" => next == Some(Tok::Word(b"by")),
+        b"having" | b"collate" | b"procedure" => next.is_some(),
+        b"limit" | b"offset" => next == Some(Tok::Num),
+        b"notnull" | b"isnull" => true,
+        b"escape" => next == Some(Tok::Quote),
+        b"waitfor" => matches!(next, Some(Tok::Word(b"delay" | b"time"))),
+        b"union" | b"from" | b"where" | b"into" => cut && next.is_some(),
+        _ => false,
+    }
+}
+
+/// Within the next few tokens: a comparison, a SQL-only or called function,
+/// a tautology, or a trailing comment.
+fn operand(after: &[(usize, Tok<'_>)], cut: bool) -> bool {
+    let window = &after[..after.len().min(6)];
+    let mut has_value = false;
+    for &(_, t) in window {
+        match t {
+            Tok::Op(b'=' | b'<' | b'>' | b'!') => return true,
+            Tok::Word(w) if COMPARE.contains(&w) || STATEMENT.contains(&w) => return true,
+            Tok::Word(w) if cut && COMPARE_WEAK.contains(&w) => return true,
+            Tok::Word(w) if SQL_ONLY.contains(&w) || w == b"sleep" => return true,
+            Tok::Comment => return has_value,
+            Tok::Num | Tok::Quote | Tok::Word(_) => has_value = true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// `SELECT` followed by a column list SQL would accept and then `FROM`, or by
+/// a bare expression (`select 1`, `select @@version`, `select sleep(5)`).
+fn select_list(rest: &[(usize, Tok<'_>)]) -> bool {
+    let Some(&(_, first)) = rest.first() else {
+        return false;
+    };
+    let from = rest.iter().take(64).any(|(_, t)| *t == Tok::Word(b"from"));
+    let listy = match first {
+        Tok::Op(b'*') | Tok::Num => true,
+        Tok::Word(w) => {
+            w.starts_with(b"@@")
+                || [
+                    b"distinct".as_slice(),
+                    b"null",
+                    b"top",
+                    b"count",
+                    b"concat",
+                    b"char",
+                    b"sleep",
+                    b"user",
+                    b"version",
+                    b"database",
+                ]
+                .contains(&w)
+                || matches!(rest.get(1), Some((_, Tok::Op(b','))))
+        }
+        _ => false,
+    };
+    listy && (from || matches!(first, Tok::Num | Tok::Op(b'*')) || rest.len() <= 3)
+}
+
+/// `;` then a statement keyword with an object: `; drop table`, `;shutdown`.
+fn stacked(rest: &[(usize, Tok<'_>)]) -> bool {
+    let Some(&(_, Tok::Word(w))) = rest.first() else {
+        return false;
+    };
+    let second = rest.get(1).map(|(_, t)| *t);
+    match w {
+        b"drop" | b"truncate" | b"alter" | b"create" => {
+            matches!(
+                second,
+                Some(Tok::Word(
+                    b"table" | b"database" | b"user" | b"procedure" | b"function"
+                ))
+            )
+        }
+        b"delete" => second == Some(Tok::Word(b"from")),
+        b"insert" => second == Some(Tok::Word(b"into")),
+        b"shutdown" => true,
+        b"exec" | b"execute" => {
+            matches!(second, Some(Tok::Word(n)) if n.starts_with(b"xp_") || n.starts_with(b"sp_") || n.starts_with(b"master"))
+        }
+        b"waitfor" => matches!(second, Some(Tok::Word(b"delay" | b"time"))),
+        b"select" => select_list(&rest[1..]),
+        b"declare" | b"set" => matches!(second, Some(Tok::Word(v)) if v.starts_with(b"@")),
+        _ => false,
+    }
+}
+
+/// MongoDB query operators where a plain value is expected: `id[$ne]=1`
+/// (in a parameter name) or a JSON key or value that is exactly the operator.
+const MONGO: &[&str] = &[
+    "$ne",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$regex",
+    "$where",
+    "$in",
+    "$nin",
+    "$exists",
+    "$or",
+    "$and",
+    "$not",
+    "$nor",
+    "$expr",
+    "$function",
+    "$elemmatch",
+];
+
+fn nosql_operator(value: &[u8]) -> Option<usize> {
+    for op in MONGO {
+        let op = op.as_bytes();
+        if value == op {
+            return Some(0);
+        }
+        if let Some(at) = value.windows(op.len() + 2).position(|w| {
+            w.first() == Some(&b'[') && w.last() == Some(&b']') && &w[1..w.len() - 1] == op
+        }) {
+            return Some(at);
+        }
+    }
+    None
+}

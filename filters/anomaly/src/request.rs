@@ -1,0 +1,414 @@
+//! The request as the detectors see it: a list of named fields (path, query
+//! parameters, headers, cookies, body values), each with its raw bytes, plus
+//! the facts the protocol detector reads. Building the view never fails: a
+//! body that does not parse is reported as a finding and scanned as text.
+
+use serde_json::Value;
+
+use crate::score::{Hit, Severity};
+
+/// Where a field came from; decides the decoding and which detectors run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Path,
+    /// A query or form parameter's name.
+    ParamName,
+    /// A query or form parameter's value.
+    ParamValue,
+    Header,
+    Cookie,
+    /// A JSON object key.
+    JsonKey,
+    /// A JSON string leaf.
+    JsonValue,
+    /// A body that is neither JSON, XML nor a form, or one that did not parse.
+    RawBody,
+    /// An XML body that did not scan as XML, kept whole.
+    XmlBody,
+    /// An XML attribute value or text node.
+    XmlValue,
+}
+
+impl Kind {
+    /// Form encoding (`+` is a space) applies to query and form parameters.
+    pub fn plus(self) -> crate::normalize::Plus {
+        match self {
+            Kind::ParamName | Kind::ParamValue => crate::normalize::Plus::Space,
+            _ => crate::normalize::Plus::Keep,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// e.g. `query.id`, `body.$.user.name`, `header.user-agent`, `cookie.sid`.
+    pub name: String,
+    pub kind: Kind,
+    pub raw: Vec<u8>,
+}
+
+/// A request-level observation made while building the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anomaly {
+    pub field: String,
+    pub hit: Hit,
+}
+
+/// What the glue hands in. Header names are expected lowercase (HTTP/2 and
+/// Envoy's header map); they are lowercased again here to be sure.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub method: &'a [u8],
+    /// The `:path` pseudo-header: path and query, not decoded.
+    pub path: &'a [u8],
+    pub headers: &'a [(&'a [u8], &'a [u8])],
+    /// The buffered body (at most the cap); `body_truncated` if more was sent.
+    pub body: Option<&'a [u8]>,
+    pub body_truncated: bool,
+}
+
+/// Bounds on the view, so a request cannot make it arbitrarily large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Fields beyond this many are not scanned; a finding says so.
+    pub max_fields: usize,
+    /// JSON nesting beyond this depth is not walked.
+    pub max_json_depth: usize,
+    /// Field names shown in findings are cut to this many bytes.
+    pub max_name_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_fields: 512,
+            max_json_depth: 32,
+            max_name_bytes: 64,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct View {
+    pub fields: Vec<Field>,
+    pub anomalies: Vec<Anomaly>,
+    /// Header names (lowercase) with their raw values, for the protocol checks.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub method: Vec<u8>,
+    pub raw_path: Vec<u8>,
+    capped: bool,
+}
+
+/// A printable, bounded rendering of a user-chosen name (a parameter, header,
+/// cookie or JSON key) for use in a field name.
+pub fn display_name(raw: &[u8], max: usize) -> String {
+    let mut s = String::new();
+    for &b in raw.iter().take(max) {
+        s.push(if (0x21..0x7f).contains(&b) {
+            b as char
+        } else {
+            '?'
+        });
+    }
+    if raw.len() > max {
+        s.push('~');
+    }
+    s
+}
+
+impl View {
+    pub fn build(input: &Input<'_>, limits: Limits) -> View {
+        let mut view = View {
+            method: input.method.to_vec(),
+            raw_path: input.path.to_vec(),
+            ..View::default()
+        };
+        let (path, query) = match input.path.iter().position(|&b| b == b'?') {
+            Some(q) => (&input.path[..q], Some(&input.path[q + 1..])),
+            None => (input.path, None),
+        };
+        view.push(&limits, "path".to_string(), Kind::Path, path);
+        if let Some(query) = query {
+            view.params(&limits, "query", query);
+        }
+        let mut content_type: &[u8] = b"";
+        for &(name, value) in input.headers {
+            let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
+            if lname == "content-type" {
+                content_type = value;
+            }
+            if lname == "cookie" {
+                view.cookies(&limits, value);
+            } else if !lname.starts_with(':') {
+                let field = format!(
+                    "header.{}",
+                    display_name(lname.as_bytes(), limits.max_name_bytes)
+                );
+                view.push(&limits, field, Kind::Header, value);
+            }
+            view.headers.push((lname, value.to_vec()));
+        }
+        if let Some(body) = input.body.filter(|b| !b.is_empty()) {
+            view.body(&limits, content_type, body, input.body_truncated);
+        }
+        view
+    }
+
+    fn push(&mut self, limits: &Limits, name: String, kind: Kind, raw: &[u8]) {
+        if self.fields.len() >= limits.max_fields {
+            if self.capped {
+                return;
+            }
+            self.capped = true;
+            self.anomalies.push(Anomaly {
+                field: name.clone(),
+                hit: Hit {
+                    rule: "protocol.too-many-fields",
+                    severity: Severity::Warning,
+                    offset: 0,
+                },
+            });
+            return;
+        }
+        self.fields.push(Field {
+            name,
+            kind,
+            raw: raw.to_vec(),
+        });
+    }
+
+    /// `a=1&b=2` (query string or form body). A parameter's name is a field
+    /// of its own, named by its position, since names carry payloads too.
+    fn params(&mut self, limits: &Limits, prefix: &str, s: &[u8]) {
+        for (n, pair) in s
+            .split(|&b| b == b'&')
+            .filter(|p| !p.is_empty())
+            .enumerate()
+        {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(e) => (&pair[..e], &pair[e + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            let decoded = crate::normalize::url_decode(name, crate::normalize::Plus::Space);
+            let shown = display_name(&decoded, limits.max_name_bytes);
+            self.push(limits, format!("{prefix}-name[{n}]"), Kind::ParamName, name);
+            self.push(limits, format!("{prefix}.{shown}"), Kind::ParamValue, value);
+        }
+    }
+
+    fn cookies(&mut self, limits: &Limits, header: &[u8]) {
+        for pair in header.split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(e) => (&pair[..e], &pair[e + 1..]),
+                None => (&pair[..0], pair),
+            };
+            let field = format!("cookie.{}", display_name(name, limits.max_name_bytes));
+            self.push(limits, field, Kind::Cookie, value);
+        }
+    }
+
+    fn body(&mut self, limits: &Limits, content_type: &[u8], body: &[u8], truncated: bool) {
+        let ct = content_type
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii()
+            .to_ascii_lowercase();
+        let is_json = ct == b"application/json" || (ct.ends_with(b"+json") && ct.contains(&b'/'));
+        if is_json && !truncated {
+            match serde_json::from_slice::<Value>(body) {
+                Ok(v) => {
+                    let mut path = String::from("body.$");
+                    self.json(limits, &v, &mut path, 0);
+                    return;
+                }
+                Err(_) => self.anomalies.push(Anomaly {
+                    field: "body".to_string(),
+                    hit: Hit {
+                        rule: "protocol.malformed-json",
+                        severity: Severity::Warning,
+                        offset: 0,
+                    },
+                }),
+            }
+        }
+        if ct == b"application/x-www-form-urlencoded" || (ct.is_empty() && looks_like_form(body)) {
+            self.params(limits, "body", body);
+            return;
+        }
+        if ct.ends_with(b"/xml") || ct.ends_with(b"+xml") {
+            self.xml(limits, body);
+            return;
+        }
+        // Other types, a truncated JSON body or one that did not parse: scan as text.
+        self.push(limits, "body".to_string(), Kind::RawBody, body);
+    }
+
+    fn json(&mut self, limits: &Limits, v: &Value, path: &mut String, depth: usize) {
+        if depth > limits.max_json_depth {
+            if depth == limits.max_json_depth + 1 {
+                self.anomalies.push(Anomaly {
+                    field: path.clone(),
+                    hit: Hit {
+                        rule: "protocol.json-too-deep",
+                        severity: Severity::Notice,
+                        offset: 0,
+                    },
+                });
+            }
+            return;
+        }
+        let len = path.len();
+        match v {
+            Value::String(s) => self.push(limits, path.clone(), Kind::JsonValue, s.as_bytes()),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if self.capped {
+                        break;
+                    }
+                    path.push_str(&format!("[{i}]"));
+                    self.json(limits, item, path, depth + 1);
+                    path.truncate(len);
+                }
+            }
+            Value::Object(map) => {
+                for (k, item) in map {
+                    if self.capped {
+                        break;
+                    }
+                    path.push('.');
+                    path.push_str(&display_name(k.as_bytes(), limits.max_name_bytes));
+                    // Keys rarely carry payloads, but they can; scan them as their own field.
+                    if needs_key_scan(k) {
+                        self.push(limits, format!("{path}#key"), Kind::JsonKey, k.as_bytes());
+                    }
+                    self.json(limits, item, path, depth + 1);
+                    path.truncate(len);
+                }
+            }
+            // Numbers, booleans and null cannot carry a payload.
+            _ => {}
+        }
+    }
+}
+
+/// Plain identifier keys (`user_name`, `createdAt`) cannot carry a payload.
+fn needs_key_scan(k: &str) -> bool {
+    !k.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A body sent without a content type that reads as `name=value&...`; some
+/// frameworks parse it as a form anyway, so it is scanned as one.
+fn looks_like_form(body: &[u8]) -> bool {
+    match body.iter().position(|&b| b == b'=') {
+        Some(e) if e > 0 => body[..e].iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']' | b'%')
+        }),
+        _ => false,
+    }
+}
+
+impl View {
+    /// XML, read leniently into its text nodes and attribute values (markup
+    /// is XML's own syntax, so only values are scanned). Comments and
+    /// processing instructions are skipped, CDATA is text. A document that
+    /// does not scan (a `<` never closed) is kept whole as [`Kind::XmlBody`].
+    fn xml(&mut self, limits: &Limits, body: &[u8]) {
+        let mut i = 0;
+        let mut tag: &[u8] = b"";
+        let mut values: Vec<(String, &[u8])> = Vec::new();
+        let mut ok = true;
+        while i < body.len() {
+            let rest = &body[i..];
+            if !rest.starts_with(b"<") {
+                let end = rest.iter().position(|&b| b == b'<').unwrap_or(rest.len());
+                let text = rest[..end].trim_ascii();
+                if !text.is_empty() {
+                    values.push((
+                        format!("body.xml.{}", display_name(tag, limits.max_name_bytes)),
+                        text,
+                    ));
+                }
+                i += end;
+                continue;
+            }
+            let (open, close): (&[u8], &[u8]) = if rest.starts_with(b"<!--") {
+                (b"<!--", b"-->")
+            } else if rest.starts_with(b"<![CDATA[") {
+                (b"<![CDATA[", b"]]>")
+            } else if rest.starts_with(b"<?") {
+                (b"<?", b"?>")
+            } else {
+                (b"<", b">")
+            };
+            let Some(end) = find_bytes(&rest[open.len()..], close) else {
+                ok = false;
+                break;
+            };
+            let inner = &rest[open.len()..open.len() + end];
+            if open == b"<![CDATA[" {
+                values.push((
+                    format!("body.xml.{}", display_name(tag, limits.max_name_bytes)),
+                    inner,
+                ));
+            } else if open == b"<" && !inner.starts_with(b"/") && !inner.starts_with(b"!") {
+                let name_end = inner
+                    .iter()
+                    .position(|&b| b.is_ascii_whitespace() || b == b'/')
+                    .unwrap_or(inner.len());
+                tag = &inner[..name_end];
+                xml_attributes(&inner[name_end..], |name, value| {
+                    values.push((
+                        format!(
+                            "body.xml.{}@{}",
+                            display_name(tag, limits.max_name_bytes),
+                            display_name(name, limits.max_name_bytes)
+                        ),
+                        value,
+                    ));
+                });
+            }
+            i += open.len() + end + close.len();
+        }
+        if !ok {
+            self.push(limits, "body".to_string(), Kind::XmlBody, body);
+            return;
+        }
+        for (name, value) in values {
+            self.push(limits, name, Kind::XmlValue, value);
+        }
+    }
+}
+
+/// `name="value"` and `name='value'` pairs inside a start tag.
+fn xml_attributes<'a>(s: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) {
+    let mut i = 0;
+    while i < s.len() {
+        let Some(eq) = s[i..].iter().position(|&b| b == b'=') else {
+            return;
+        };
+        let name = s[i..i + eq].trim_ascii();
+        let mut j = i + eq + 1;
+        while s.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        let Some(&q) = s.get(j) else { return };
+        if q != b'"' && q != b'\'' {
+            return;
+        }
+        let Some(len) = s[j + 1..].iter().position(|&b| b == q) else {
+            return;
+        };
+        f(name, &s[j + 1..j + 1 + len]);
+        i = j + 1 + len + 1;
+    }
+}
+
+fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
