@@ -112,6 +112,8 @@ fn valid_token_is_allowed_with_outputs() {
         host.metric("meshward.jwt_auth.jwt_cache_hit", &[("provider", "corp")]),
         1
     );
+    // an allowed request writes no audit line, so no audit filter state
+    assert_eq!(host.raw_property("meshward.audit.jwt-auth"), None);
     // the fresh token's verify time was recorded once; the cache hit adds none
     assert_eq!(
         host.histogram("meshward.jwt_auth.provider=.=corp;.;verify_time_us")
@@ -147,6 +149,12 @@ fn missing_token_gets_bare_challenge() {
         host.metric("meshward.jwt_auth.denied", &[("reason", "token_missing")]),
         1
     );
+    // the audit line, also in filter state for the access log
+    let state = host
+        .raw_property("meshward.audit.jwt-auth")
+        .expect("audit state");
+    let line: Value = serde_json::from_slice(&state).expect("json");
+    assert_eq!(line["reason"], "token_missing");
     assert_eq!(
         host.metric(
             "meshward.jwt_auth.provider_denied",
