@@ -255,8 +255,16 @@ def test_registry_refuses_a_layout_with_a_wrong_blob(built, tmp_path):
 
 
 # ------------------------------------------------------------------ make release
-def _docs(path: Path) -> list:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+def _docs(path: Path) -> list[dict]:
+    """The mapping documents of a YAML file (kustomize JSON patches are lists: left out)."""
+    return [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+
+
+def _url_patches(path: Path) -> list[list]:
+    """JSON 6902 patch documents that set /spec/url."""
+    return [d for d in yaml.safe_load_all(path.read_text())
+            if isinstance(d, list) and any(isinstance(op, dict) and op.get("path") == "/spec/url"
+                                           and op.get("op") in ("add", "replace") for op in d)]
 
 
 def test_release_pins_what_the_registry_serves(built, registry, wasms, tmp_path):
@@ -311,6 +319,16 @@ def test_release_pins_what_the_registry_serves(built, registry, wasms, tmp_path)
             assert a == b
     assert seen
 
+    # An overlay that points the plugin at another image drops the release's sha256 with it.
+    for src in sorted(MANIFESTS.rglob("*.y*ml")):
+        if not _url_patches(src):
+            continue
+        before = _url_patches(src)
+        after = _url_patches(rel / "istio-manifests" / src.relative_to(MANIFESTS))
+        for b, a in zip(before, after, strict=True):
+            assert [op for op in a if op.get("path") != "/spec/sha256"] == b
+            assert {"op": "remove", "path": "/spec/sha256"} in a
+
 
 def test_pinned_manifests_pass_the_istio_crd_schema(tmp_path):
     out = tmp_path / "release"
@@ -356,6 +374,11 @@ def test_pinning_edits_only_url_and_sha256(tmp_path):
     (manifests / "nested").mkdir(parents=True)
     (manifests / "nested" / "plugins.yaml").write_text(src)
     (manifests / "kustomization.yaml").write_text("resources:\n- nested/plugins.yaml\n")
+    patch = ("- op: replace\n  path: /spec/url\n  value: oci://ghcr.io/meshward/meshward:dev\n"
+             "- op: replace\n  path: /spec/failStrategy\n  value: FAIL_OPEN\n")
+    own_sha = "- path: /spec/url\n  op: add\n  value: x\n- op: remove\n  path: /spec/sha256\n"
+    (manifests / "dev.yaml").write_text(patch)
+    (manifests / "own.yaml").write_text(own_sha)
     p = run_script(RELEASE_PY, "--manifests", str(manifests), "--out", str(tmp_path / "out"),
                    "--registry", "registry.example.com/platform", "--version", "9.9.9")
     assert p.returncode == 0, p.stderr
@@ -374,3 +397,7 @@ def test_pinning_edits_only_url_and_sha256(tmp_path):
     assert docs[3]["status"] == {}
     assert (rel / "istio-manifests" / "kustomization.yaml").read_text() == \
         "resources:\n- nested/plugins.yaml\n"
+    dev = yaml.safe_load((rel / "istio-manifests" / "dev.yaml").read_text())
+    assert dev == yaml.safe_load(patch)[:1] + [{"op": "remove", "path": "/spec/sha256"}] + \
+        yaml.safe_load(patch)[1:]
+    assert (rel / "istio-manifests" / "own.yaml").read_text() == own_sha

@@ -109,8 +109,40 @@ def pin_document(lines: list[str], refs: dict[str, tuple[str, str]], where: str
     return out, module
 
 
-def pin_text(text: str, refs: dict[str, tuple[str, str]], where: str) -> tuple[str, list[str]]:
-    """Pin every WasmPlugin document of a (multi-document) YAML file."""
+_PATCH_ITEM = re.compile(r"^-\s")
+_PATCH_URL = re.compile(r"^(-\s+|\s+)path:\s*[\"']?/spec/url[\"']?\s*(#.*)?$")
+_PATCH_OP_SET = re.compile(r"^(-\s+|\s+)op:\s*[\"']?(replace|add)[\"']?\s*(#.*)?$")
+_PATCH_SHA = re.compile(r"^(-\s+|\s+)path:\s*[\"']?/spec/sha256[\"']?")
+UNPIN_OP = ["# make release: the pinned spec.sha256 belongs to the release's url only, so a",
+            "# patched url drops it (Istio would refuse the other image).",
+            "- op: remove", "  path: /spec/sha256"]
+
+
+def unpin_url_patch(lines: list[str]) -> tuple[list[str], bool]:
+    """A JSON 6902 patch (a kustomize overlay) that sets /spec/url to another image would keep
+    the base's pinned sha256 and make Istio refuse that image: append a removal of sha256."""
+    if any(_PATCH_SHA.match(line) for line in lines):
+        return lines, False  # the overlay manages sha256 itself
+    items: list[tuple[int, int]] = []
+    for i, line in enumerate(lines):
+        if _PATCH_ITEM.match(line):
+            items.append((i, len(lines)))
+            if len(items) > 1:
+                items[-2] = (items[-2][0], i)
+        elif items and line.strip() and not line[:1].isspace() and not line.startswith("#"):
+            items[-1] = (items[-1][0], i)
+    for start, end in items:
+        item = lines[start:end]
+        if any(_PATCH_URL.match(x) for x in item) and any(_PATCH_OP_SET.match(x) for x in item):
+            last = max(j for j in range(start, end) if lines[j].strip())
+            return lines[: last + 1] + UNPIN_OP + lines[last + 1:], True
+    return lines, False
+
+
+def pin_text(text: str, refs: dict[str, tuple[str, str]], where: str
+             ) -> tuple[str, list[str], bool]:
+    """Pin every WasmPlugin document of a (multi-document) YAML file. Also returns whether a
+    url patch was made to drop the pinned sha256."""
     lines = text.split("\n")
     docs: list[list[str]] = [[]]
     for line in lines:
@@ -119,13 +151,17 @@ def pin_text(text: str, refs: dict[str, tuple[str, str]], where: str) -> tuple[s
         else:
             docs[-1].append(line)
     pinned: list[str] = []
+    unpinned = False
     out: list[str] = []
     for n, doc in enumerate(docs):
         new, module = pin_document(doc, refs, f"{where} (document {n + 1})")
         if module:
             pinned.append(module)
+        else:
+            new, dropped = unpin_url_patch(new)
+            unpinned |= dropped
         out.extend(new)
-    return "\n".join(out), pinned
+    return "\n".join(out), pinned, unpinned
 
 
 def sha256_file(path: Path) -> str:
@@ -177,11 +213,15 @@ def _write(dist: Path, rel: Path, registry: str, manifests: Path, version: str,
     shutil.copytree(manifests, dest_root)
     for src in sorted(p for p in manifests.rglob("*") if p.suffix in (".yaml", ".yml")):
         rel_path = src.relative_to(manifests)
-        text, pinned = pin_text(src.read_text(), refs, str(src.relative_to(manifests.parent)))
-        if pinned:
+        text, pinned, unpinned = pin_text(src.read_text(), refs,
+                                          str(src.relative_to(manifests.parent)))
+        if pinned or unpinned:
             (dest_root / rel_path).write_text(text)
-            report += [f"{dest_root / rel_path}: {m} -> {refs[m][0]} sha256 "
-                       f"{refs[m][1].removeprefix('sha256:')}" for m in pinned]
+        report += [f"{dest_root / rel_path}: {m} -> {refs[m][0]} sha256 "
+                   f"{refs[m][1].removeprefix('sha256:')}" for m in pinned]
+        if unpinned:
+            report.append(f"{dest_root / rel_path}: sets another spec.url, so it also removes "
+                          "spec.sha256")
     return [f"{i.digest}  {registry}/{i.name}" for i in images] + report
 
 
