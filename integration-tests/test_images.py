@@ -326,6 +326,9 @@ def test_release_pins_what_the_registry_serves(built, registry, wasms, tmp_path)
         before = _url_patches(src)
         after = _url_patches(rel / "istio-manifests" / src.relative_to(MANIFESTS))
         for b, a in zip(before, after, strict=True):
+            if any(op.get("path") == "/spec/sha256" for op in b):
+                assert a == b  # the overlay handles sha256 itself
+                continue
             assert [op for op in a if op.get("path") != "/spec/sha256"] == b
             assert {"op": "remove", "path": "/spec/sha256"} in a
 
@@ -340,7 +343,10 @@ def test_pinned_manifests_pass_the_istio_crd_schema(tmp_path):
     node = shutil.which("node") or "node"
     v = subprocess.run([node, str(TESTS_DIR / "istio" / "validate-manifests.mjs"), *map(str, pinned)],
                        cwd=TESTS_DIR, capture_output=True, text=True, timeout=60)
-    results = [r for r in json.loads(v.stdout) if r["kind"] == "WasmPlugin"]
+    try:
+        results = [r for r in json.loads(v.stdout) if r["kind"] == "WasmPlugin"]
+    except json.JSONDecodeError:
+        pytest.fail(f"the manifest validator gave no JSON:\n{v.stdout}{v.stderr}")
     assert results and all(r["ok"] for r in results), v.stdout + v.stderr
 
 
