@@ -105,10 +105,13 @@ def stack():
             pytest.fail(f"Envoy (compose) not ready in 60s; logs:\n{logs.stdout[-6000:]}")
         yield env, project
     finally:
-        down = subprocess.run(compose_cmd(project, "down", "--timeout", "5"), env=env, cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=120)
-        if down.returncode != 0:
-            teardown_problems.append(f"docker-compose down: {down.stderr[-2000:]}")
+        try:
+            down = subprocess.run(compose_cmd(project, "down", "--timeout", "5"), env=env, cwd=REPO_ROOT,
+                                  capture_output=True, text=True, timeout=120)
+            if down.returncode != 0:
+                teardown_problems.append(f"docker-compose down: {down.stderr[-2000:]}")
+        except subprocess.TimeoutExpired:
+            teardown_problems.append("docker-compose down did not finish in 120s")
         root = dockerd.root
         teardown_problems += dockerd.stop()
         left = _mounts_under(root)
