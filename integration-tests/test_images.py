@@ -414,3 +414,36 @@ def test_pinning_edits_only_url_and_sha256(tmp_path):
     assert dev == yaml.safe_load(patch)[:1] + [{"op": "remove", "path": "/spec/sha256"}] + \
         yaml.safe_load(patch)[1:]
     assert (rel / "istio-manifests" / "own.yaml").read_text() == own_sha
+
+
+def test_pinned_kustomizations_render_consistent_sha256(tmp_path):
+    """kubectl's kustomize over every kustomization in the release copy: a rendered WasmPlugin
+    carries the release's sha256 only with the release's url for its module, and none when an
+    overlay points it elsewhere (Istio would refuse that image)."""
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl missing (scripts/ensure-deps.sh installs Debian kubernetes-client)"
+    out = tmp_path / "release"
+    p = run_script(RELEASE_PY, "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    rel = next(out.iterdir())
+    digests = dict(line.split()[::-1] for line in (rel / "images" / "DIGESTS").read_text().splitlines())
+    dirs = sorted(k.parent for k in (rel / "istio-manifests").rglob("kustomization.yaml"))
+    if not dirs:
+        pytest.fail("no kustomization.yaml in istio-manifests/")
+    plugins = 0
+    for d in dirs:
+        r = subprocess.run([kubectl, "kustomize", str(d)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"{d}: {r.stderr}"
+        for doc in yaml.safe_load_all(r.stdout):
+            if not isinstance(doc, dict) or doc.get("kind") != "WasmPlugin":
+                continue
+            plugins += 1
+            spec = doc["spec"]
+            module = spec["url"].rsplit("/", 1)[-1].split(":")[0]
+            release_url = f"oci://ghcr.io/meshward/{module}:{rel.name}"
+            if spec["url"] == release_url:
+                assert spec.get("sha256") == digests[f"meshward/{module}:{rel.name}"].removeprefix(
+                    "sha256:"), d
+            else:
+                assert "sha256" not in spec, f"{d}: {spec['url']} with the release's sha256"
+    assert plugins
