@@ -54,7 +54,7 @@ def test_schema_refuses_mistakes(bad):
 
 
 def test_wasmplugin_config_matches_schema_and_filter(tmp_path):
-    docs = yaml.safe_load_all((REPO_ROOT / "istio-manifests/authz.yaml").read_text())
+    docs = yaml.safe_load_all((REPO_ROOT / "istio-manifests/single-filters/authz.yaml").read_text())
     doc = next(d for d in docs if d["kind"] == "WasmPlugin")
     assert doc["kind"] == "WasmPlugin" and doc["spec"]["phase"] == "AUTHZ"
     assert doc["metadata"]["name"] == "meshward-authz"

@@ -56,7 +56,7 @@ def test_schema_rejects_mistakes():
 
 
 def test_istio_plugin_config_accepted_by_the_filter(tmp_path):
-    docs = list(yaml.safe_load_all((REPO_ROOT / "istio-manifests" / "rate-limit.yaml").read_text()))
+    docs = list(yaml.safe_load_all((REPO_ROOT / "istio-manifests" / "single-filters" / "rate-limit.yaml").read_text()))
     wp = [d for d in docs if d and d.get("kind") == "WasmPlugin"]
     assert len(wp) == 1 and wp[0]["spec"]["phase"] == "AUTHZ"
     cfg = wp[0]["spec"]["pluginConfig"]

@@ -29,6 +29,10 @@ if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   # Debian's python3 ships venv/ensurepip separately.
   APT_PKGS+=(python3-venv)
 fi
+if ! command -v kubectl >/dev/null 2>&1; then
+  # `kubectl kustomize` renders istio-manifests/ in the manifest tests (any kubectl >= 1.20).
+  APT_PKGS+=(kubernetes-client)
+fi
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

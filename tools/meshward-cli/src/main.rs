@@ -5,6 +5,7 @@
 
 mod explain;
 mod jwt;
+mod manifest;
 mod validate;
 
 use std::path::Path;
@@ -15,7 +16,9 @@ use validate::Module;
 const USAGE: &str = "usage:
   meshward validate [--module jwt-auth|authz|rate-limit|suite] FILE...
       compile each JSON config with its module's own compiler (the module is
-      inferred from the config's fields unless given); exit 1 if any fails
+      inferred from the config's fields unless given); a .yaml/.yml file is
+      read as Kubernetes manifests: each Istio WasmPlugin's spec.pluginConfig
+      is compiled for the module its spec.url loads; exit 1 if any fails
   meshward explain --config AUTHZ.json --request REQUEST.json
       run authz on the request the file describes; print the decision as JSON
       (docs/cli.md has the request format)
@@ -75,6 +78,21 @@ fn run_validate(args: &[String]) -> ExitCode {
     }
     let mut failed = false;
     for path in files {
+        if manifest::is_yaml(path) {
+            let report = match read(path) {
+                Ok(b) => manifest::check(path, &b),
+                Err(e) => {
+                    failed = true;
+                    println!("{e}");
+                    continue;
+                }
+            };
+            failed |= report.failed;
+            for line in report.lines {
+                println!("{line}");
+            }
+            continue;
+        }
         match read(path).and_then(|b| validate::file(&b, module)) {
             Ok(m) => println!("{path}: ok ({} config)", m.name()),
             Err(e) => {
