@@ -149,3 +149,52 @@ fn explain_prints_the_decision_and_the_reply() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("not a JSON document"), "{}", text(&o));
 }
+
+#[test]
+fn wasmplugin_yaml_is_validated_document_by_document() {
+    let shipped = [
+        repo("istio-manifests/base/meshward.yaml"),
+        repo("istio-manifests/single-filters/authz.yaml"),
+        repo("istio-manifests/infra/idp-egress.yaml"),
+    ];
+    let args: Vec<&str> = std::iter::once("validate")
+        .chain(shipped.iter().map(String::as_str))
+        .collect();
+    let o = meshward(&args);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("meshward.yaml#0 WasmPlugin meshward: ok (suite config)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("idp-egress.yaml#0: skipped (ServiceEntry corp-idp: not a WasmPlugin)"),
+        "{out}"
+    );
+
+    let bad = tmp(
+        "plugins.yml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\n\
+         apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {name: edge}\n\
+         spec:\n  url: oci://ghcr.io/meshward/meshward:0.1.0\n  pluginConfig:\n    authz:\n      policies: [{name: p, action: MAYBE}]\n",
+    );
+    let o = meshward(&["validate", &bad]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "plugins.yml#1 WasmPlugin edge: suite config: spec.pluginConfig.authz.policies[0]"
+        ),
+        "{}",
+        text(&o)
+    );
+    for (body, want) in [
+        ("a: [1\n", "YAML: "),
+        ("a: 1\na: 2\n", "duplicated key"),
+        ("a: &x {b: 1}\nc: *x\n", "aliases (*name) are not supported"),
+    ] {
+        let f = tmp("broken.yaml", body);
+        let o = meshward(&["validate", &f]);
+        assert_eq!(o.status.code(), Some(1), "{body}: {}", text(&o));
+        assert!(text(&o).contains(want), "{body}: {}", text(&o));
+    }
+}
