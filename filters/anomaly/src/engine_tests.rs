@@ -1,1 +1,281 @@
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::request::{Input, Kind, Limits, View};
+use crate::score::{Detector, Verdict};
 
+fn engine(json: &str) -> Engine {
+    Engine::new(Config::parse(json.as_bytes()).expect("config")).expect("engine")
+}
+
+fn input<'a>(
+    path: &'a str,
+    headers: &'a [(&'a [u8], &'a [u8])],
+    body: Option<&'a str>,
+) -> Input<'a> {
+    Input {
+        method: b"POST",
+        path: path.as_bytes(),
+        headers,
+        body: body.map(str::as_bytes),
+        body_truncated: false,
+    }
+}
+
+fn fields(i: &Input<'_>) -> Vec<(String, Kind, String)> {
+    View::build(i, Limits::default())
+        .fields
+        .into_iter()
+        .map(|f| (f.name, f.kind, String::from_utf8_lossy(&f.raw).into_owned()))
+        .collect()
+}
+
+#[test]
+fn view_names_query_header_cookie_and_json_fields() {
+    let h: &[(&[u8], &[u8])] = &[
+        (b"User-Agent", b"curl/8"),
+        (b"cookie", b"sid=abc; theme=dark"),
+        (b"content-type", b"application/json; charset=utf-8"),
+        (b":authority", b"example.com"),
+    ];
+    let i = input(
+        "/api/x?id=1&q=a+b",
+        h,
+        Some(r#"{"user":{"name":"Ann","tags":["a",2,null]},"$ne":"x"}"#),
+    );
+    let names: Vec<String> = fields(&i).into_iter().map(|f| f.0).collect();
+    assert_eq!(
+        names,
+        [
+            "path",
+            "query-name[0]",
+            "query.id",
+            "query-name[1]",
+            "query.q",
+            "header.user-agent",
+            "cookie.sid",
+            "cookie.theme",
+            "header.content-type",
+            "body.$.$ne#key",
+            "body.$.$ne",
+            "body.$.user.name",
+            "body.$.user.tags[0]",
+        ]
+    );
+}
+
+#[test]
+fn form_and_xml_bodies_become_fields() {
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"application/x-www-form-urlencoded")];
+    let f = fields(&input("/", h, Some("a=1&b=x%27")));
+    assert!(f.contains(&("body.b".into(), Kind::ParamValue, "x%27".into())));
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"text/xml")];
+    let f = fields(&input(
+        "/",
+        h,
+        Some(r#"<?xml version="1.0"?><a x="1"><!-- c --><b>hi</b><![CDATA[<raw>]]></a>"#),
+    ));
+    let names: Vec<&str> = f.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "path",
+            "header.content-type",
+            "body.xml.a@x",
+            "body.xml.b",
+            "body.xml.b"
+        ]
+    );
+    // An unterminated tag: scanned whole.
+    let f = fields(&input("/", h, Some("<a><b")));
+    assert_eq!(f[2].1, Kind::XmlBody);
+}
+
+#[test]
+fn malformed_json_is_a_finding_and_scanned_as_text() {
+    let e = engine("{}");
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"application/json")];
+    let out = e.evaluate(&input("/", h, Some("{\"a\": \"1' or '1'='1\"")));
+    let rules: Vec<&str> = out.score.findings.iter().map(|f| f.rule).collect();
+    assert!(rules.contains(&"protocol.malformed-json"), "{rules:?}");
+    assert!(rules.contains(&"sqli.libinjection"), "{rules:?}");
+    assert_eq!(out.verdict, Verdict::Block);
+}
+
+#[test]
+fn deep_json_and_many_fields_are_bounded() {
+    let e = engine("{}");
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"application/json")];
+    // Deeper than serde_json's recursion limit: a parse error, not a crash.
+    let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+    let out = e.evaluate(&input("/", h, Some(&deep)));
+    assert!(out
+        .score
+        .findings
+        .iter()
+        .any(|f| f.rule == "protocol.malformed-json"));
+    let many = format!(
+        "[{}]",
+        (0..5000)
+            .map(|i| format!("\"v{i}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let i = input("/", h, Some(&many));
+    let view = View::build(&i, Limits::default());
+    assert_eq!(view.fields.len(), Limits::default().max_fields);
+    let out = e.evaluate(&i);
+    let capped: Vec<_> = out
+        .score
+        .findings
+        .iter()
+        .filter(|f| f.rule == "protocol.too-many-fields")
+        .collect();
+    assert_eq!(capped.len(), 1);
+}
+
+#[test]
+fn findings_name_field_and_offset_never_the_value() {
+    let e = engine("{}");
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"application/json")];
+    let out = e.evaluate(&input(
+        "/",
+        h,
+        Some(r#"{"user":{"bio":"hi ; cat /etc/passwd"}}"#),
+    ));
+    let json = serde_json::to_string(&out.score).expect("serialises");
+    assert!(json.contains("body.$.user.bio"), "{json}");
+    assert!(!json.contains("passwd"), "{json}");
+    let cmd = out
+        .score
+        .findings
+        .iter()
+        .find(|f| f.detector == Detector::Cmdi)
+        .expect("cmdi finding");
+    assert_eq!(cmd.offset, 5);
+}
+
+#[test]
+fn thresholds_give_pass_detect_block() {
+    let e = engine(r#"{"detection_threshold": 3, "blocking_threshold": 8}"#);
+    let none: &[(&[u8], &[u8])] = &[];
+    assert_eq!(
+        e.evaluate(&input("/?q=hello", none, None)).verdict,
+        Verdict::Pass
+    );
+    // One critical (5): detected, not blocked at 8.
+    let out = e.evaluate(&input("/?q=1%27%20or%20%271%27=%271", none, None));
+    assert_eq!(out.score.total, 5);
+    assert_eq!(out.verdict, Verdict::Detect);
+    // Traversal and a sensitive file: 5 + 4.
+    let out = e.evaluate(&input("/?f=../../etc/passwd", none, None));
+    assert_eq!(out.score.total, 9);
+    assert_eq!(out.verdict, Verdict::Block);
+}
+
+#[test]
+fn exclusions_and_routes() {
+    let cfg = r#"{
+        "exclusions": [{"fields": ["query.sql"], "detectors": ["sqli"]},
+                       {"fields": ["body.$.ticket.*"]}],
+        "routes": [{"path_prefix": "/admin", "blocking_threshold": 100,
+                    "exclusions": [{"fields": ["query.q"], "detectors": ["xss"]}]}]
+    }"#;
+    let e = engine(cfg);
+    let none: &[(&[u8], &[u8])] = &[];
+    let sqli = "/?sql=1%27%20or%20%271%27=%271";
+    assert_eq!(e.evaluate(&input(sqli, none, None)).score.total, 0);
+    // The same value in another parameter still counts.
+    let other = "/?id=1%27%20or%20%271%27=%271";
+    assert_eq!(
+        e.evaluate(&input(other, none, None)).verdict,
+        Verdict::Block
+    );
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"application/json")];
+    let body = r#"{"ticket":{"text":"<script>alert(1)</script>"},"x":"<script>alert(1)</script>"}"#;
+    let out = e.evaluate(&input("/", h, Some(body)));
+    let fields: Vec<&str> = out
+        .score
+        .findings
+        .iter()
+        .map(|f| f.field.as_str())
+        .collect();
+    assert_eq!(fields, ["body.$.x"]);
+    // Route: xss excluded on query.q, and a higher blocking threshold.
+    let xss = "/admin/x?q=%3Cscript%3Ealert(1)%3C/script%3E&r=%3Cscript%3Ealert(1)%3C/script%3E";
+    let out = e.evaluate(&input(xss, none, None));
+    let fields: Vec<&str> = out
+        .score
+        .findings
+        .iter()
+        .map(|f| f.field.as_str())
+        .collect();
+    assert_eq!(fields, ["query.r"]);
+    assert_eq!(out.verdict, Verdict::Detect);
+}
+
+#[test]
+fn disabled_detector_does_not_run() {
+    let e = engine(r#"{"detectors": {"sqli": {"enabled": false}}}"#);
+    let none: &[(&[u8], &[u8])] = &[];
+    let out = e.evaluate(&input("/?id=1%27%20or%20%271%27=%271", none, None));
+    assert!(!out.score.detected_by(Detector::Sqli));
+}
+
+#[test]
+fn protocol_anomalies() {
+    let e = engine("{}");
+    let rules = |h: &[(&[u8], &[u8])], path: &str| {
+        e.evaluate(&input(path, h, None))
+            .score
+            .findings
+            .iter()
+            .map(|f| f.rule)
+            .collect::<Vec<_>>()
+    };
+    let smuggle: &[(&[u8], &[u8])] = &[
+        (b"content-length", b"4"),
+        (b"transfer-encoding", b"chunked"),
+    ];
+    assert_eq!(
+        rules(smuggle, "/"),
+        ["protocol.content-length-with-transfer-encoding"]
+    );
+    let dup: &[(&[u8], &[u8])] = &[(b"content-length", b"4"), (b"content-length", b"5")];
+    assert_eq!(rules(dup, "/"), ["protocol.duplicate-header"]);
+    let te: &[(&[u8], &[u8])] = &[(b"transfer-encoding", b"chunked, identity")];
+    assert_eq!(rules(te, "/"), ["protocol.bad-transfer-encoding"]);
+    let cl: &[(&[u8], &[u8])] = &[(b"content-length", b"+4")];
+    assert_eq!(rules(cl, "/"), ["protocol.bad-content-length"]);
+    let ctl: &[(&[u8], &[u8])] = &[(b"x-a", b"a\r\nb")];
+    assert_eq!(rules(ctl, "/"), ["protocol.control-char"]);
+    let big = vec![b'a'; 9000];
+    let huge: &[(&[u8], &[u8])] = &[(b"x-big", &big)];
+    assert_eq!(rules(huge, "/"), ["protocol.oversized-header"]);
+    let none: &[(&[u8], &[u8])] = &[];
+    assert_eq!(rules(none, "/a%zz"), ["protocol.bad-percent-encoding"]);
+    assert!(rules(none, "/a%00.php").contains(&"protocol.nul"));
+    assert!(rules(none, "/%c0%af..%c0%afetc").contains(&"protocol.overlong-utf8"));
+    assert!(rules(none, "/plain/path?a=1").is_empty());
+}
+
+#[test]
+fn structured_headers_are_not_scanned_for_injection() {
+    let e = engine("{}");
+    let h: &[(&[u8], &[u8])] = &[
+        (
+            b"accept",
+            b"text/html,application/xhtml+xml;q=0.9,*/*;q=0.8",
+        ),
+        (b"authorization", b"Bearer a'or'1'='1"),
+        (
+            b"user-agent",
+            b"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+        ),
+    ];
+    assert_eq!(e.evaluate(&input("/", h, None)).score.total, 0);
+    let h: &[(&[u8], &[u8])] = &[(b"user-agent", b"<script>alert(1)</script>")];
+    assert!(e
+        .evaluate(&input("/", h, None))
+        .score
+        .detected_by(Detector::Xss));
+}

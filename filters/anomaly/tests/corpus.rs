@@ -227,3 +227,37 @@ fn crs_regression_corpus() {
         profile
     );
 }
+
+/// libinjectionrs cost per KiB, on prose and on hostile repetitions, at 1, 4
+/// and 16 KiB (a growing per-KiB cost would show a super-linear scan).
+#[test]
+fn libinjection_speed() {
+    let prose = "The quick brown fox's owner said: \"select the best (and cheapest) one\"; ok? ";
+    println!("\nlibinjectionrs, us per KiB (sqli / xss)");
+    for (name, unit) in [
+        ("prose", prose),
+        ("'or ", "'or "),
+        ("<a ", "<a "),
+        ("/*", "/*"),
+        ("&#x", "&#x"),
+    ] {
+        let mut line = format!("{name:<8}");
+        for kib in [1usize, 4, 16] {
+            let value = unit.repeat(kib * 1024 / unit.len() + 1);
+            let value = &value.as_bytes()[..kib * 1024];
+            let reps = 64 / kib;
+            let t = Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(libinjectionrs::detect_sqli(value).is_injection());
+            }
+            let sqli = t.elapsed().as_secs_f64() * 1e6 / (reps * kib) as f64;
+            let t = Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(libinjectionrs::detect_xss(value).is_injection());
+            }
+            let xss = t.elapsed().as_secs_f64() * 1e6 / (reps * kib) as f64;
+            line.push_str(&format!("  {kib:>2} KiB: {sqli:>7.1} / {xss:>7.1}"));
+        }
+        println!("{line}");
+    }
+}

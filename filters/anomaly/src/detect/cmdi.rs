@@ -202,11 +202,17 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<usize> {
             }
         }
     }
-    // ... or the command alone, glued to its separator (`;id`, `|ls`) and
-    // ending the value or the substitution. `&` is left out: "P&ID".
+    // ... or the command alone, ending the value or the substitution: glued
+    // to `;` (`;id`), or after a pipe or substitution (`| id`, `$(id)`).
+    // `&` is left out ("P&ID"), and so is `; ` with a space ("dogs; cat").
     let ends = match v.get(end) {
         None => true,
         Some(&b) => is_sep(b) || b == b')',
     };
-    (ends && !spaced && sep != b'&').then_some(start)
+    let glued = match sep {
+        b'&' => false,
+        b';' | b'\n' | b'\r' => !spaced,
+        _ => true,
+    };
+    (ends && glued).then_some(start)
 }

@@ -68,6 +68,17 @@ fn tokenize(s: &[u8]) -> Vec<(usize, Tok<'_>)> {
                 }
             }
         } else if (b == b'-' && s.get(i + 1) == Some(&b'-')) || b == b'#' {
+            // Prose uses `--` as a dash; a comment that cuts a query is at
+            // (or near) the end of the line.
+            let line_end = s[i..]
+                .iter()
+                .position(|&c| c == b'\n')
+                .map_or(s.len(), |p| i + p);
+            if line_end - i > 16 {
+                i += 1;
+                out.push((start, Tok::Op(b)));
+                continue;
+            }
             out.push((start, Tok::Comment));
             // A comment ends at a newline; what follows is a new line of SQL.
             i = s[i..]
@@ -279,35 +290,33 @@ fn operand(after: &[(usize, Tok<'_>)], cut: bool) -> bool {
     false
 }
 
-/// `SELECT` followed by a column list SQL would accept and then `FROM`, or by
-/// a bare expression (`select 1`, `select @@version`, `select sleep(5)`).
+/// `SELECT` followed by a column list SQL would accept and then `FROM`
+/// (`select a, b from`, `select * from`, `select count(*) from`), a number
+/// list (`select 1,2,3`) or a system variable (`select @@version`).
 fn select_list(rest: &[(usize, Tok<'_>)]) -> bool {
     let Some(&(_, first)) = rest.first() else {
         return false;
     };
+    let second = rest.get(1).map(|(_, t)| *t);
     let from = rest.iter().take(64).any(|(_, t)| *t == Tok::Word(b"from"));
-    let listy = match first {
-        Tok::Op(b'*') | Tok::Num => true,
+    match first {
+        Tok::Num => second == Some(Tok::Op(b',')) || from,
+        Tok::Op(b'*') => from,
+        Tok::Word(w) if w.starts_with(b"@@") || SQL_ONLY.contains(&w) => true,
         Tok::Word(w) => {
-            w.starts_with(b"@@")
-                || [
-                    b"distinct".as_slice(),
-                    b"null",
-                    b"top",
-                    b"count",
-                    b"concat",
-                    b"char",
-                    b"sleep",
-                    b"user",
-                    b"version",
-                    b"database",
-                ]
-                .contains(&w)
-                || matches!(rest.get(1), Some((_, Tok::Op(b','))))
+            from && ([
+                b"distinct".as_slice(),
+                b"null",
+                b"top",
+                b"count",
+                b"concat",
+                b"char",
+            ]
+            .contains(&w)
+                || second == Some(Tok::Op(b',')))
         }
         _ => false,
-    };
-    listy && (from || matches!(first, Tok::Num | Tok::Op(b'*')) || rest.len() <= 3)
+    }
 }
 
 /// `;` then a statement keyword with an object: `; drop table`, `;shutdown`.

@@ -1,0 +1,209 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! Hostile input: random bytes and mutated attack strings through
+//! `libinjectionrs` directly, through normalisation and through the whole
+//! engine. A panic here would abort the wasm VM in Envoy, so any panic fails
+//! the test (tests unwind). Seeded, so a failure replays; set
+//! `MESHWARD_FUZZ_ITERS` for a longer run.
+
+use std::time::{Duration, Instant};
+
+use anomaly::config::Config;
+use anomaly::engine::Engine;
+use anomaly::normalize::{normalize, Plus};
+use anomaly::request::Input;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const SEEDS: &[&str] = &[
+    "1' OR '1'='1'--",
+    "1 union select 1,2,@@version/*",
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "\" onmouseover=\"alert(1)",
+    "javascript:alert(1)",
+    "../../etc/passwd%00",
+    ";cat${IFS}/etc/passwd",
+    "$(curl http://127.1/)",
+    "http://[::ffff:169.254.169.254]/",
+    "gopher://0x7f.1:6379/_",
+    "%u003c&#x3c;\\u003c\\x3c",
+    "/*!50000select*/",
+    "<!--<svg/onload=alert(1)>-->",
+    "'\"`;|&<>(){}[]\\/%#",
+];
+
+/// Bytes that steer the tokenizers into their less common states.
+const ALPHABET: &[u8] =
+    b"'\"`;|&<>(){}[]\\/%#-*=!@$^~.,:?+ \t\r\n\x00\x7f\xff\xc0\xafaAsSeElLcCtTuUnNoOrR0159xXvV";
+
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut v = seed.to_vec();
+    for _ in 0..1 + rng.below(8) {
+        let at = if v.is_empty() {
+            0
+        } else {
+            rng.below(v.len() + 1)
+        };
+        match rng.below(5) {
+            0 => v.insert(at, ALPHABET[rng.below(ALPHABET.len())]),
+            1 if !v.is_empty() => {
+                v.remove(at.min(v.len() - 1));
+            }
+            2 => v.insert(at, rng.next() as u8),
+            3 => {
+                let other = SEEDS[rng.below(SEEDS.len())].as_bytes();
+                let cut = rng.below(other.len() + 1);
+                v.splice(at..at, other[..cut].iter().copied());
+            }
+            _ => {
+                if !v.is_empty() {
+                    let i = at.min(v.len() - 1);
+                    v[i] = ALPHABET[rng.below(ALPHABET.len())];
+                }
+            }
+        }
+    }
+    v
+}
+
+fn random_bytes(rng: &mut Rng) -> Vec<u8> {
+    let len = rng.below(300);
+    (0..len)
+        .map(|_| {
+            if rng.below(2) == 0 {
+                ALPHABET[rng.below(ALPHABET.len())]
+            } else {
+                rng.next() as u8
+            }
+        })
+        .collect()
+}
+
+fn iterations() -> usize {
+    std::env::var("MESHWARD_FUZZ_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) {
+            20_000
+        } else {
+            200_000
+        })
+}
+
+#[test]
+fn libinjection_and_normalisation_never_panic() {
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let n = iterations();
+    let start = Instant::now();
+    let mut flagged = 0usize;
+    for i in 0..n {
+        let v = if i % 2 == 0 {
+            random_bytes(&mut rng)
+        } else {
+            let seed = SEEDS[rng.below(SEEDS.len())].as_bytes();
+            mutate(&mut rng, seed)
+        };
+        let a = libinjectionrs::detect_sqli(&v).is_injection();
+        let b = libinjectionrs::detect_xss(&v).is_injection();
+        let norm = normalize(&v, Plus::Space);
+        assert!(norm.len() <= v.len());
+        let c = libinjectionrs::detect_sqli(&norm).is_injection();
+        flagged += usize::from(a || b || c);
+    }
+    println!(
+        "{n} inputs ({flagged} flagged) in {:.2?}: no panic",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn engine_never_panics_on_hostile_requests() {
+    let engine = Engine::new(Config::default()).expect("engine");
+    let mut rng = Rng(0x5eed_1234_abcd_0002);
+    let n = iterations() / 10;
+    let cts: [&[u8]; 6] = [
+        b"application/json",
+        b"application/x-www-form-urlencoded",
+        b"text/xml",
+        b"",
+        b"application/problem+json; charset=utf-8",
+        b"multipart/form-data; boundary=x",
+    ];
+    for _ in 0..n {
+        let mut path = b"/".to_vec();
+        let seed = SEEDS[rng.below(SEEDS.len())].as_bytes();
+        path.extend(mutate(&mut rng, seed));
+        if rng.below(2) == 0 {
+            path.push(b'?');
+            path.extend(random_bytes(&mut rng));
+        }
+        let body = match rng.below(4) {
+            0 => {
+                let mut b = b"{\"a\":[\"".to_vec();
+                let seed = SEEDS[rng.below(SEEDS.len())].as_bytes();
+                b.extend(mutate(&mut rng, seed));
+                b.extend(b"\"]}");
+                b
+            }
+            1 => {
+                let mut b = b"<a x='".to_vec();
+                b.extend(random_bytes(&mut rng));
+                b
+            }
+            _ => random_bytes(&mut rng),
+        };
+        let hv = random_bytes(&mut rng);
+        let headers: Vec<(&[u8], &[u8])> = vec![
+            (b"content-type", cts[rng.below(cts.len())]),
+            (b"cookie", &hv),
+            (&hv, b"x"),
+            (b"transfer-encoding", &hv),
+        ];
+        let out = engine.evaluate(&Input {
+            method: if rng.below(8) == 0 { &hv } else { b"POST" },
+            path: &path,
+            headers: &headers,
+            body: Some(&body),
+            body_truncated: rng.below(4) == 0,
+        });
+        assert!(out.score.findings.len() <= anomaly::score::MAX_FINDINGS);
+    }
+}
+
+#[test]
+fn big_values_stay_linear() {
+    // 16 KiB values built from the prefixes that make naive scanners rescan.
+    let engine = Engine::new(Config::default()).expect("engine");
+    for unit in [
+        "'or ", "<a ", "../", ";$(", "http://", "%25u", "&#x", "/*", "\" on",
+    ] {
+        let value = unit.repeat(16 * 1024 / unit.len());
+        let body = format!("{{\"v\":{}}}", serde_json::to_string(&value).unwrap());
+        let headers: [(&[u8], &[u8]); 1] = [(b"content-type", b"application/json")];
+        let start = Instant::now();
+        engine.evaluate(&Input {
+            method: b"POST",
+            path: b"/",
+            headers: &headers,
+            body: Some(body.as_bytes()),
+            body_truncated: false,
+        });
+        let took = start.elapsed();
+        println!("16 KiB of {unit:?}: {took:.2?}");
+        assert!(took < Duration::from_secs(2), "{unit:?} took {took:?}");
+    }
+}
