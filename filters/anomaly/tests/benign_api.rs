@@ -152,7 +152,7 @@ const VERB: &[&str] = &[
 ];
 
 fn generated(n: usize) -> Vec<String> {
-    let mut rng = Rng(0xbe9_1_9e_42);
+    let mut rng = Rng(0xbe91_9e42);
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let d = (rng.next() % 100).to_string();
