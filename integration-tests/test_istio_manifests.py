@@ -138,6 +138,14 @@ WP = "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {nam
      "must NOT have additional properties"),
     ("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresource: [a.yaml]\n",
      "must NOT have additional properties"),
+    ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\n"
+     "spec: {hosts: ['*'], ports: [{number: 443, name: https}]}\n", "spec.hosts[0]: hostname cannot be wildcard"),
+    ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\n"
+     "spec: {hosts: [h.example.com], ports: [{number: 443, name: a}, {number: 443, name: b}]}\n",
+     "spec.ports: port number cannot be duplicated"),
+    ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\n"
+     "spec: {hosts: [h.example.com], addresses: [10.0.0.0/8], resolution: DNS, ports: [{number: 443, name: a}]}\n",
+     "CIDR addresses are allowed only for NONE/STATIC resolution types"),
     ("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n", "unsupported kind"),
     ("a: 1\na: 2\n", "Map keys must be unique"),
 ])

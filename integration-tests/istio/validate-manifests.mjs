@@ -184,13 +184,21 @@ function at(obj, path) {
   return found;
 }
 
+// JSON integers are CEL ints (BigInt in cel-js), as the API server types them from the schema.
+function celValue(v) {
+  if (Number.isInteger(v)) return BigInt(v);
+  if (Array.isArray(v)) return v.map(celValue);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, celValue(x)]));
+  return v;
+}
+
 function celErrors(key, obj) {
   const errors = [];
   for (const { path, rule, message } of RULES.kinds[key] ?? []) {
     for (const { value, where } of at(obj, path)) {
       let ok;
       try {
-        ok = cel.evaluate(rule, { self: value });
+        ok = cel.evaluate(rule, { self: celValue(value) });
       } catch (e) {
         ok = false;
         errors.push(`${where}: ${message} (rule failed to evaluate: ${e.message})`);
