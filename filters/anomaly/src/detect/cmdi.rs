@@ -61,6 +61,14 @@ const STRONG: &[&str] = &[
     "xargs",
     "gcc",
     "getent",
+    "iwr",
+    "iex",
+    "irm",
+    "invoke-webrequest",
+    "invoke-expression",
+    "start-process",
+    "downloadstring",
+    "lwp-download",
 ];
 
 /// Commands that are also words; they need a shell-like argument.
@@ -77,9 +85,11 @@ fn is_sep(b: u8) -> bool {
 }
 
 /// The value as a shell reads words: quotes and backslashes removed, `$IFS`
-/// forms and tabs read as a space. Never longer than the input.
-fn shell_view(value: &[u8]) -> Vec<u8> {
+/// forms and tabs read as a space. Never longer than the input; with each
+/// byte's offset in the input, so findings point into the normalised value.
+fn shell_view(value: &[u8]) -> (Vec<u8>, Vec<usize>) {
     let mut out = Vec::with_capacity(value.len());
+    let mut at = Vec::with_capacity(value.len());
     let mut i = 0;
     while let Some(&b) = value.get(i) {
         if b == b'$' {
@@ -93,18 +103,25 @@ fn shell_view(value: &[u8]) -> Vec<u8> {
             };
             if skip > 0 {
                 out.push(b' ');
+                at.push(i);
                 i += skip;
                 continue;
             }
         }
         match b {
             b'\'' | b'"' | b'\\' => {}
-            b'\t' => out.push(b' '),
-            _ => out.push(b),
+            b'\t' => {
+                out.push(b' ');
+                at.push(i);
+            }
+            _ => {
+                out.push(b);
+                at.push(i);
+            }
         }
         i += 1;
     }
-    out
+    (out, at)
 }
 
 fn shellish_arg(b: u8) -> bool {
@@ -115,38 +132,58 @@ fn shellish_arg(b: u8) -> bool {
 }
 
 pub fn detect(value: &[u8]) -> Option<Hit> {
-    if !value.iter().any(|&b| is_sep(b) || b == b'$' || b == b'\n') {
-        return None;
+    if contains(value, b"${ifs}") || contains(value, b"$ifs") {
+        return Some(hit(RULE_SEPARATOR, Severity::Critical, 0));
     }
-    let v = shell_view(value);
-    if contains(&v, b"${ifs}") || contains(value, b"$ifs") {
-        return Some(hit(0));
-    }
+    let (v, at) = shell_view(value);
+    let place = |i: usize| at.get(i).copied().unwrap_or(0);
+    let mut weak: Option<Hit> = None;
     let mut i = 0;
     while let Some(&b) = v.get(i) {
         let sep = if b == b'$' && v.get(i + 1) == Some(&b'(') {
             i += 2;
             Some(b'(')
-        } else if is_sep(b) {
+        } else if is_sep(b) || (b == b'{' && i + 1 < v.len()) {
             i += 1;
             Some(b)
         } else {
             i += 1;
             None
         };
-        if let Some(sep) = sep {
-            if let Some(offset) = command_at(&v, i, sep) {
-                return Some(hit(offset));
+        let Some(sep) = sep else { continue };
+        match command_at(&v, i, sep) {
+            Some(Found::Command(offset)) => {
+                return Some(hit(RULE_SEPARATOR, Severity::Critical, place(offset)))
             }
+            Some(Found::Unknown(offset)) if weak.is_none() => {
+                weak = Some(hit(RULE_UNKNOWN, Severity::Warning, place(offset)))
+            }
+            _ => {}
         }
     }
-    None
+    if weak.is_none() {
+        if let Some(Found::Command(offset)) = command_at(&v, 0, 0) {
+            weak = Some(hit(RULE_LINE, Severity::Warning, place(offset)));
+        }
+    }
+    weak
 }
 
-fn hit(offset: usize) -> Hit {
+const RULE_SEPARATOR: &str = "cmdi.command-after-separator";
+const RULE_UNKNOWN: &str = "cmdi.option-after-separator";
+const RULE_LINE: &str = "cmdi.command-line";
+
+enum Found {
+    /// A known command.
+    Command(usize),
+    /// Some other word given an option (`;perf --version`).
+    Unknown(usize),
+}
+
+fn hit(rule: &'static str, severity: Severity, offset: usize) -> Hit {
     Hit {
-        rule: "cmdi.command-after-separator",
-        severity: Severity::Critical,
+        rule,
+        severity,
         offset,
     }
 }
@@ -155,8 +192,10 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Is there a command word starting at (or after blanks from) `at`?
-fn command_at(v: &[u8], at: usize, sep: u8) -> Option<usize> {
+/// Is there a command word starting at (or after blanks from) `at`? `sep` is
+/// the separator before it, 0 at the start of the value (where only a command
+/// with a shell-like argument counts), `{` for brace expansion (`{cat,/etc}`).
+fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
     let mut i = at;
     // `&&`, `||`, `;;` and blanks or grouping before the command.
     while let Some(&b) = v.get(i) {
@@ -184,21 +223,47 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<usize> {
         return None;
     }
     let is = |list: &[&str]| list.iter().any(|c| c.as_bytes() == word);
-    if is(STRONG) {
-        return Some(start);
+    let next = v.get(end).copied();
+    if sep == b'{' {
+        return (next == Some(b',') && (is(STRONG) || is(WEAK))).then_some(Found::Command(start));
     }
-    if !is(WEAK) {
-        return None;
+    // Redirection glued to the word: `cat</etc/passwd`, `id>x`.
+    let redirect = matches!(next, Some(b'<' | b'>'));
+    if is(STRONG) && sep != 0 {
+        return Some(Found::Command(start));
+    }
+    if !is(STRONG) && !is(WEAK) {
+        // An unknown word with an option after a hard separator.
+        let hard = !matches!(sep, b'&' | 0);
+        // ` -x` or ` --word`; not the prose dash ` -- `.
+        let option = match v.get(end..) {
+            Some([b' ', b'-', b'-', c, ..]) | Some([b' ', b'-', c, ..]) => c.is_ascii_alphabetic(),
+            _ => false,
+        };
+        return (hard && option).then_some(Found::Unknown(start));
+    }
+    if redirect {
+        return Some(Found::Command(start));
     }
     // After the word: blanks, then a shell-like argument ...
     let mut j = end;
     while v.get(j) == Some(&b' ') {
         j += 1;
     }
+    if sep == 0 {
+        // A whole value that is a command line: stricter, since titles like
+        // "Cat & Dog" or "Echo 5" start with a command word too.
+        let arg = match v.get(j..) {
+            Some([b'-', c, ..]) => c.is_ascii_alphabetic(),
+            Some([b'/' | b'$' | b'<' | b'>', ..]) | Some([b'~', b'/', ..]) => true,
+            _ => false,
+        };
+        return (j > end && arg).then_some(Found::Command(start));
+    }
     if j > end {
         if let Some(&b) = v.get(j) {
             if shellish_arg(b) {
-                return Some(start);
+                return Some(Found::Command(start));
             }
         }
     }
@@ -214,5 +279,5 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<usize> {
         b';' | b'\n' | b'\r' => !spaced,
         _ => true,
     };
-    (ends && glued).then_some(start)
+    (ends && glued).then_some(Found::Command(start))
 }
