@@ -321,14 +321,26 @@ def test_suite_plugin_sections_are_the_single_filter_plugins():
         assert sections[section] == plugin["spec"]["pluginConfig"], section
 
 
-def _suite_configs(rendered) -> list[tuple[str, dict]]:
+def _suite_configs(rendered) -> list[tuple[str, dict, list[dict]]]:
+    """(where, suite config, the clusters it calls: stubs for Istio's, the EnvoyPatchPolicy's own
+    cluster definitions for Envoy Gateway with their addresses moved to loopback)."""
     out = []
     for target in ("overlays/prod", "overlays/dev", "gateway", "waypoint"):
         for d in docs_of(rendered[target].read_text()):
             if d["kind"] == "WasmPlugin":
-                out.append((target, d["spec"]["pluginConfig"]))
-    eep = docs_of((ROOT / "envoy-gateway" / "meshward.yaml").read_text())[0]
-    out.append(("envoy-gateway", eep["spec"]["wasm"][0]["config"]))
+                cfg = d["spec"]["pluginConfig"]
+                out.append((target, cfg, [static_cluster(c, 1) for c in sorted(_clusters(cfg))]))
+    eep, epp = docs_of((ROOT / "envoy-gateway" / "meshward.yaml").read_text())
+    cfg = eep["spec"]["wasm"][0]["config"]
+    patched = []
+    for patch in epp["spec"]["jsonPatches"]:
+        cluster = json.loads(json.dumps(patch["operation"]["value"]))
+        for ep in cluster["load_assignment"]["endpoints"]:
+            for lb in ep["lb_endpoints"]:
+                lb["endpoint"]["address"]["socket_address"].update(address="127.0.0.1", port_value=1)
+        patched.append(cluster)
+    assert {c["name"] for c in patched} == _clusters(cfg)
+    out.append(("envoy-gateway", cfg, patched))
     return out
 
 
@@ -348,11 +360,11 @@ def _clusters(cfg) -> set[str]:
 
 def test_suite_configs_run_in_envoy(rendered, procs):
     """Each distinct suite config (prod, dev with authz in shadow, gateway, waypoint, Envoy
-    Gateway) given to dist/meshward.wasm in a real Envoy: every stage configures, and a request
-    without a token meets jwt-auth first."""
+    Gateway with its EnvoyPatchPolicy clusters) given to dist/meshward.wasm in a real Envoy: every
+    stage configures, and a request without a token meets jwt-auth first."""
     echo = procs.echo()
-    for where, cfg in _suite_configs(rendered):
-        clusters = [static_cluster("upstream", echo.port)] + [static_cluster(c, 1) for c in sorted(_clusters(cfg))]
+    for where, cfg, called in _suite_configs(rendered):
+        clusters = [static_cluster("upstream", echo.port)] + called
         e = procs.envoy([wasm_filter(cfg, wasm="dist/meshward.wasm", name="meshward", root_id="meshward",
                                      vm_id="meshward")], clusters)
         e.start()
