@@ -472,3 +472,36 @@ def test_kustomizations_render_with_the_installed_kubectl():
     a newer kustomize only warns about them."""
     p = subprocess.run([kubectl(), "kustomize", str(ROOT / "overlays/prod")], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "kind: WasmPlugin" in p.stdout, p.stderr
+
+
+@pytest.mark.parametrize("path", ["sidecar/hcm-settings.yaml", "gateway/meshward-gateway.yaml"])
+def test_envoyfilter_patches_work_in_envoy(procs, path):
+    """The EnvoyFilter patches applied as Istio applies them (INSERT_FIRST into the HTTP filters,
+    MERGE into the HCM) to a real Envoy with authz: merge_slashes reaches the upstream, and the
+    TCP peer handed over as `meshward.peer` is what authz's ipBlocks match."""
+    from harness.authz_support import authz_filter
+
+    [ef] = [d for d in docs_of((ROOT / path).read_text()) if d["kind"] == "EnvoyFilter"]
+    first, merge = [], {}
+    for p in ef["spec"]["configPatches"]:
+        op, value = p["patch"]["operation"], p["patch"]["value"]
+        if p["applyTo"] == "HTTP_FILTER" and op == "INSERT_FIRST":
+            first.insert(0, value)
+        elif p["applyTo"] == "NETWORK_FILTER" and op == "MERGE":
+            merge.update(value["typed_config"])
+        else:
+            pytest.fail(f"{path}: patch {p['applyTo']}/{op} not modelled by this test")
+    authz = authz_filter({"policies": [{"name": "deny-loopback-secret", "action": "DENY", "rules": [
+        {"from": [{"source": {"ipBlocks": ["127.0.0.1/32"]}}], "to": [{"operation": {"paths": ["/secret"]}}]}]}]})
+    echo = procs.echo()
+    e = procs.envoy(first + [authz], [static_cluster("upstream", echo.port)])
+    hcm = e.config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert merge.pop("@type") == hcm["@type"]
+    hcm.update(merge)
+    assert [f["name"] for f in hcm["http_filters"]][:1] == ["envoy.filters.http.set_filter_state"]
+    e.start()
+    r = e.request("/a//b//c")
+    assert r.status_code == 200 and r.json()["path"] == "/a/b/c", r.text
+    for p in ("/secret", "//secret"):
+        r = e.request(p)
+        assert r.status_code == 403, (p, r.status_code, r.text)
