@@ -269,6 +269,14 @@ mod tests {
                 r.lines
             );
         }
+        // nesting is bounded by the parser, so the conversion's recursion is too
+        let deep = format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let r = check("f.yaml", deep.as_bytes());
+        assert!(
+            r.failed && r.lines[0].contains("recursion limit"),
+            "{:?}",
+            r.lines
+        );
         let r = check("f.yaml", &[0xff, 0xfe]);
         assert!(r.failed && r.lines[0].contains("not UTF-8"));
         let r = check(
