@@ -146,6 +146,8 @@ WP = "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {nam
     ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\n"
      "spec: {hosts: [h.example.com], addresses: [10.0.0.0/8], resolution: DNS, ports: [{number: 443, name: a}]}\n",
      "CIDR addresses are allowed only for NONE/STATIC resolution types"),
+    ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+     "spec: {host: h, workloadSelector: {matchLabels: {app: 'a*'}}}\n", "wildcard not allowed in label value match"),
     ("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n", "unsupported kind"),
     ("a: 1\na: 2\n", "Map keys must be unique"),
 ])
