@@ -148,6 +148,12 @@ WP = "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {nam
      "CIDR addresses are allowed only for NONE/STATIC resolution types"),
     ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
      "spec: {host: h, workloadSelector: {matchLabels: {app: 'a*'}}}\n", "wildcard not allowed in label value match"),
+    ("apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: f}\n"
+     "spec: {workloadSelector: {labels: {app: a}}, targetRefs: [{kind: Gateway, name: w}]}\n",
+     "spec: only one of targetRefs or workloadSelector can be set"),
+    ("apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: f}\n"
+     "spec: {configPatches: [{applyTo: HTTP_FILTER, match: {context: GATEWAY, waypoint: {}}}]}\n",
+     "only support waypointMatch when context is WAYPOINT"),
     ("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n", "unsupported kind"),
     ("a: 1\na: 2\n", "Map keys must be unique"),
 ])
