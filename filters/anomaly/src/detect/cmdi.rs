@@ -124,7 +124,21 @@ fn shell_view(value: &[u8]) -> (Vec<u8>, Vec<usize>) {
     (out, at)
 }
 
+/// Before the separator that ends at `at`: nothing, or one token without
+/// blanks that holds a non-letter.
+fn injection_prefix(v: &[u8], at: usize) -> bool {
+    let before = v[..at]
+        .iter()
+        .rposition(|&b| !is_sep(b) && b != b'$' && b != b'(')
+        .map_or(&v[..0], |p| &v[..=p]);
+    let before = before.trim_ascii();
+    before.is_empty()
+        || (!before.iter().any(u8::is_ascii_whitespace)
+            && before.iter().any(|b| !b.is_ascii_alphabetic()))
+}
+
 fn shellish_arg(b: u8) -> bool {
+    // (A drive letter, `dir c:`, is checked by the caller.)
     matches!(
         b,
         b'-' | b'/' | b'$' | b'.' | b'~' | b'>' | b'<' | b'|' | b';' | b'&' | b'`' | b'%' | b'*'
@@ -261,10 +275,9 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
         return (j > end && arg).then_some(Found::Command(start));
     }
     if j > end {
-        if let Some(&b) = v.get(j) {
-            if shellish_arg(b) {
-                return Some(Found::Command(start));
-            }
+        let drive = matches!(v.get(j..j + 2), Some([d, b':']) if d.is_ascii_alphabetic());
+        if v.get(j).is_some_and(|&b| shellish_arg(b)) || drive {
+            return Some(Found::Command(start));
         }
     }
     // ... or the command alone, ending the value or the substitution: glued
@@ -279,5 +292,9 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
         b';' | b'\n' | b'\r' => !spaced,
         _ => true,
     };
-    (ends && glued).then_some(Found::Command(start))
+    // A value that opens with the separator, or whose only text before it is
+    // one token with a digit or symbol (`127.0.0.1; id`, `x.txt && id`), is
+    // shaped as an injection rather than prose ("dogs; cat"), so the command
+    // may stand alone there even after `& ` or `; `.
+    (ends && (glued || injection_prefix(v, at))).then_some(Found::Command(start))
 }

@@ -243,6 +243,8 @@ fn breakout(toks: &[(usize, Tok<'_>)], n: usize, cut: bool) -> bool {
     };
     let after = &rest[k + 1..];
     match first {
+        // `1 or true`: a bare tautology ending the value.
+        Tok::Word(w) if BOOLEAN.contains(&w) && is_bare_truth(after) => true,
         Tok::Word(w) if BOOLEAN.contains(&w) => operand(after, cut),
         Tok::Op(b'|') | Tok::Op(b'&') => {
             matches!(after.first(), Some((_, Tok::Op(b'|' | b'&')))) && operand(&after[1..], cut)
@@ -252,6 +254,14 @@ fn breakout(toks: &[(usize, Tok<'_>)], n: usize, cut: bool) -> bool {
         Tok::Comment => matches!(toks[n].1, Tok::Quote) && n > 0,
         _ => false,
     }
+}
+
+fn is_bare_truth(after: &[(usize, Tok<'_>)]) -> bool {
+    matches!(
+        after,
+        [(_, Tok::Word(b"true" | b"false"))]
+            | [(_, Tok::Word(b"true" | b"false")), (_, Tok::Comment)]
+    )
 }
 
 /// A clause keyword right after a breakout, with the word that makes it SQL:

@@ -98,9 +98,16 @@ impl Traversal {
             });
         }
         if let Some(m) = self.sensitive.find(&slashed) {
+            // A value that is the path itself (`/etc/passwd`, `c:/windows/...`)
+            // is an inclusion attempt; a mention inside text is less certain.
+            let severity = if m.start() <= 3 {
+                Severity::Critical
+            } else {
+                Severity::Error
+            };
             hits.push(Hit {
                 rule: "traversal.sensitive-file",
-                severity: Severity::Error,
+                severity,
                 offset: m.start(),
             });
         }
