@@ -129,7 +129,11 @@ fn allow_continues_counts_and_writes_decision() {
         h.metric("meshward.authz.allowed", &[("policy", "public")]),
         1
     );
+    // one counter increment per decision: the policy's (totals are sums over `policy`)
+    let increments: i64 = h.counter_names().iter().map(|n| h.counter(n)).sum();
+    assert_eq!(increments, 1);
     assert!(audit(&h).is_empty(), "allow is not audited by default");
+    assert_eq!(h.raw_property("meshward.audit.authz"), None);
     let d = decision(&h);
     assert_eq!(
         (
