@@ -17,7 +17,10 @@ pub fn detect(value: &[u8]) -> Option<Hit> {
     {
         return None;
     }
-    if libinjectionrs::detect_xss(value).is_injection() {
+    // libinjection's contexts need a tag (`<`), an attribute (`=`) or a URL
+    // scheme (`:`); quotes alone (prose apostrophes) cannot make one.
+    let markup = value.iter().any(|&b| matches!(b, b'<' | b'=' | b':'));
+    if markup && libinjectionrs::detect_xss(value).is_injection() {
         return Some(hit("xss.libinjection", 0));
     }
     if let Some(at) = script_uri(value) {
