@@ -3,6 +3,8 @@
 //! output is never longer than its input, so the whole pipeline is linear in
 //! the field size and cannot grow an attacker's value.
 
+use std::borrow::Cow;
+
 /// How the first URL-decoding treats `+`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plus {
@@ -24,13 +26,38 @@ pub enum Plus {
 /// Path normalisation ([`normalize_path`]) is separate: the traversal detector
 /// needs to see the `../` that normalising removes.
 pub fn normalize(input: &[u8], plus: Plus) -> Vec<u8> {
-    let once = url_decode(input, plus);
-    let twice = url_decode(&once, Plus::Keep);
-    let html = html_entities(&twice);
-    let js = js_escapes(&html);
-    let mut out = remove_nul(&js);
+    // Each step copies only when its input holds something it decodes.
+    let mut cur: Cow<'_, [u8]> = Cow::Borrowed(input);
+    if needs_url_decode(&cur, plus) {
+        cur = Cow::Owned(url_decode(&cur, plus));
+    }
+    if needs_url_decode(&cur, Plus::Keep) {
+        cur = Cow::Owned(url_decode(&cur, Plus::Keep));
+    }
+    if cur.contains(&b'&') {
+        cur = Cow::Owned(html_entities(&cur));
+    }
+    if needs_js_escapes(&cur) {
+        cur = Cow::Owned(js_escapes(&cur));
+    }
+    if cur.contains(&0) {
+        cur = Cow::Owned(remove_nul(&cur));
+    }
+    let mut out = cur.into_owned();
     out.make_ascii_lowercase();
     out
+}
+
+fn needs_url_decode(input: &[u8], plus: Plus) -> bool {
+    input
+        .iter()
+        .any(|&b| b == b'%' || (b == b'+' && plus == Plus::Space))
+}
+
+fn needs_js_escapes(input: &[u8]) -> bool {
+    input
+        .iter()
+        .any(|&b| matches!(b, b'\\' | 0xC0 | 0xC1 | 0xEF))
 }
 
 fn hex(b: u8) -> Option<u32> {

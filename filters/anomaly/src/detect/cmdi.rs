@@ -85,11 +85,28 @@ fn is_sep(b: u8) -> bool {
 }
 
 /// The value as a shell reads words: quotes and backslashes removed, `$IFS`
-/// forms and tabs read as a space. Never longer than the input; with each
-/// byte's offset in the input, so findings point into the normalised value.
-fn shell_view(value: &[u8]) -> (Vec<u8>, Vec<usize>) {
+/// forms and tabs read as a space. Never longer than the input.
+fn shell_view(value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len());
-    let mut at = Vec::with_capacity(value.len());
+    walk(value, |_, b| out.push(b));
+    out
+}
+
+/// The offset in `value` of byte `index` of its shell view.
+fn value_offset(value: &[u8], index: usize) -> usize {
+    let mut n = 0;
+    let mut found = 0;
+    walk(value, |at, _| {
+        if n == index {
+            found = at;
+        }
+        n += 1;
+    });
+    found
+}
+
+/// Calls `f(offset in value, byte)` for each byte of the shell view.
+fn walk(value: &[u8], mut f: impl FnMut(usize, u8)) {
     let mut i = 0;
     while let Some(&b) = value.get(i) {
         if b == b'$' {
@@ -102,26 +119,18 @@ fn shell_view(value: &[u8]) -> (Vec<u8>, Vec<usize>) {
                 0
             };
             if skip > 0 {
-                out.push(b' ');
-                at.push(i);
+                f(i, b' ');
                 i += skip;
                 continue;
             }
         }
         match b {
             b'\'' | b'"' | b'\\' => {}
-            b'\t' => {
-                out.push(b' ');
-                at.push(i);
-            }
-            _ => {
-                out.push(b);
-                at.push(i);
-            }
+            b'\t' => f(i, b' '),
+            _ => f(i, b),
         }
         i += 1;
     }
-    (out, at)
 }
 
 /// Before the separator that ends at `at`: nothing, or one token without
@@ -146,11 +155,19 @@ fn shellish_arg(b: u8) -> bool {
 }
 
 pub fn detect(value: &[u8]) -> Option<Hit> {
-    if contains(value, b"${ifs}") || contains(value, b"$ifs") {
+    // Every rule needs a separator, or an option, path, variable or
+    // redirection after a command at the start.
+    if !value
+        .iter()
+        .any(|&b| is_sep(b) || matches!(b, b'$' | b'{' | b'-' | b'/' | b'<' | b'>' | b'~'))
+    {
+        return None;
+    }
+    if value.contains(&b'$') && (contains(value, b"${ifs}") || contains(value, b"$ifs")) {
         return Some(hit(RULE_SEPARATOR, Severity::Critical, 0));
     }
-    let (v, at) = shell_view(value);
-    let place = |i: usize| at.get(i).copied().unwrap_or(0);
+    let v = shell_view(value);
+    let place = |i: usize| value_offset(value, i);
     let mut weak: Option<Hit> = None;
     let mut i = 0;
     while let Some(&b) = v.get(i) {
@@ -236,17 +253,19 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
     if word.is_empty() {
         return None;
     }
-    let is = |list: &[&str]| list.iter().any(|c| c.as_bytes() == word);
+    // Commands are short: a longer word needs no lookup.
+    let is = |list: &[&str]| word.len() <= 17 && list.iter().any(|c| c.as_bytes() == word);
+    let (strong, weak) = (is(STRONG), is(WEAK));
     let next = v.get(end).copied();
     if sep == b'{' {
-        return (next == Some(b',') && (is(STRONG) || is(WEAK))).then_some(Found::Command(start));
+        return (next == Some(b',') && (strong || weak)).then_some(Found::Command(start));
     }
     // Redirection glued to the word: `cat</etc/passwd`, `id>x`.
     let redirect = matches!(next, Some(b'<' | b'>'));
-    if is(STRONG) && sep != 0 {
+    if strong && sep != 0 {
         return Some(Found::Command(start));
     }
-    if !is(STRONG) && !is(WEAK) {
+    if !strong && !weak {
         // An unknown word with an option after a hard separator.
         let hard = !matches!(sep, b'&' | 0);
         // ` -x` or ` --word`; not the prose dash ` -- `.

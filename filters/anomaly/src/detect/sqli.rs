@@ -178,13 +178,13 @@ fn is_word(t: Option<&(usize, Tok<'_>)>, set: &[&[u8]]) -> bool {
 }
 
 fn syntax(value: &[u8]) -> Option<usize> {
-    let toks = tokenize(value);
+    let raw = tokenize(value);
     // Parentheses are grouping noise to these rules: `union(select`, `or(1)=1`.
-    let toks: Vec<(usize, Tok<'_>)> = toks
-        .into_iter()
+    let toks: Vec<(usize, Tok<'_>)> = raw
+        .iter()
+        .copied()
         .filter(|(_, t)| !matches!(t, Tok::Op(b'(' | b')')))
         .collect();
-    let raw = tokenize(value);
     let quotes = raw.iter().filter(|(_, t)| *t == Tok::Quote).count();
     let cut = quotes % 2 == 1 || raw.iter().any(|(_, t)| *t == Tok::Comment);
     for (n, &(at, t)) in toks.iter().enumerate() {
@@ -380,6 +380,9 @@ const MONGO: &[&str] = &[
 ];
 
 fn nosql_operator(value: &[u8]) -> Option<usize> {
+    if !value.contains(&b'$') {
+        return None;
+    }
     for op in MONGO {
         let op = op.as_bytes();
         if value == op {
