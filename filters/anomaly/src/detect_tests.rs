@@ -298,6 +298,14 @@ fn ssrf_attacks() {
         ("dict://localhost:11211/stat", "ssrf.scheme"),
         ("file:///etc/passwd", "ssrf.scheme"),
         ("http%3A%2F%2F169.254.169.254%2F", "ssrf.metadata-ip"),
+        ("169.254.169.254", "ssrf.metadata-ip"),
+        ("169.254.169.254:80", "ssrf.metadata-ip"),
+        ("0251.0376.0251.0376", "ssrf.metadata-ip"),
+        ("[::ffff:169.254.169.254]", "ssrf.metadata-ip"),
+        (
+            "//metadata.google.internal/computeMetadata/v1/",
+            "ssrf.metadata-host",
+        ),
     ] {
         assert_eq!(ssrf_rules(a), [rule], "{a}");
     }
@@ -313,6 +321,13 @@ fn ssrf_benign_lookalikes() {
         "version 127.0.0.1 is a string, not a URL",
         "https://metadata.example.com/",
         "ftp://ftp.debian.org/",
+        "10.0.0.1",
+        "127.0.0.1:8080",
+        "metadata about the file",
+        "metadata",
+        "2852039166",
+        "instance-data",
+        "//cdn.example.com/lib.js",
     ] {
         assert!(ssrf_rules(b).is_empty(), "false positive: {b}");
     }

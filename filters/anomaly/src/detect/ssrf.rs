@@ -29,6 +29,7 @@ const REBIND_SUFFIXES: &[&str] = &[".nip.io", ".xip.io", ".sslip.io", ".localtes
 const MAX_URLS: usize = 16;
 
 pub fn detect(value: &[u8], hits: &mut Vec<Hit>) {
+    bare_host(value, hits);
     let mut from = 0;
     for _ in 0..MAX_URLS {
         let Some(rel) = find(value.get(from..).unwrap_or_default(), b"://") else {
@@ -64,6 +65,35 @@ pub fn detect(value: &[u8], hits: &mut Vec<Hit>) {
                 rule,
                 severity,
                 offset: from,
+            });
+        }
+    }
+}
+
+/// A value that is only a host (`169.254.169.254`, `[fd00:ec2::254]:80`) or
+/// a scheme-relative URL (`//metadata.google.internal/...`). Only metadata
+/// endpoints count here: a bare private address is a normal value for
+/// network-management APIs. A bare value must be dotted or bracketed, so a
+/// numeric id (`2852039166`) or a word (`metadata`) is not read as a host.
+fn bare_host(value: &[u8], hits: &mut Vec<Hit>) {
+    let v = value.trim_ascii();
+    let (host, offset) = match v.strip_prefix(b"//") {
+        Some(rest) => (rest, value.len() - v.len() + 2),
+        None if !v.contains(&b'/') && (v.contains(&b'.') || v.starts_with(b"[")) => {
+            (v, value.len() - v.len())
+        }
+        None => return,
+    };
+    let end = host
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(host.len());
+    if let Some((rule, severity)) = classify_host(&host[..end]) {
+        if severity == Severity::Critical {
+            hits.push(Hit {
+                rule,
+                severity,
+                offset,
             });
         }
     }
