@@ -161,6 +161,10 @@ impl Engine {
                     Detector::Ssrf => ssrf::detect(&value, &mut hits),
                     Detector::Protocol => {}
                 }
+                // A rule counts once per field (two internal URLs in one value
+                // are one finding), at its strongest match.
+                hits.sort_by(|a, b| a.rule.cmp(b.rule).then(b.severity.cmp(&a.severity)));
+                hits.dedup_by(|a, b| a.rule == b.rule);
                 for hit in hits.drain(..) {
                     score.add(d, hit, &field.name);
                 }

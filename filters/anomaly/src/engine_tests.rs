@@ -279,3 +279,17 @@ fn structured_headers_are_not_scanned_for_injection() {
         .score
         .detected_by(Detector::Xss));
 }
+
+#[test]
+fn a_rule_counts_once_per_field() {
+    let e = engine("{}");
+    let none: &[(&[u8], &[u8])] = &[];
+    let out = e.evaluate(&input(
+        "/?u=http://127.0.0.1/%20http://localhost/%20http://169.254.169.254/",
+        none,
+        None,
+    ));
+    let rules: Vec<&str> = out.score.findings.iter().map(|f| f.rule).collect();
+    assert_eq!(rules, ["ssrf.loopback", "ssrf.metadata-ip"]);
+    assert_eq!(out.score.total, 4 + 5);
+}
