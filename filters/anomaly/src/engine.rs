@@ -58,7 +58,7 @@ fn applicable(kind: Kind) -> DetectorSet {
             .with(Detector::Xss)
             .with(Detector::Sqli),
         Kind::Header => injection,
-        Kind::ParamName | Kind::JsonKey => injection,
+        Kind::ParamName | Kind::JsonKey | Kind::FileName => injection,
         Kind::ParamValue | Kind::Cookie | Kind::JsonValue | Kind::RawBody | Kind::XmlValue => {
             injection.with(Detector::Ssrf)
         }

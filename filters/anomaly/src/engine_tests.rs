@@ -293,3 +293,38 @@ fn a_rule_counts_once_per_field() {
     assert_eq!(rules, ["ssrf.loopback", "ssrf.metadata-ip"]);
     assert_eq!(out.score.total, 4 + 5);
 }
+
+#[test]
+fn multipart_parts_and_file_names_are_fields() {
+    let e = engine("{}");
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"multipart/form-data; boundary=\"XyZ\"")];
+    let body = "--XyZ\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n1' or '1'='1\r\n\
+                --XyZ\r\nContent-Disposition: form-data; name=\"up\"; filename=\"../../etc/passwd\"\r\n\
+                Content-Type: application/octet-stream\r\n\r\n<script>not scanned</script>\r\n--XyZ--\r\n";
+    let i = input("/", h, Some(body));
+    let names: Vec<String> = fields(&i).into_iter().map(|f| f.0).collect();
+    assert_eq!(
+        names,
+        ["path", "header.content-type", "body.q", "body.up#filename"]
+    );
+    let out = e.evaluate(&i);
+    let found: Vec<(&str, &str)> = out
+        .score
+        .findings
+        .iter()
+        .map(|f| (f.rule, f.field.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("sqli.libinjection", "body.q"),
+            ("traversal.dotdot", "body.up#filename"),
+            ("traversal.sensitive-file", "body.up#filename")
+        ]
+    );
+    // No boundary: a finding, and the body is scanned whole.
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"multipart/form-data")];
+    let out = e.evaluate(&input("/", h, Some("<script>alert(1)</script>")));
+    let rules: Vec<&str> = out.score.findings.iter().map(|f| f.rule).collect();
+    assert_eq!(rules, ["protocol.malformed-multipart", "xss.libinjection"]);
+}

@@ -27,6 +27,8 @@ pub enum Kind {
     XmlBody,
     /// An XML attribute value or text node.
     XmlValue,
+    /// The `filename` of an uploaded file (multipart).
+    FileName,
 }
 
 impl Kind {
@@ -244,6 +246,19 @@ impl View {
             self.xml(limits, body);
             return;
         }
+        if ct == b"multipart/form-data" && !truncated {
+            match boundary(content_type) {
+                Some(b) if self.multipart(limits, body, b) => return,
+                _ => self.anomalies.push(Anomaly {
+                    field: "body".to_string(),
+                    hit: Hit {
+                        rule: "protocol.malformed-multipart",
+                        severity: Severity::Warning,
+                        offset: 0,
+                    },
+                }),
+            }
+        }
         // Other types, a truncated JSON body or one that did not parse: scan as text.
         self.push(limits, "body".to_string(), Kind::RawBody, body);
     }
@@ -411,4 +426,103 @@ fn xml_attributes<'a>(s: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) {
 
 fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The `boundary` parameter of a multipart content type (quotes removed).
+fn boundary(content_type: &[u8]) -> Option<&[u8]> {
+    content_type.split(|&b| b == b';').skip(1).find_map(|p| {
+        let p = p.trim_ascii();
+        let (k, v) = p.split_at(p.iter().position(|&b| b == b'=')?);
+        if !k.trim_ascii().eq_ignore_ascii_case(b"boundary") {
+            return None;
+        }
+        let v = v[1..].trim_ascii();
+        let v = v
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(v);
+        // RFC 2046: 1 to 70 characters.
+        (!v.is_empty() && v.len() <= 70).then_some(v)
+    })
+}
+
+/// `name="..."` or `filename="..."` in a Content-Disposition line.
+fn disposition_param<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut rest = line;
+    while let Some(at) = find_bytes(rest, key) {
+        let before_ok = at == 0 || matches!(rest[at - 1], b';' | b' ' | b'\t');
+        let after = &rest[at + key.len()..];
+        if before_ok {
+            if let Some(v) = after.strip_prefix(b"=\"") {
+                let end = v.iter().position(|&b| b == b'"').unwrap_or(v.len());
+                return Some(&v[..end]);
+            }
+            if let Some(v) = after.strip_prefix(b"=") {
+                let end = v.iter().position(|&b| b == b';').unwrap_or(v.len());
+                return Some(v[..end].trim_ascii());
+            }
+        }
+        rest = after;
+    }
+    None
+}
+
+impl View {
+    /// `multipart/form-data`: each part's content is a field named by its
+    /// `name` (`body.<name>`), and an uploaded file's `filename` is a field of
+    /// its own (`body.<name>#filename`), since it reaches file systems.
+    /// False when the body has no part delimited by the boundary.
+    fn multipart(&mut self, limits: &Limits, body: &[u8], boundary: &[u8]) -> bool {
+        let mut delim = b"--".to_vec();
+        delim.extend_from_slice(boundary);
+        let mut parts = 0;
+        let mut rest = match find_bytes(body, &delim) {
+            Some(at) => &body[at + delim.len()..],
+            None => return false,
+        };
+        loop {
+            if rest.starts_with(b"--") {
+                break;
+            }
+            let Some(end) = find_bytes(rest, &delim) else {
+                break;
+            };
+            let part = &rest[..end];
+            rest = &rest[end + delim.len()..];
+            let part = part
+                .strip_prefix(b"\r\n")
+                .or_else(|| part.strip_prefix(b"\n"))
+                .unwrap_or(part);
+            let (head, content) = match find_bytes(part, b"\r\n\r\n") {
+                Some(h) => (&part[..h], &part[h + 4..]),
+                None => match find_bytes(part, b"\n\n") {
+                    Some(h) => (&part[..h], &part[h + 2..]),
+                    None => continue,
+                },
+            };
+            let content = content
+                .strip_suffix(b"\r\n")
+                .or_else(|| content.strip_suffix(b"\n"))
+                .unwrap_or(content);
+            let disposition = head
+                .split(|&b| b == b'\n')
+                .find(|l| l.len() > 20 && l[..20].eq_ignore_ascii_case(b"content-disposition:"))
+                .unwrap_or_default();
+            let name = disposition_param(disposition, b"name").unwrap_or_default();
+            let shown = display_name(name, limits.max_name_bytes);
+            if let Some(filename) = disposition_param(disposition, b"filename") {
+                // The file's content is not scanned: uploads are data, not parameters.
+                self.push(
+                    limits,
+                    format!("body.{shown}#filename"),
+                    Kind::FileName,
+                    filename,
+                );
+            } else {
+                self.push(limits, format!("body.{shown}"), Kind::RawBody, content);
+            }
+            parts += 1;
+        }
+        parts > 0
+    }
 }

@@ -151,7 +151,21 @@ fn engine_never_panics_on_hostile_requests() {
             path.push(b'?');
             path.extend(random_bytes(&mut rng));
         }
-        let body = match rng.below(4) {
+        let body = match rng.below(5) {
+            4 => {
+                // A multipart body with hostile names, some parts cut short.
+                let mut b = b"--x\r\nContent-Disposition: form-data; name=\"".to_vec();
+                let seed = SEEDS[rng.below(SEEDS.len())].as_bytes();
+                b.extend(mutate(&mut rng, seed));
+                b.extend(b"\"; filename=\"");
+                b.extend(random_bytes(&mut rng));
+                b.extend(b"\"\r\n\r\n");
+                b.extend(random_bytes(&mut rng));
+                if rng.below(2) == 0 {
+                    b.extend(b"\r\n--x--\r\n");
+                }
+                b
+            }
             0 => {
                 let mut b = b"{\"a\":[\"".to_vec();
                 let seed = SEEDS[rng.below(SEEDS.len())].as_bytes();
