@@ -28,7 +28,7 @@ help:
 	@echo "make soak         10 min of mixed traffic through the chain; report + RSS plot in bench/results/ (SOAK_SECONDS, SOAK_RATE)"
 	@echo "make fuzz-smoke   every fuzz target over its corpus + bounded mutants (FUZZ_SMOKE_ITERS, default 20000)"
 	@echo "make fuzz         cargo fuzz, each target FUZZ_SECONDS (default 60), one at a time (FUZZ_TARGETS to pick)"
-	@echo "make image        build + one Istio compat Wasm OCI image layout per module in dist/images/<module>/ (no Docker), printing digests"
+	@echo "make image        build + one Istio compat Wasm OCI image layout per module in dist/images/<module>/, plus the rate-limit service's container image (no Docker), printing digests"
 	@echo "make release      build + dist/release/<version>/: versioned .wasm, SHA256SUMS, images, pinned Istio manifests (REGISTRY=ghcr.io)"
 	@echo "make clean        remove target/ dist/ .run/"
 
@@ -72,7 +72,7 @@ build:
 # The integration tests that do not load a filter through the harness run once; the rest run
 # a second time against the suite module (MESHWARD_MODULE=suite: each in-order run of meshward
 # filters becomes one suite filter with the same sections), and must give the same answers.
-SUITE_SKIP := test_docs_schemas test_istio_manifests test_wasm_exports test_harness_ports test_demo test_envoy_configs test_faults_vm test_images test_compose
+SUITE_SKIP := test_docs_schemas test_istio_manifests test_wasm_exports test_harness_ports test_demo test_envoy_configs test_faults_vm test_images test_service_image test_compose
 PYTEST := $(VENV)/bin/python -m pytest -p no:cacheprovider -rfEs $(PYTEST_ARGS)
 define pytest-both
 	$(PYTEST) integration-tests

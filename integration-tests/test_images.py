@@ -35,6 +35,7 @@ _spec = importlib.util.spec_from_file_location("meshward_image", IMAGE_PY)
 _image = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_image)
 MODULES: tuple[str, ...] = _image.MODULES
+SERVICES: tuple[str, ...] = _image.SERVICES  # container images (linux), not Wasm
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -111,7 +112,7 @@ def built(tmp_path_factory, wasms):
     p = run_script(IMAGE_PY, "--out", str(out))
     assert p.returncode == 0, p.stderr
     digests = printed_digests(p.stdout)
-    assert sorted(digests) == sorted(MODULES), p.stdout
+    assert sorted(digests) == sorted(MODULES + SERVICES), p.stdout
     tag = json.loads((out / "jwt-auth" / "index.json").read_text())[
         "manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
     return out, digests, tag
@@ -134,7 +135,7 @@ def registry(tmp_path_factory):
 def test_layouts_are_istio_compat_images(built, wasms):
     out, digests, tag = built
     assert (out / "DIGESTS").read_text().split() == [
-        w for m in MODULES for w in (digests[m], f"meshward/{m}:{tag}")]
+        w for m in MODULES + SERVICES for w in (digests[m], f"meshward/{m}:{tag}")]
     for m in MODULES:
         layout = out / m
         assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
@@ -168,6 +169,8 @@ def test_build_is_deterministic(tmp_path, built):
     dist.mkdir()
     for m in MODULES:
         shutil.copyfile(DIST / f"{m}.wasm", dist / f"{m}.wasm")
+    for svc in SERVICES:
+        shutil.copyfile(DIST / svc, dist / svc)
     time.sleep(1.1)
     p = run_script(IMAGE_PY, "--dist", str(dist), "--out", str(tmp_path / "again"))
     assert p.returncode == 0, p.stderr
@@ -185,6 +188,8 @@ def test_builder_refuses_bad_input_clearly(tmp_path, case):
     dist.mkdir()
     for m in MODULES:
         shutil.copyfile(DIST / f"{m}.wasm", dist / f"{m}.wasm")
+    for svc in SERVICES:
+        shutil.copyfile(DIST / svc, dist / svc)
     args = ["--dist", str(dist), "--out", str(tmp_path / "out")]
     if case == "missing":
         (dist / "rate-limit.wasm").unlink()
@@ -430,11 +435,19 @@ def test_pinned_kustomizations_render_consistent_sha256(tmp_path):
     dirs = sorted(k.parent for k in (rel / "istio-manifests").rglob("kustomization.yaml"))
     if not dirs:
         pytest.fail("no kustomization.yaml in istio-manifests/")
-    plugins = 0
+    plugins = containers = 0
     for d in dirs:
         r = subprocess.run([kubectl, "kustomize", str(d)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, f"{d}: {r.stderr}"
         for doc in yaml.safe_load_all(r.stdout):
+            if isinstance(doc, dict) and doc.get("kind") == "Deployment":
+                # A shipped service runs the release's image, by digest, in every overlay.
+                for c in doc["spec"]["template"]["spec"]["containers"]:
+                    for svc in SERVICES:
+                        if f"/meshward/{svc}" in c["image"]:
+                            containers += 1
+                            assert c["image"] == (f"ghcr.io/meshward/{svc}@"
+                                                  + digests[f"meshward/{svc}:{rel.name}"]), d
             if not isinstance(doc, dict) or doc.get("kind") != "WasmPlugin":
                 continue
             plugins += 1
@@ -446,4 +459,4 @@ def test_pinned_kustomizations_render_consistent_sha256(tmp_path):
                     "sha256:"), d
             else:
                 assert "sha256" not in spec, f"{d}: {spec['url']} with the release's sha256"
-    assert plugins
+    assert plugins and containers

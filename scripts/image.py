@@ -20,8 +20,10 @@ import hashlib
 import io
 import json
 import os
+import platform
 import re
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -31,6 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The modules users deploy (dist/noop.wasm is the benchmark's baseline, not shipped).
 MODULES = ("jwt-auth", "authz", "rate-limit", "meshward")
+# Services the manifests deploy as containers (istio-manifests/infra/): dist/<name>, an ELF
+# binary, goes into a linux image FROM scratch with the shared libraries `ldd` names.
+SERVICES = ("ratelimit-service",)
+SERVICE_PORTS = {"ratelimit-service": 8081}
+# A user id with no home and no shell: the service needs no privileges.
+SERVICE_USER = "65532:65532"
 REPOSITORY = "meshward"  # images are <registry>/meshward/<module>:<version>
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -93,18 +101,32 @@ def read_wasm(path: Path) -> bytes:
     return data
 
 
-def layer_tar(wasm: bytes) -> bytes:
-    """An uncompressed tar with plugin.wasm only; every header field fixed."""
+def layer_tar(files: dict[str, tuple[bytes, int]]) -> bytes:
+    """An uncompressed tar of `files` (path -> (content, mode)) and their parent directories,
+    in sorted order, every header field fixed."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        info = tarfile.TarInfo("plugin.wasm")
-        info.size = len(wasm)
-        info.mode = 0o644
-        info.mtime = 0
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        tar.addfile(info, io.BytesIO(wasm))
+        dirs = sorted({str(parent) for path in files for parent in Path(path).parents
+                       if str(parent) != "."})
+        for d in dirs:
+            info = _fixed(tarfile.TarInfo(d))
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            tar.addfile(info)
+        for path in sorted(files):
+            content, mode = files[path]
+            info = _fixed(tarfile.TarInfo(path))
+            info.size = len(content)
+            info.mode = mode
+            tar.addfile(info, io.BytesIO(content))
     return buf.getvalue()
+
+
+def _fixed(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
 
 
 def gzip_bytes(data: bytes) -> bytes:
@@ -138,15 +160,23 @@ class Image:
 
 def build_image(module: str, wasm: bytes, version: str, out: Path) -> Image:
     """Write the OCI layout for one module to out/<module> (replaced whole) and return it."""
-    tar = layer_tar(wasm)
-    layer = gzip_bytes(tar)
-    config = canonical_json({
+    config = {
         # The wasm32-wasip1 target, in OCI's GOARCH/GOOS spelling.
         "architecture": "wasm",
         "os": "wasip1",
         "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [sha256_digest(tar)]},
-    })
+    }
+    # The compat spec asks for the variant annotation on OCI-typed compat images.
+    return write_layout(module, layer_tar({"plugin.wasm": (wasm, 0o644)}), config, version, out,
+                        {VARIANT_ANNOTATION[0]: VARIANT_ANNOTATION[1]})
+
+
+def write_layout(name: str, tar: bytes, config: dict, version: str, out: Path,
+                 annotations: dict[str, str]) -> Image:
+    """One image of one layer as an OCI layout at out/<name>, swapped in whole."""
+    layer = gzip_bytes(tar)
+    config = canonical_json({**config,
+                             "rootfs": {"type": "layers", "diff_ids": [sha256_digest(tar)]}})
     manifest = canonical_json({
         "schemaVersion": 2,
         "mediaType": MEDIA_MANIFEST,
@@ -155,8 +185,8 @@ def build_image(module: str, wasm: bytes, version: str, out: Path) -> Image:
         "layers": [{"mediaType": MEDIA_LAYER, "digest": sha256_digest(layer),
                     "size": len(layer)}],
         "annotations": {
-            VARIANT_ANNOTATION[0]: VARIANT_ANNOTATION[1],
-            "org.opencontainers.image.title": module,
+            **annotations,
+            "org.opencontainers.image.title": name,
             "org.opencontainers.image.version": version,
             "org.opencontainers.image.licenses": "Apache-2.0",
         },
@@ -171,7 +201,7 @@ def build_image(module: str, wasm: bytes, version: str, out: Path) -> Image:
 
     out.mkdir(parents=True, exist_ok=True)
     # Build next to the target, then swap it in: no half-written layout on failure.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{module}.", dir=out))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out))
     try:
         blobs = tmp / "blobs" / "sha256"
         blobs.mkdir(parents=True)
@@ -179,19 +209,75 @@ def build_image(module: str, wasm: bytes, version: str, out: Path) -> Image:
             (blobs / hashlib.sha256(blob).hexdigest()).write_bytes(blob)
         (tmp / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
         (tmp / "index.json").write_bytes(index)
-        dest = out / module
+        dest = out / name
         if dest.exists():
             shutil.rmtree(dest)
         os.rename(tmp, dest)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return Image(module, version, out / module, digest, len(layer))
+    return Image(name, version, out / name, digest, len(layer))
 
 
-def build_all(dist: Path, out: Path, modules: list[str], version: str) -> list[Image]:
+# OCI's GOARCH spelling of the machines a service binary is built on.
+OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def shared_libraries(binary: Path) -> list[Path]:
+    """The files the dynamic loader maps for `binary`, as `ldd` names them (the loader too)."""
+    try:
+        p = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise ImageError("ldd not found (Debian package libc-bin)") from None
+    if p.returncode != 0:
+        if "not a dynamic executable" in p.stdout + p.stderr:
+            return []
+        raise ImageError(f"ldd {binary}: {(p.stderr or p.stdout).strip()}")
+    libs = []
+    for line in p.stdout.splitlines():
+        if "not found" in line:
+            raise ImageError(f"{binary}: a library is missing: {line.strip()}")
+        # "libc.so.6 => /lib/.../libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        path = line.split("=>")[-1].strip().split(" (")[0].strip()
+        if path.startswith("/"):
+            libs.append(Path(path))
+    return libs
+
+
+def service_image(name: str, binary: Path, version: str, out: Path) -> Image:
+    """A linux image FROM scratch: /<name> plus its shared libraries, run as a non-root user."""
+    if not binary.is_file():
+        raise ImageError(f"{binary}: no such file (run `make build` first)")
+    data = binary.read_bytes()
+    if data[:4] != b"\x7fELF":
+        raise ImageError(f"{binary}: not an ELF executable")
+    arch = OCI_ARCH.get(platform.machine())
+    if arch is None:
+        raise ImageError(f"no OCI architecture name for this machine ({platform.machine()})")
+    files = {name: (data, 0o755)}
+    for lib in shared_libraries(binary):
+        # The content under the path the loader asks for (symlinks resolved).
+        files[str(lib).lstrip("/")] = (lib.read_bytes(), 0o755)
+    config = {
+        "architecture": arch,
+        "os": "linux",
+        "config": {
+            "Entrypoint": [f"/{name}"],
+            "User": SERVICE_USER,
+            "ExposedPorts": {f"{SERVICE_PORTS[name]}/tcp": {}} if name in SERVICE_PORTS else {},
+        },
+    }
+    return write_layout(name, layer_tar(files), config, version, out, {})
+
+
+def build_all(dist: Path, out: Path, modules: list[str], version: str,
+              services: list[str] | tuple[str, ...] = ()) -> list[Image]:
     wasms = {m: read_wasm(dist / f"{m}.wasm") for m in modules}  # check all before writing
+    for svc in services:
+        if not (dist / svc).is_file():
+            raise ImageError(f"{dist / svc}: no such file (run `make build` first)")
     images = [build_image(m, wasms[m], version, out) for m in modules]
+    images += [service_image(svc, dist / svc, version, out) for svc in services]
     lines = "".join(f"{i.digest}  {i.name}\n" for i in images)
     (out / "DIGESTS").write_text(lines)
     return images
@@ -205,12 +291,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("modules", nargs="*", metavar="MODULE", help=f"default: {' '.join(MODULES)}")
     args = ap.parse_args(argv)
     try:
-        unknown = [m for m in args.modules if m not in MODULES]
+        known = MODULES + SERVICES
+        unknown = [m for m in args.modules if m not in known]
         if unknown:
-            raise ImageError(f"unknown module {', '.join(unknown)} (known: {', '.join(MODULES)})")
+            raise ImageError(f"unknown module {', '.join(unknown)} (known: {', '.join(known)})")
         version = check_tag(args.version or workspace_version())
         out = args.out or args.dist / "images"
-        images = build_all(args.dist, out, args.modules or list(MODULES), version)
+        picked = args.modules or list(known)
+        images = build_all(args.dist, out, [m for m in picked if m in MODULES], version,
+                           [m for m in picked if m in SERVICES])
     except (ImageError, OSError) as e:
         print(f"image: error: {e}", file=sys.stderr)
         return 1

@@ -7,7 +7,9 @@
   images/<module>/                  the OCI image layouts (scripts/image.py), images/DIGESTS
   istio-manifests/...               a copy of istio-manifests/ where every WasmPlugin's
                                     spec.url is oci://<registry>/meshward/<module>:<version>
-                                    and spec.sha256 is that image's manifest digest
+                                    and spec.sha256 is that image's manifest digest; a
+                                    container `image:` of a shipped service (the rate-limit
+                                    service) becomes <registry>/meshward/<name>:<version>@<digest>
 
 Istio compares a WasmPlugin's sha256 against the digest of the image manifest it pulls for
 an oci:// url (pkg/wasm/cache.go, istio/istio#37565), and against the file's own sha256 for
@@ -29,8 +31,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from image import (MODULES, REPOSITORY, ROOT, ImageError, build_all, check_tag,  # noqa: E402
-                   read_wasm, workspace_version)
+from image import (MODULES, REPOSITORY, ROOT, SERVICES, ImageError, build_all,  # noqa: E402
+                   check_tag, read_wasm, workspace_version)
 
 DEFAULT_REGISTRY = "ghcr.io"  # the prefix the shipped manifests use
 
@@ -164,6 +166,36 @@ def pin_text(text: str, refs: dict[str, tuple[str, str]], where: str
     return "\n".join(out), pinned, unpinned
 
 
+def pin_container_images(text: str, services: dict[str, tuple[str, str]]
+                         ) -> tuple[str, list[str]]:
+    """Point a shipped service's container image at the release's, by digest, so a Deployment
+    runs exactly the binary this release built: `image: <any>/meshward/<name>[:tag]` lines, and
+    a kustomization's `images:` entry for it (`newTag` becomes `digest`, which kustomize would
+    otherwise apply over the pinned reference). `services`: name -> (repository, digest)."""
+    if not services:
+        return text, []
+    pinned = []
+    names = "|".join(re.escape(n) for n in services)
+    ref = rf"[\"']?[^\s\"'#]*/{REPOSITORY}/(?P<name>{names})"
+
+    def image_line(m: re.Match) -> str:
+        pinned.append(m.group("name"))
+        repo, digest = services[m.group("name")]
+        return f"{m.group('lead')}{repo}@{digest}{m.group('tail')}"
+
+    def images_entry(m: re.Match) -> str:
+        pinned.append(m.group("name"))
+        repo, digest = services[m.group("name")]
+        return f"{m.group('lead')}{repo}\n{m.group('ind')}digest: {digest}"
+
+    text = re.sub(rf"^(?P<lead>\s*(?:-\s+)?image:\s*){ref}(?::[A-Za-z0-9_.-]+)?"
+                  rf"(?:@sha256:[0-9a-f]{{64}})?[\"']?(?P<tail>\s*(?:#.*)?)$",
+                  image_line, text, flags=re.MULTILINE)
+    text = re.sub(rf"^(?P<lead>\s*-\s+name:\s*){ref}[\"']?\s*\n(?P<ind>\s*)newTag:[^\n]*$",
+                  images_entry, text, flags=re.MULTILINE)
+    return text, pinned
+
+
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -177,6 +209,9 @@ def release(dist: Path, out: Path, registry: str, manifests: Path, version: str)
     modules = list(MODULES)
     for m in modules:
         read_wasm(dist / f"{m}.wasm")  # every input checked before anything is written
+    for svc in SERVICES:
+        if not (dist / svc).is_file():
+            raise ImageError(f"{dist / svc}: no such file (run `make build` first)")
     # Everything goes to a staging dir swapped in at the end: no half-written release.
     out.mkdir(parents=True, exist_ok=True)
     final = out / version
@@ -204,9 +239,11 @@ def _write(dist: Path, rel: Path, registry: str, manifests: Path, version: str,
     (rel / "SHA256SUMS").write_text("".join(sorted(sums, key=lambda s: s.split()[1])))
     shutil.copyfile(ROOT / "LICENSE", rel / "LICENSE")
 
-    images = build_all(dist, rel / "images", modules, version)
+    images = build_all(dist, rel / "images", modules, version, SERVICES)
     refs = {i.module: (f"oci://{registry}/{REPOSITORY}/{i.module}:{version}", i.digest)
-            for i in images}
+            for i in images if i.module in MODULES}
+    services = {i.module: (f"{registry}/{REPOSITORY}/{i.module}", i.digest)
+                for i in images if i.module in SERVICES}
 
     report = []
     dest_root = rel / "istio-manifests"
@@ -215,10 +252,13 @@ def _write(dist: Path, rel: Path, registry: str, manifests: Path, version: str,
         rel_path = src.relative_to(manifests)
         text, pinned, unpinned = pin_text(src.read_text(), refs,
                                           str(src.relative_to(manifests.parent)))
-        if pinned or unpinned:
+        text, containers = pin_container_images(text, services)
+        if pinned or unpinned or containers:
             (dest_root / rel_path).write_text(text)
         report += [f"{dest_root / rel_path}: {m} -> {refs[m][0]} sha256 "
                    f"{refs[m][1].removeprefix('sha256:')}" for m in pinned]
+        report += [f"{dest_root / rel_path}: {c} image -> {'@'.join(services[c])}"
+                   for c in containers]
         if unpinned:
             report.append(f"{dest_root / rel_path}: sets another spec.url, so it also removes "
                           "spec.sha256")
