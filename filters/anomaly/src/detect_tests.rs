@@ -347,3 +347,13 @@ fn ipv4_notations() {
     assert_eq!(p("example.com"), None);
     assert_eq!(p("08.0.0.1"), None);
 }
+
+#[test]
+fn plain_tokens_skip_libinjection() {
+    for t in ["desc", "123", "user_42", "v1", "ORDER"] {
+        assert!(sqli::single_plain_token(t.as_bytes()), "{t}");
+    }
+    for t in ["1union", "9/null", "/api/v1", "a-b", "a b", "1e5", "x'"] {
+        assert!(!sqli::single_plain_token(t.as_bytes()), "{t}");
+    }
+}
