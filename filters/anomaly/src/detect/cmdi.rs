@@ -315,5 +315,13 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
     // one token with a digit or symbol (`127.0.0.1; id`, `x.txt && id`), is
     // shaped as an injection rather than prose ("dogs; cat"), so the command
     // may stand alone there even after `& ` or `; `.
-    (ends && (glued || injection_prefix(v, at))).then_some(Found::Command(start))
+    if ends && (glued || injection_prefix(v, at)) {
+        return Some(Found::Command(start));
+    }
+    // A value that opens with the separator (`;echo hi`, `| cat notes`) is not
+    // prose, so the command may take any argument there.
+    let opens = v[..at]
+        .iter()
+        .all(|&b| is_sep(b) || b == b' ' || b == b'$' || b == b'(');
+    (opens && j > end).then_some(Found::Command(start))
 }
