@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 # Filters built to dist/. Crate `foo` -> dist/foo.wasm; a `-filter` suffix is dropped
 # (noop-filter -> dist/noop.wasm). Adding a filter is one word here.
-FILTERS ?= jwt-auth authz rate-limit noop-filter
+FILTERS ?= jwt-auth authz rate-limit anomaly noop-filter
 WASM_TARGET := wasm32-wasip1
 CARGO ?= cargo
 VENV := .venv

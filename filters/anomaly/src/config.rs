@@ -29,6 +29,15 @@ struct RawConfig {
     exclusions: Vec<RawExclusion>,
     #[serde(default)]
     routes: Vec<RawRoute>,
+    // Actions (the glue's): tag and throttle thresholds, shadow, body buffering.
+    #[serde(default)]
+    tag_threshold: Option<u32>,
+    #[serde(default)]
+    throttle_threshold: Option<u32>,
+    #[serde(default)]
+    shadow: bool,
+    #[serde(default)]
+    inspect_body: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +81,10 @@ struct RawRoute {
     blocking_threshold: Option<u32>,
     #[serde(default)]
     exclusions: Vec<RawExclusion>,
+    #[serde(default)]
+    tag_threshold: Option<u32>,
+    #[serde(default)]
+    throttle_threshold: Option<u32>,
 }
 
 // ---------- compiled ----------
@@ -126,6 +139,15 @@ pub struct Route {
     pub thresholds: Thresholds,
     /// Added to the global exclusions.
     pub exclusions: Vec<Exclusion>,
+    pub actions: Actions,
+}
+
+/// The scores at which the glue tags a request (headers and filter state
+/// for the upstream) and asks `rate-limit` to throttle it; `None`: off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Actions {
+    pub tag: Option<u32>,
+    pub throttle: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +160,11 @@ pub struct Config {
     pub exclusions: Vec<Exclusion>,
     /// Sorted by descending prefix length: the first match is the longest.
     pub routes: Vec<Route>,
+    pub actions: Actions,
+    /// Decide and report, never block or throttle.
+    pub shadow: bool,
+    /// Buffer bodies of the types the view parses (up to `max_body_bytes`).
+    pub inspect_body: bool,
 }
 
 pub const DEFAULT_DETECTION_THRESHOLD: u32 = 3;
@@ -161,6 +188,9 @@ impl Default for Config {
             enabled: DetectorSet::ALL,
             exclusions: Vec::new(),
             routes: Vec::new(),
+            actions: Actions::default(),
+            shadow: false,
+            inspect_body: true,
         }
     }
 }
@@ -205,6 +235,35 @@ fn check_thresholds(
         ));
     }
     Ok(t)
+}
+
+/// Each action threshold must be at least the detection threshold, so every
+/// tagged or throttled request is also counted and audited.
+fn check_actions(
+    tag: Option<u32>,
+    throttle: Option<u32>,
+    base: Actions,
+    thresholds: Thresholds,
+    path: &str,
+) -> Result<Actions, ConfigError> {
+    let a = Actions {
+        tag: tag.or(base.tag),
+        throttle: throttle.or(base.throttle),
+    };
+    for (name, v) in [("tag_threshold", a.tag), ("throttle_threshold", a.throttle)] {
+        if let Some(v) = v {
+            if v < thresholds.detection {
+                return Err(ConfigError::new(
+                    crate_join(path, name),
+                    format!(
+                        "{v} is below detection_threshold {}; an action needs a detection",
+                        thresholds.detection
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(a)
 }
 
 fn crate_join(outer: &str, inner: &str) -> String {
@@ -264,6 +323,13 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         }
     }
     let exclusions = exclusions_at(&raw.exclusions, "exclusions")?;
+    let actions = check_actions(
+        raw.tag_threshold,
+        raw.throttle_threshold,
+        Actions::default(),
+        thresholds,
+        "",
+    )?;
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.iter().enumerate() {
         let path = format!("routes[{i}]");
@@ -273,15 +339,23 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
                 "must start with /",
             ));
         }
+        let route_thresholds = check_thresholds(
+            r.detection_threshold,
+            r.blocking_threshold,
+            thresholds,
+            &path,
+        )?;
         routes.push(Route {
             path_prefix: r.path_prefix.clone(),
-            thresholds: check_thresholds(
-                r.detection_threshold,
-                r.blocking_threshold,
-                thresholds,
+            thresholds: route_thresholds,
+            exclusions: exclusions_at(&r.exclusions, &crate_join(&path, "exclusions"))?,
+            actions: check_actions(
+                r.tag_threshold,
+                r.throttle_threshold,
+                actions,
+                route_thresholds,
                 &path,
             )?,
-            exclusions: exclusions_at(&r.exclusions, &crate_join(&path, "exclusions"))?,
         });
     }
     routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
@@ -293,6 +367,9 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         enabled,
         exclusions,
         routes,
+        actions,
+        shadow: raw.shadow,
+        inspect_body: raw.inspect_body.unwrap_or(true),
     })
 }
 

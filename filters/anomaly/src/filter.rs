@@ -1,0 +1,311 @@
+//! The request lifecycle: read the headers once (one map read), strip the
+//! headers this filter owns, then decide at once, or buffer a body of a type
+//! the view parses (up to `max_body_bytes`) and decide at its end. The
+//! decision counts, audits, tags, hints a throttle or blocks.
+
+use std::rc::Rc;
+
+use meshward_shared::audit::AuditLine;
+use meshward_shared::host::{Host, HostCalls};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType, LogLevel};
+use serde_json::{json, Value};
+
+use crate::actions::{self, Plan};
+use crate::engine::Outcome;
+use crate::metrics::Action as Act;
+use crate::request::Input;
+use crate::root::Runtime;
+use crate::score::Verdict;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Continue,
+    /// The block reply was sent.
+    Replied,
+}
+
+/// What the headers lead to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AtHeaders {
+    Decided(Step),
+    /// Buffer the body, then call [`decide`] with these headers.
+    AwaitBody(Vec<(String, String)>),
+}
+
+/// Request headers arrived (`end_of_stream`: there is no body).
+pub fn on_headers<H: Host + ?Sized>(rt: &Runtime, host: &H, end_of_stream: bool) -> AtHeaders {
+    let mut headers = host.request_headers();
+    strip_own(host, &mut headers);
+    let cfg = rt.config();
+    if !end_of_stream && cfg.inspect_body && cfg.max_body_bytes > 0 && inspected(&headers) {
+        return AtHeaders::AwaitBody(headers);
+    }
+    AtHeaders::Decided(decide(rt, host, &headers, None, false))
+}
+
+/// Remove incoming copies of the headers this filter sets, so a client cannot
+/// forge a score or a hint. Costs a host call only when one is present.
+fn strip_own<H: Host + ?Sized>(host: &H, headers: &mut Vec<(String, String)>) {
+    let before = headers.len();
+    headers.retain(|(k, _)| {
+        !actions::OWN_HEADERS
+            .iter()
+            .any(|o| k.eq_ignore_ascii_case(o))
+    });
+    if headers.len() != before {
+        for name in actions::OWN_HEADERS {
+            host.set_request_header(name, None);
+        }
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Whether the body is of a type the view reads: JSON, forms, multipart,
+/// XML, plain text, or no declared type.
+pub fn inspected(headers: &[(String, String)]) -> bool {
+    let Some(ct) = header(headers, "content-type") else {
+        return true;
+    };
+    let media = ct.split(';').next().unwrap_or_default().trim();
+    let media = media.to_ascii_lowercase();
+    media.is_empty()
+        || media == "application/json"
+        || media.ends_with("+json")
+        || media == "application/x-www-form-urlencoded"
+        || media == "multipart/form-data"
+        || media.ends_with("/xml")
+        || media.ends_with("+xml")
+        || media == "text/plain"
+}
+
+/// Score the request and act on the score.
+pub fn decide<H: Host + ?Sized>(
+    rt: &Runtime,
+    host: &H,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+    body_truncated: bool,
+) -> Step {
+    let pairs: Vec<(&[u8], &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+        .collect();
+    let path = header(headers, ":path").unwrap_or_default().as_bytes();
+    let input = Input {
+        method: header(headers, ":method").unwrap_or_default().as_bytes(),
+        path,
+        headers: &pairs,
+        body,
+        body_truncated,
+    };
+    let outcome = rt.engine.evaluate(&input);
+    let m = &rt.metrics;
+    m.score.record(host, u64::from(outcome.score.total));
+    if outcome.verdict == Verdict::Pass {
+        m.allowed.inc(host);
+        return Step::Continue;
+    }
+    let plan = Plan::of(rt.config(), path, &outcome);
+    apply(rt, host, &outcome, &plan)
+}
+
+fn apply<H: Host + ?Sized>(rt: &Runtime, host: &H, outcome: &Outcome, plan: &Plan) -> Step {
+    let m = &rt.metrics;
+    for d in actions::detectors(&outcome.score) {
+        m.detection(d).inc(host);
+    }
+    m.action(Act::Monitor).inc(host);
+    if plan.tag {
+        m.action(Act::Tag).inc(host);
+        host.set_request_header(
+            actions::SCORE_HEADER,
+            Some(&outcome.score.total.to_string()),
+        );
+        host.set_request_header(
+            actions::DETECTORS_HEADER,
+            Some(&actions::detector_list(&outcome.score)),
+        );
+        let text = actions::explanation(outcome, plan).to_string();
+        if let Err(e) = host.set_property(&[actions::STATE_KEY], text.as_bytes()) {
+            host.log(
+                LogLevel::Debug,
+                &format!("meshward anomaly: could not write the explanation: {e}"),
+            );
+        }
+    }
+    if plan.throttle {
+        if plan.shadow {
+            m.action(Act::ShadowThrottle).inc(host);
+        } else {
+            m.action(Act::Throttle).inc(host);
+            host.set_request_header(actions::HINT_HEADER, Some(actions::HINT_THROTTLE));
+        }
+    }
+    let blocks = plan.block && !plan.shadow;
+    if plan.block {
+        m.action(if plan.shadow {
+            Act::ShadowBlock
+        } else {
+            Act::Block
+        })
+        .inc(host);
+    }
+    audit(host, outcome, plan);
+    if !blocks {
+        m.allowed.inc(host);
+        return Step::Continue;
+    }
+    m.blocked.inc(host);
+    if let Err(e) = actions::block_reply(&outcome.score).send(host) {
+        host.log(
+            LogLevel::Error,
+            &format!("meshward anomaly: could not send the block reply: {e}"),
+        );
+    }
+    Step::Replied
+}
+
+fn audit<H: Host + ?Sized>(host: &H, outcome: &Outcome, plan: &Plan) {
+    let findings: Vec<Value> = outcome
+        .score
+        .findings
+        .iter()
+        .map(|f| json!({"detector": f.detector, "rule": f.rule, "field": f.field, "offset": f.offset}))
+        .collect();
+    let mut line = AuditLine::new("anomaly", plan.decision(), actions::REASON)
+        .request(host)
+        .field("score", outcome.score.total)
+        .field("verdict", json!(outcome.verdict))
+        .field("findings", findings);
+    if outcome.score.omitted > 0 {
+        line = line.field("omitted", outcome.score.omitted);
+    }
+    if plan.block && !plan.shadow {
+        line = line.field("status", 403);
+    }
+    line.emit(host);
+}
+
+/// Where a request is in its lifecycle.
+#[derive(Debug)]
+enum State {
+    Headers,
+    /// Waiting for the body; `seen`: bytes buffered so far.
+    Buffering {
+        headers: Vec<(String, String)>,
+        seen: usize,
+    },
+    Decided,
+    Replied,
+}
+
+pub struct AnomalyFilter {
+    rt: Rc<Runtime>,
+    state: State,
+}
+
+impl AnomalyFilter {
+    pub fn new(rt: Rc<Runtime>) -> AnomalyFilter {
+        AnomalyFilter {
+            rt,
+            state: State::Headers,
+        }
+    }
+
+    fn finish(&mut self, step: Step) -> Action {
+        match step {
+            Step::Continue => {
+                self.state = State::Decided;
+                Action::Continue
+            }
+            Step::Replied => {
+                self.state = State::Replied;
+                Action::Pause
+            }
+        }
+    }
+
+    /// Decide a buffered request on `size` bytes (`more`: more was or may be sent).
+    fn decide_buffered(&mut self, size: usize, more: bool) -> Action {
+        let State::Buffering { headers, .. } = std::mem::replace(&mut self.state, State::Decided)
+        else {
+            return Action::Continue;
+        };
+        let cap = self.rt.config().max_body_bytes;
+        let n = size.min(cap);
+        let body = if n == 0 {
+            Vec::new()
+        } else {
+            hostcalls::get_buffer(BufferType::HttpRequestBody, 0, n)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        let step = decide(
+            &self.rt,
+            &HostCalls,
+            &headers,
+            Some(&body),
+            more || size > cap,
+        );
+        self.finish(step)
+    }
+}
+
+meshward_shared::stream_callbacks!("request_headers", "request_body", "request_trailers");
+
+impl Context for AnomalyFilter {}
+
+impl HttpContext for AnomalyFilter {
+    fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        match on_headers(&self.rt, &HostCalls, end_of_stream) {
+            AtHeaders::Decided(step) => self.finish(step),
+            AtHeaders::AwaitBody(headers) => {
+                self.state = State::Buffering { headers, seen: 0 };
+                Action::Pause
+            }
+        }
+    }
+
+    // Buffer until the end of the body or the cap; a longer body is scanned
+    // up to the cap and the rest passes without waiting.
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match &mut self.state {
+            State::Buffering { seen, .. } => {
+                *seen = body_size;
+                let cap = self.rt.config().max_body_bytes;
+                if end_of_stream || body_size >= cap {
+                    self.decide_buffered(body_size, !end_of_stream)
+                } else {
+                    Action::Pause
+                }
+            }
+            State::Replied => Action::Pause,
+            State::Headers | State::Decided => Action::Continue,
+        }
+    }
+
+    // Trailers end a body that never said end_of_stream.
+    fn on_http_request_trailers(&mut self, _: usize) -> Action {
+        match &self.state {
+            State::Buffering { seen, .. } => {
+                let seen = *seen;
+                self.decide_buffered(seen, false)
+            }
+            State::Replied => Action::Pause,
+            State::Headers | State::Decided => Action::Continue,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "filter_tests.rs"]
+mod tests;
