@@ -159,7 +159,8 @@ impl Engine {
                     Detector::Traversal => self.traversal.detect(&value, &mut hits),
                     Detector::Cmdi => hits.extend(cmdi::detect(&value)),
                     Detector::Ssrf => ssrf::detect(&value, &mut hits),
-                    Detector::Protocol => {}
+                    // Protocol runs above; behaviour is not a field detector.
+                    Detector::Protocol | Detector::Behaviour => {}
                 }
                 // A rule counts once per field (two internal URLs in one value
                 // are one finding), at its strongest match.

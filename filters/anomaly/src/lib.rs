@@ -5,6 +5,7 @@
 //! Glue: `root` (configure), `filter` (request lifecycle), `metrics`.
 
 pub mod actions;
+pub mod behaviour;
 pub mod config;
 pub mod detect;
 pub mod engine;

@@ -34,16 +34,19 @@ pub enum Detector {
     Cmdi,
     Ssrf,
     Protocol,
+    /// Per-identity behaviour (`behaviour.*` rules); see `crate::behaviour`.
+    Behaviour,
 }
 
 impl Detector {
-    pub const ALL: [Detector; 6] = [
+    pub const ALL: [Detector; 7] = [
         Detector::Sqli,
         Detector::Xss,
         Detector::Traversal,
         Detector::Cmdi,
         Detector::Ssrf,
         Detector::Protocol,
+        Detector::Behaviour,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Detector {
             Detector::Cmdi => "cmdi",
             Detector::Ssrf => "ssrf",
             Detector::Protocol => "protocol",
+            Detector::Behaviour => "behaviour",
         }
     }
 
@@ -82,6 +86,9 @@ pub struct Finding {
     /// e.g. `query.id`, `body.$.user.name`, `header.user-agent`.
     pub field: String,
     pub offset: usize,
+    /// Behaviour findings: the measured figures, e.g. `rate 12.3/s vs baseline 1.1/s`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 /// The explanation is capped; the score still counts every finding.
@@ -109,6 +116,10 @@ pub struct Score {
 
 impl Score {
     pub fn add(&mut self, detector: Detector, hit: Hit, field: &str) {
+        self.add_detailed(detector, hit, field, "");
+    }
+
+    pub fn add_detailed(&mut self, detector: Detector, hit: Hit, field: &str, detail: &str) {
         let points = hit.severity.points();
         self.total = self.total.saturating_add(points);
         if self.findings.len() < MAX_FINDINGS {
@@ -119,6 +130,7 @@ impl Score {
                 points,
                 field: field.to_string(),
                 offset: hit.offset,
+                detail: detail.to_string(),
             });
         } else {
             self.omitted = self.omitted.saturating_add(1);
