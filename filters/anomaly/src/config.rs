@@ -38,6 +38,9 @@ struct RawConfig {
     shadow: bool,
     #[serde(default)]
     inspect_body: Option<bool>,
+    /// Per-identity behaviour detectors (`crate::behaviour`).
+    #[serde(default)]
+    behaviour: Option<crate::behaviour::config::RawBehaviour>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +168,8 @@ pub struct Config {
     pub shadow: bool,
     /// Buffer bodies of the types the view parses (up to `max_body_bytes`).
     pub inspect_body: bool,
+    /// Off unless the `behaviour` section is present.
+    pub behaviour: crate::behaviour::BehaviourConfig,
 }
 
 pub const DEFAULT_DETECTION_THRESHOLD: u32 = 3;
@@ -191,6 +196,7 @@ impl Default for Config {
             actions: Actions::default(),
             shadow: false,
             inspect_body: true,
+            behaviour: crate::behaviour::BehaviourConfig::default(),
         }
     }
 }
@@ -370,6 +376,10 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         actions,
         shadow: raw.shadow,
         inspect_body: raw.inspect_body.unwrap_or(true),
+        behaviour: match &raw.behaviour {
+            Some(b) => crate::behaviour::config::compile(b, "behaviour")?,
+            None => crate::behaviour::BehaviourConfig::default(),
+        },
     })
 }
 

@@ -7,9 +7,10 @@ use std::rc::Rc;
 
 use meshward_shared::audit::AuditLine;
 use meshward_shared::host::{Host, HostCalls};
+use meshward_shared::identity::Identity;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, BufferType, LogLevel};
+use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 use serde_json::{json, Value};
 
 use crate::actions::{self, Plan};
@@ -106,7 +107,8 @@ pub fn decide<H: Host + ?Sized>(
         body,
         body_truncated,
     };
-    let outcome = rt.engine.evaluate(&input);
+    let mut outcome = rt.engine.evaluate(&input);
+    behaviour(rt, host, headers, &mut outcome);
     let m = &rt.metrics;
     m.score.record(host, u64::from(outcome.score.total));
     if outcome.verdict == Verdict::Pass {
@@ -115,6 +117,67 @@ pub fn decide<H: Host + ?Sized>(
     }
     let plan = Plan::of(rt.config(), path, &outcome);
     apply(rt, host, &outcome, &plan)
+}
+
+/// Behaviour detectors: count the request for its identity (the handed-over
+/// or filter-state identity, else the client address) and add their findings
+/// to the score. Costs no host call when the section is off.
+fn behaviour<H: Host + ?Sized>(
+    rt: &Runtime,
+    host: &H,
+    headers: &[(String, String)],
+    outcome: &mut Outcome,
+) {
+    let cfg = &rt.config().behaviour;
+    if !cfg.enabled {
+        return;
+    }
+    let identity = host
+        .handed_identity()
+        .map(|i| (*i).clone())
+        .or_else(|| Identity::read(host));
+    let key = identity.as_ref().map(|i| {
+        if i.subject.is_empty() {
+            i.presenter.clone().unwrap_or_default()
+        } else {
+            i.principal()
+        }
+    });
+    let source = host.property(&["source", "address"]).unwrap_or_default();
+    let source = String::from_utf8_lossy(&source);
+    let path = header(headers, ":path").unwrap_or_default();
+    let facts = crate::behaviour::RequestFacts {
+        identity: key.as_deref().filter(|k| !k.is_empty()),
+        source: &source,
+        country: cfg
+            .country_header
+            .as_deref()
+            .and_then(|h| header(headers, h)),
+        method: header(headers, ":method").unwrap_or_default(),
+        path,
+    };
+    let mut found = Vec::new();
+    let now_ms = host
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let Ok(mut b) = rt.behaviour.try_borrow_mut() else {
+        return;
+    };
+    rt.last_key.set(b.on_request(&facts, now_ms, &mut found));
+    drop(b);
+    if found.is_empty() {
+        return;
+    }
+    for f in &found {
+        f.add_to(&mut outcome.score);
+    }
+    let path_only = path.split('?').next().unwrap_or_default().as_bytes();
+    let thresholds = rt
+        .config()
+        .route_for(path_only)
+        .map_or(rt.config().thresholds, |r| r.thresholds);
+    outcome.verdict = outcome.score.verdict(thresholds);
 }
 
 fn apply<H: Host + ?Sized>(rt: &Runtime, host: &H, outcome: &Outcome, plan: &Plan) -> Step {
@@ -210,6 +273,8 @@ enum State {
 pub struct AnomalyFilter {
     rt: Rc<Runtime>,
     state: State,
+    /// Behaviour record of this request, for its response status.
+    key: crate::behaviour::IdentityKey,
 }
 
 impl AnomalyFilter {
@@ -217,10 +282,12 @@ impl AnomalyFilter {
         AnomalyFilter {
             rt,
             state: State::Headers,
+            key: crate::behaviour::IdentityKey::default(),
         }
     }
 
     fn finish(&mut self, step: Step) -> Action {
+        self.key = self.rt.last_key.take();
         match step {
             Step::Continue => {
                 self.state = State::Decided;
@@ -260,7 +327,12 @@ impl AnomalyFilter {
     }
 }
 
-meshward_shared::stream_callbacks!("request_headers", "request_body", "request_trailers");
+meshward_shared::stream_callbacks!(
+    "request_headers",
+    "request_body",
+    "request_trailers",
+    "response_headers"
+);
 
 impl Context for AnomalyFilter {}
 
@@ -291,6 +363,21 @@ impl HttpContext for AnomalyFilter {
             State::Replied => Action::Pause,
             State::Headers | State::Decided => Action::Continue,
         }
+    }
+
+    // The status feeds the behaviour error-burst detector.
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        let key = std::mem::take(&mut self.key);
+        if key != crate::behaviour::IdentityKey::default() {
+            let status = hostcalls::get_map_value(MapType::HttpResponseHeaders, ":status")
+                .ok()
+                .flatten()
+                .and_then(|s| s.parse::<u16>().ok());
+            if let (Some(status), Ok(mut b)) = (status, self.rt.behaviour.try_borrow_mut()) {
+                b.on_response(key, status);
+            }
+        }
+        Action::Continue
     }
 
     // Trailers end a body that never said end_of_stream.

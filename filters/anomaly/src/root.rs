@@ -1,12 +1,14 @@
 //! The root context: compile the config and the engine once, define the
 //! metrics, and hand each request the immutable [`Runtime`].
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use meshward_shared::host::{Host, HostCalls};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
+use crate::behaviour::{Behaviour, IdentityKey};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::filter::AnomalyFilter;
@@ -15,6 +17,11 @@ use crate::metrics::Metrics;
 pub struct Runtime {
     pub engine: Engine,
     pub metrics: Metrics,
+    /// Per-identity behaviour state, per VM (one per worker); see crate::behaviour.
+    pub behaviour: RefCell<Behaviour>,
+    /// The identity the request just decided was counted in; the stream
+    /// takes it at once for its response (the VM is single-threaded).
+    pub last_key: Cell<IdentityKey>,
 }
 
 impl Runtime {
@@ -79,8 +86,17 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
             if shadow { ", shadow mode" } else { "" }
         ),
     );
+    // The clock keys the behaviour hashes, so identities cannot be aimed
+    // at one slot set from outside.
+    let seed = host
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let behaviour = RefCell::new(Behaviour::new(&engine.config().behaviour, seed));
     Some(Runtime {
         engine,
         metrics: Metrics::define(host),
+        behaviour,
+        last_key: Cell::new(IdentityKey::default()),
     })
 }

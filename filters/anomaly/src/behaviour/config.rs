@@ -156,6 +156,9 @@ const MAX_IDENTITIES_CAP: u32 = 1_000_000;
 /// Above this the 64-bit distinct counter cannot tell counts apart.
 pub const MAX_DISTINCT_CAP: u32 = 150;
 
+// Every float is checked finite at compile time, so equality is total.
+impl Eq for BehaviourConfig {}
+
 impl Default for BehaviourConfig {
     /// Off; the other values are what an empty `behaviour: {}` gives.
     fn default() -> Self {

@@ -585,4 +585,6 @@ impl Behaviour {
 }
 
 #[cfg(test)]
+mod glue_tests;
+#[cfg(test)]
 mod tests;
