@@ -72,7 +72,7 @@ def static_cluster(name: str, port: int, host: str = "127.0.0.1", connect_timeou
 # The labels of meshward metrics: a filter writes each dimension into the stat name as
 # `<tag>=.=<value>;.;` (Istio's encoding); these regexes, the ones envoy-configs/*.yaml ship
 # and Istio's `extraStatTags` generates, make it a label (docs/observability.md).
-METRIC_TAGS = ["policy", "provider", "reason", "rule", "backend"]
+METRIC_TAGS = ["policy", "provider", "reason", "rule", "backend", "detector", "action"]
 STATS_CONFIG = {"stats_tags": [{"tag_name": t, "regex": f"({t}=\\.=(.*?);\\.;)"} for t in METRIC_TAGS]}
 
 

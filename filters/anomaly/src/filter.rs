@@ -2,6 +2,12 @@
 //! headers this filter owns, then decide at once, or buffer a body of a type
 //! the view parses (up to `max_body_bytes`) and decide at its end. The
 //! decision counts, audits, tags, hints a throttle or blocks.
+//!
+//! Envoy's Wasm host turns a pause on request headers into "stop all
+//! iteration", which withholds the body from the filter too; so to read the
+//! body the headers go on, and a body decision can no longer change them:
+//! it blocks (resetting the upstream request) and writes filter state, but
+//! sets no header.
 
 use std::rc::Rc;
 
@@ -43,7 +49,7 @@ pub fn on_headers<H: Host + ?Sized>(rt: &Runtime, host: &H, end_of_stream: bool)
     if !end_of_stream && cfg.inspect_body && cfg.max_body_bytes > 0 && inspected(&headers) {
         return AtHeaders::AwaitBody(headers);
     }
-    AtHeaders::Decided(decide(rt, host, &headers, None, false))
+    AtHeaders::Decided(decide(rt, host, &headers, None, false, true))
 }
 
 /// Remove incoming copies of the headers this filter sets, so a client cannot
@@ -87,13 +93,15 @@ pub fn inspected(headers: &[(String, String)]) -> bool {
         || media == "text/plain"
 }
 
-/// Score the request and act on the score.
+/// Score the request and act on the score. `headers_open`: the request
+/// headers have not gone on yet, so tag and throttle headers can be set.
 pub fn decide<H: Host + ?Sized>(
     rt: &Runtime,
     host: &H,
     headers: &[(String, String)],
     body: Option<&[u8]>,
     body_truncated: bool,
+    headers_open: bool,
 ) -> Step {
     let pairs: Vec<(&[u8], &[u8])> = headers
         .iter()
@@ -115,8 +123,10 @@ pub fn decide<H: Host + ?Sized>(
         m.allowed.inc(host);
         return Step::Continue;
     }
-    let plan = Plan::of(rt.config(), path, &outcome);
-    apply(rt, host, &outcome, &plan)
+    let mut plan = Plan::of(rt.config(), path, &outcome);
+    // The hint is a header: once the headers went on, rate-limit has decided.
+    plan.throttle &= headers_open;
+    apply(rt, host, headers, &outcome, &plan, headers_open)
 }
 
 /// Behaviour detectors: count the request for its identity (the handed-over
@@ -180,7 +190,14 @@ fn behaviour<H: Host + ?Sized>(
     outcome.verdict = outcome.score.verdict(thresholds);
 }
 
-fn apply<H: Host + ?Sized>(rt: &Runtime, host: &H, outcome: &Outcome, plan: &Plan) -> Step {
+fn apply<H: Host + ?Sized>(
+    rt: &Runtime,
+    host: &H,
+    headers: &[(String, String)],
+    outcome: &Outcome,
+    plan: &Plan,
+    headers_open: bool,
+) -> Step {
     let m = &rt.metrics;
     for d in actions::detectors(&outcome.score) {
         m.detection(d).inc(host);
@@ -188,14 +205,16 @@ fn apply<H: Host + ?Sized>(rt: &Runtime, host: &H, outcome: &Outcome, plan: &Pla
     m.action(Act::Monitor).inc(host);
     if plan.tag {
         m.action(Act::Tag).inc(host);
-        host.set_request_header(
-            actions::SCORE_HEADER,
-            Some(&outcome.score.total.to_string()),
-        );
-        host.set_request_header(
-            actions::DETECTORS_HEADER,
-            Some(&actions::detector_list(&outcome.score)),
-        );
+        if headers_open {
+            host.set_request_header(
+                actions::SCORE_HEADER,
+                Some(&outcome.score.total.to_string()),
+            );
+            host.set_request_header(
+                actions::DETECTORS_HEADER,
+                Some(&actions::detector_list(&outcome.score)),
+            );
+        }
         let text = actions::explanation(outcome, plan).to_string();
         if let Err(e) = host.set_property(&[actions::STATE_KEY], text.as_bytes()) {
             host.log(
@@ -221,7 +240,7 @@ fn apply<H: Host + ?Sized>(rt: &Runtime, host: &H, outcome: &Outcome, plan: &Pla
         })
         .inc(host);
     }
-    audit(host, outcome, plan);
+    audit(host, headers, outcome, plan);
     if !blocks {
         m.allowed.inc(host);
         return Step::Continue;
@@ -236,15 +255,33 @@ fn apply<H: Host + ?Sized>(rt: &Runtime, host: &H, outcome: &Outcome, plan: &Pla
     Step::Replied
 }
 
-fn audit<H: Host + ?Sized>(host: &H, outcome: &Outcome, plan: &Plan) {
+/// The audit line, with the request's id, method, path and authority taken
+/// from the headers already read: after the header phase Envoy no longer
+/// answers header reads.
+fn audit<H: Host + ?Sized>(host: &H, headers: &[(String, String)], outcome: &Outcome, plan: &Plan) {
     let findings: Vec<Value> = outcome
         .score
         .findings
         .iter()
         .map(|f| json!({"detector": f.detector, "rule": f.rule, "field": f.field, "offset": f.offset}))
         .collect();
-    let mut line = AuditLine::new("anomaly", plan.decision(), actions::REASON)
-        .request(host)
+    let mut line = AuditLine::new("anomaly", plan.decision(), actions::REASON);
+    for (key, name) in [
+        ("request_id", "x-request-id"),
+        ("method", ":method"),
+        ("path", ":path"),
+        ("authority", ":authority"),
+    ] {
+        if let Some(v) = header(headers, name) {
+            let v = if key == "path" {
+                v.split('?').next().unwrap_or_default()
+            } else {
+                v
+            };
+            line = line.field(key, v);
+        }
+    }
+    line = line
         .field("score", outcome.score.total)
         .field("verdict", json!(outcome.verdict))
         .field("findings", findings);
@@ -322,6 +359,7 @@ impl AnomalyFilter {
             &headers,
             Some(&body),
             more || size > cap,
+            false,
         );
         self.finish(step)
     }
@@ -340,9 +378,10 @@ impl HttpContext for AnomalyFilter {
     fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
         match on_headers(&self.rt, &HostCalls, end_of_stream) {
             AtHeaders::Decided(step) => self.finish(step),
+            // Continue: a paused header phase would withhold the body (see above).
             AtHeaders::AwaitBody(headers) => {
                 self.state = State::Buffering { headers, seen: 0 };
-                Action::Pause
+                Action::Continue
             }
         }
     }

@@ -190,9 +190,29 @@ fn bodies_of_parsed_types_are_awaited_and_scanned() {
         panic!("should wait for the JSON body");
     };
     let body = br#"{"q": "1' OR 1=1--"}"#;
-    assert_eq!(decide(&rt, &h, &headers, Some(body), false), Step::Replied);
+    assert_eq!(
+        decide(&rt, &h, &headers, Some(body), false, false),
+        Step::Replied
+    );
     let b: Value = serde_json::from_slice(&h.replies()[0].2).unwrap();
     assert_eq!(b["findings"][0]["field"], "body.$.q");
+
+    // after the headers went on, a body finding tags filter state only
+    let h = req("/items", &[("content-type", "application/json")]);
+    let rt = runtime(
+        &h,
+        json!({"tag_threshold": 3, "throttle_threshold": 3, "blocking_threshold": 100}),
+    );
+    let AtHeaders::AwaitBody(headers) = on_headers(&rt, &h, false) else {
+        panic!("should wait for the JSON body");
+    };
+    assert_eq!(
+        decide(&rt, &h, &headers, Some(body), false, false),
+        Step::Continue
+    );
+    assert_eq!(h.header("x-meshward-anomaly-score"), None);
+    assert_eq!(h.header("x-meshward-anomaly"), None);
+    assert!(h.raw_property(actions::STATE_KEY).is_some());
 
     let h = req("/upload", &[("content-type", "application/octet-stream")]);
     assert_eq!(
