@@ -22,7 +22,8 @@ EXPECTED = {
     "authz.wasm": {"proxy_on_request_headers"},
     "rate-limit.wasm": {"proxy_on_request_headers", "proxy_on_request_body", "proxy_on_request_trailers",
                         "proxy_on_response_headers"},
-    "anomaly.wasm": {"proxy_on_request_headers", "proxy_on_request_body", "proxy_on_request_trailers"},
+    "anomaly.wasm": {"proxy_on_request_headers", "proxy_on_request_body", "proxy_on_request_trailers",
+                     "proxy_on_response_headers"},
     "noop.wasm": {"proxy_on_request_headers"},
     # the suite: the union of its stages' callbacks
     "meshward.wasm": {"proxy_on_request_headers", "proxy_on_request_body", "proxy_on_request_trailers",

@@ -294,15 +294,73 @@ fn audit<H: Host + ?Sized>(host: &H, headers: &[(String, String)], outcome: &Out
     line.emit(host);
 }
 
+/// A request waiting for its body: the headers read at the header phase and
+/// the bytes buffered so far.
+#[derive(Debug)]
+pub struct Pending {
+    headers: Vec<(String, String)>,
+    seen: usize,
+}
+
+/// What a body chunk leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyStep {
+    /// Keep buffering (the chunk stays in Envoy's buffer).
+    Wait,
+    Decided(Step),
+}
+
+impl Pending {
+    pub fn new(headers: Vec<(String, String)>) -> Pending {
+        Pending { headers, seen: 0 }
+    }
+
+    /// A body chunk arrived; `size` is everything buffered so far. Decides
+    /// at the end of the body or at the cap, whichever comes first.
+    pub fn on_body<H: Host + ?Sized>(
+        &mut self,
+        rt: &Runtime,
+        host: &H,
+        size: usize,
+        end_of_stream: bool,
+    ) -> BodyStep {
+        self.seen = size;
+        if end_of_stream || size >= rt.config().max_body_bytes {
+            BodyStep::Decided(self.finish(rt, host, !end_of_stream))
+        } else {
+            BodyStep::Wait
+        }
+    }
+
+    /// Decide on what was buffered (`more`: more was or may be sent). Trailers
+    /// end a body that never said end of stream.
+    pub fn finish<H: Host + ?Sized>(&self, rt: &Runtime, host: &H, more: bool) -> Step {
+        let cap = rt.config().max_body_bytes;
+        let n = self.seen.min(cap);
+        let body = if n == 0 {
+            Vec::new()
+        } else {
+            hostcalls::get_buffer(BufferType::HttpRequestBody, 0, n)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        decide(
+            rt,
+            host,
+            &self.headers,
+            Some(&body),
+            more || self.seen > cap,
+            false,
+        )
+    }
+}
+
 /// Where a request is in its lifecycle.
 #[derive(Debug)]
 enum State {
     Headers,
-    /// Waiting for the body; `seen`: bytes buffered so far.
-    Buffering {
-        headers: Vec<(String, String)>,
-        seen: usize,
-    },
+    Buffering(Pending),
     Decided,
     Replied,
 }
@@ -336,33 +394,6 @@ impl AnomalyFilter {
             }
         }
     }
-
-    /// Decide a buffered request on `size` bytes (`more`: more was or may be sent).
-    fn decide_buffered(&mut self, size: usize, more: bool) -> Action {
-        let State::Buffering { headers, .. } = std::mem::replace(&mut self.state, State::Decided)
-        else {
-            return Action::Continue;
-        };
-        let cap = self.rt.config().max_body_bytes;
-        let n = size.min(cap);
-        let body = if n == 0 {
-            Vec::new()
-        } else {
-            hostcalls::get_buffer(BufferType::HttpRequestBody, 0, n)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        };
-        let step = decide(
-            &self.rt,
-            &HostCalls,
-            &headers,
-            Some(&body),
-            more || size > cap,
-            false,
-        );
-        self.finish(step)
-    }
 }
 
 meshward_shared::stream_callbacks!(
@@ -380,7 +411,7 @@ impl HttpContext for AnomalyFilter {
             AtHeaders::Decided(step) => self.finish(step),
             // Continue: a paused header phase would withhold the body (see above).
             AtHeaders::AwaitBody(headers) => {
-                self.state = State::Buffering { headers, seen: 0 };
+                self.state = State::Buffering(Pending::new(headers));
                 Action::Continue
             }
         }
@@ -389,16 +420,12 @@ impl HttpContext for AnomalyFilter {
     // Buffer until the end of the body or the cap; a longer body is scanned
     // up to the cap and the rest passes without waiting.
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let rt = Rc::clone(&self.rt);
         match &mut self.state {
-            State::Buffering { seen, .. } => {
-                *seen = body_size;
-                let cap = self.rt.config().max_body_bytes;
-                if end_of_stream || body_size >= cap {
-                    self.decide_buffered(body_size, !end_of_stream)
-                } else {
-                    Action::Pause
-                }
-            }
+            State::Buffering(p) => match p.on_body(&rt, &HostCalls, body_size, end_of_stream) {
+                BodyStep::Wait => Action::Pause,
+                BodyStep::Decided(step) => self.finish(step),
+            },
             State::Replied => Action::Pause,
             State::Headers | State::Decided => Action::Continue,
         }
@@ -422,9 +449,9 @@ impl HttpContext for AnomalyFilter {
     // Trailers end a body that never said end_of_stream.
     fn on_http_request_trailers(&mut self, _: usize) -> Action {
         match &self.state {
-            State::Buffering { seen, .. } => {
-                let seen = *seen;
-                self.decide_buffered(seen, false)
+            State::Buffering(p) => {
+                let step = p.finish(&self.rt, &HostCalls, false);
+                self.finish(step)
             }
             State::Replied => Action::Pause,
             State::Headers | State::Decided => Action::Continue,
