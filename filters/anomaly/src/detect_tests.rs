@@ -361,3 +361,30 @@ fn plain_tokens_skip_libinjection() {
         assert!(!sqli::single_plain_token(t.as_bytes()), "{t}");
     }
 }
+
+#[test]
+fn trigger_words_are_sorted_lowercase_and_gate_keywords() {
+    let words = sqli::trigger_words();
+    assert!(words.windows(2).all(|w| w[0] < w[1]));
+    assert!(words.iter().all(|w| !w.iter().any(u8::is_ascii_uppercase)));
+    for v in [
+        "1 union select 2",
+        "1 OR 1",
+        "0xunion",
+        "11.eunion",
+        "a' or 'a",
+        "x(1)",
+        "a--",
+        "@@version",
+    ] {
+        assert!(sqli::libinjection_may_flag(v.as_bytes()), "{v}");
+    }
+    for v in [
+        "Blue mug, 350 ml",
+        "SKU-123",
+        "https://app.example.com/x?page=2",
+        "2026-12-06",
+    ] {
+        assert!(!sqli::libinjection_may_flag(v.as_bytes()), "{v}");
+    }
+}

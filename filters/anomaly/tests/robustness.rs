@@ -297,3 +297,205 @@ fn skipped_plain_tokens_are_never_sqli() {
     );
     println!("{checked} plain tokens: none flagged by libinjection");
 }
+
+/// The gate in front of libinjection's SQL detector
+/// (`sqli::libinjection_may_flag`) must never skip a value libinjection
+/// flags. Values are built from the bytes and words the gate lets through
+/// (and near misses: keywords glued to numbers, mixed case, comment halves),
+/// plus mutated attack seeds; every one the gate skips goes to libinjection.
+#[test]
+fn libinjection_gate_never_hides_sqli() {
+    const BYTES: &[u8] = b"aZ09_., -/:=<>!+*%^~;?[]\t\n\x00\xc3\xa9";
+    const WORDS: &[&str] = &[
+        "1",
+        "0x1f",
+        "1e5",
+        "1.e",
+        "-1",
+        ".5",
+        "0b1",
+        "user",
+        "id",
+        "name",
+        "x",
+        "mug",
+        "sku",
+        "like",
+        "div",
+        "is",
+        "not",
+        "in",
+        "between",
+        "sounds",
+        "regexp",
+        "rlike",
+        "mod",
+        "left",
+        "char",
+        "count",
+        "sleep",
+        "benchmark",
+        "version",
+        "union",
+        "select",
+        "or",
+        "and",
+        "xor",
+        "order",
+        "by",
+        "group",
+        "having",
+        "limit",
+        "UnIoN",
+        "SeLeCt",
+        "oR",
+        "1union",
+        "0xunion",
+        "1or",
+        "1e1or",
+        "1and",
+        "exec",
+        "drop",
+        "table",
+        "from",
+        "where",
+        "null",
+        "true",
+        "false",
+        "as",
+        "int",
+        "char",
+        "waitfor",
+        "delay",
+        "into",
+        "outfile",
+        "collate",
+        "insert",
+        "values",
+        "-",
+        "/",
+        "*",
+        "=",
+        "<>",
+        "!=",
+        ":=",
+        "1=1",
+        "a=a",
+        "--",
+        "/*",
+        "*/",
+        ",",
+        ";",
+        " ",
+        "  ",
+        "?",
+        "[union]",
+        "a]",
+        "?1",
+    ];
+    let mut rng = Rng(0x5eed_1234_abcd_0003);
+    let n = iterations();
+    let (mut skipped, mut flagged) = (0usize, 0usize);
+    for i in 0..n {
+        let v: Vec<u8> = match i % 3 {
+            0 => {
+                let len = 1 + rng.below(40);
+                (0..len).map(|_| BYTES[rng.below(BYTES.len())]).collect()
+            }
+            1 => {
+                let mut v = Vec::new();
+                for _ in 0..1 + rng.below(6) {
+                    v.extend_from_slice(WORDS[rng.below(WORDS.len())].as_bytes());
+                    if rng.below(3) > 0 {
+                        v.push(b' ');
+                    }
+                }
+                v
+            }
+            _ => {
+                let seed = SEEDS[rng.below(SEEDS.len())].as_bytes();
+                mutate(&mut rng, seed)
+            }
+        };
+        let may = anomaly::detect::sqli::libinjection_may_flag(&v);
+        let is = libinjectionrs::detect_sqli(&v).is_injection();
+        flagged += usize::from(is);
+        if may {
+            continue;
+        }
+        skipped += 1;
+        assert!(
+            !is,
+            "libinjection flags a value the gate skips: {:?}",
+            String::from_utf8_lossy(&v)
+        );
+    }
+    assert!(
+        skipped > n / 10,
+        "only {skipped} of {n} values were skipped"
+    );
+    println!("{n} values, {skipped} skipped by the gate, {flagged} flagged by libinjection: none skipped");
+}
+
+/// The gate in front of libinjection's XSS detector
+/// (`xss::libinjection_may_flag`: a `<` or `=`) must never skip a value it
+/// flags: random and mutated values with every `<` and `=` replaced.
+#[test]
+fn xss_gate_never_hides_xss() {
+    const PIECES: &[&str] = &[
+        "javascript:",
+        "vbscript:",
+        "data:text/html,",
+        "onload",
+        " onerror",
+        "style",
+        "expression(",
+        "\"",
+        "'",
+        "`",
+        " ",
+        "/",
+        "alert(1)",
+        "src",
+        "href",
+        ":",
+        "&#",
+        ";",
+        "-->",
+        "!",
+        "x",
+        "xmlns",
+        "formaction",
+        "\t",
+        "\n",
+    ];
+    let mut rng = Rng(0x5eed_1234_abcd_0004);
+    let n = iterations();
+    let mut skipped = 0usize;
+    for i in 0..n {
+        let mut v: Vec<u8> = if i % 2 == 0 {
+            (0..1 + rng.below(8))
+                .flat_map(|_| PIECES[rng.below(PIECES.len())].bytes())
+                .collect()
+        } else {
+            let seed = SEEDS[rng.below(SEEDS.len())].as_bytes();
+            mutate(&mut rng, seed)
+        };
+        for b in &mut v {
+            if *b == b'<' || *b == b'=' {
+                *b = ALPHABET[rng.below(ALPHABET.len())];
+            }
+        }
+        if anomaly::detect::xss::libinjection_may_flag(&v) {
+            continue;
+        }
+        skipped += 1;
+        assert!(
+            !libinjectionrs::detect_xss(&v).is_injection(),
+            "libinjection flags a value the gate skips: {:?}",
+            String::from_utf8_lossy(&v)
+        );
+    }
+    assert!(skipped > n / 2, "only {skipped} of {n} values were skipped");
+    println!("{skipped} values without < or =: none flagged by libinjection's XSS");
+}

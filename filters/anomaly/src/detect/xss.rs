@@ -17,16 +17,21 @@ pub fn detect(value: &[u8]) -> Option<Hit> {
     {
         return None;
     }
-    // libinjection's contexts need a tag (`<`), an attribute (`=`) or a URL
-    // scheme (`:`); quotes alone (prose apostrophes) cannot make one.
-    let markup = value.iter().any(|&b| matches!(b, b'<' | b'=' | b':'));
-    if markup && libinjectionrs::detect_xss(value).is_injection() {
+    if libinjection_may_flag(value) && libinjectionrs::detect_xss(value).is_injection() {
         return Some(hit("xss.libinjection", 0));
     }
     if let Some(at) = script_uri(value) {
         return Some(hit("xss.script-uri", at));
     }
     event_handler(value).map(|at| hit("xss.event-handler", at))
+}
+
+/// libinjection's XSS flags a tag (needs `<`) or an attribute with a value
+/// (needs `=`); a scheme alone (`javascript:` with no `=`) is not flagged by
+/// it in any context (that is `xss.script-uri`'s job), nor are quotes alone.
+/// `tests/robustness.rs` checks this against libinjection itself.
+pub fn libinjection_may_flag(value: &[u8]) -> bool {
+    value.iter().any(|&b| b == b'<' || b == b'=')
 }
 
 fn hit(rule: &'static str, offset: usize) -> Hit {
