@@ -36,8 +36,6 @@ const ADDRS: usize = 4;
 const COUNTRIES: usize = 2;
 /// Hour buckets: 24 hours of weekdays, then 24 of weekends (UTC).
 const HOUR_BUCKETS: usize = 48;
-/// While an hour is flagged as unusual, one request in this many teaches it.
-const OFF_HOURS_LEARN_EVERY: u32 = 8;
 
 /// What the glue knows about a request. Borrowed, so nothing is copied.
 #[derive(Debug, Clone, Copy, Default)]
@@ -112,7 +110,8 @@ struct Record {
     /// Recent address prefixes (/24, /48) and countries, 16-bit hashes; 0: none.
     addrs: [u16; ADDRS],
     countries: [u16; COUNTRIES],
-    /// 4-bit counts per hour bucket, halved when one would overflow.
+    /// 4-bit counts of active clock hours per bucket, halved when one would
+    /// overflow (about two weeks of daily use).
     hours: [u8; HOUR_BUCKETS / 2],
     addr_next: u8,
     country_next: u8,
@@ -517,7 +516,10 @@ impl Behaviour {
                     ),
                 );
             }
-            if !off || r.requests % OFF_HOURS_LEARN_EVERY == 0 {
+            // Counted once per clock hour, so the histogram holds days of
+            // habits rather than the last busy hour; flagged once, then learnt.
+            let last_hour = (epoch + u64::from(r.last) * 100) / 3_600_000;
+            if new || off || now_ms / 3_600_000 != last_hour {
                 r.bump_hour(bucket);
             }
         }
