@@ -125,9 +125,19 @@ def test_a_body_over_the_cap_is_scanned_up_to_the_cap(procs):
     def chunks():
         yield b'{"a": "' + b"y" * 600
         yield b'", "q": "' + SQLI_VALUE.encode() + b'"}'
-    r = e.request("/submit", method="POST", data=chunks(),
-                  headers={"content-type": "application/json"}, timeout=TIMEOUT)
-    assert r.status_code == 403, r.text
+    blocks = len(_audit(e, "block"))
+    # The echo upstream answers a chunked request without reading its body, so its 200 to the
+    # headers can reach the client before the 403 (which then resets the stream); what counts
+    # is the decision and that no body byte reached the upstream. A hang still fails.
+    try:
+        got = e.request("/submit", method="POST", data=chunks(),
+                        headers={"content-type": "application/json"}, timeout=TIMEOUT).status_code
+    except requests.exceptions.Timeout:
+        raise
+    except requests.exceptions.RequestException:
+        got = "reset"
+    assert got in (200, 403, "reset"), got
+    assert wait_until(lambda: len(_audit(e, "block")) == blocks + 1, 5, 0.1)
     _no_body_reached(echo)
 
 

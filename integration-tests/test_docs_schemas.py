@@ -39,8 +39,12 @@ def test_suite_schema_checks_each_section_against_its_filter_schema():
     assert not v.is_valid(bad), "a jwt-auth mistake inside the suite"
     bad = json.loads(json.dumps(good)); bad["rate_limit"]["rules"][0]["limit"]["per"] = "fortnight"
     assert not v.is_valid(bad), "a rate-limit mistake inside the suite"
-    bad = json.loads(json.dumps(good)); bad["anomaly"] = {}
+    bad = json.loads(json.dumps(good)); bad["waf"] = {}
     assert not v.is_valid(bad), "an unknown section"
+    ok = json.loads(json.dumps(good)); ok["anomaly"] = {"tag_threshold": 3}
+    assert v.is_valid(ok), "the anomaly section"
+    bad = json.loads(json.dumps(good)); bad["anomaly"] = {"shadow": "yes"}
+    assert not v.is_valid(bad), "an anomaly mistake inside the suite"
     assert not v.is_valid({}), "no stage at all"
 
 

@@ -143,8 +143,9 @@ def bootstrap(listener_port: int, admin_port: int, http_filters: list[dict], clu
 # meshward filters that the suite's stage order allows becomes one suite filter whose
 # sections are the standalone configs, unchanged. `make test` runs the behaviour tests
 # both ways; the answers must be the same.
-SUITE_SECTIONS = {"jwt-auth.wasm": "jwt_auth", "authz.wasm": "authz", "rate-limit.wasm": "rate_limit"}
-SUITE_ORDER = ["jwt_auth", "authz", "rate_limit"]
+SUITE_SECTIONS = {"jwt-auth.wasm": "jwt_auth", "authz.wasm": "authz", "anomaly.wasm": "anomaly",
+                  "rate-limit.wasm": "rate_limit"}
+SUITE_ORDER = ["jwt_auth", "authz", "anomaly", "rate_limit"]
 
 
 def module_mode() -> str:

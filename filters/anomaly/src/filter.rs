@@ -356,6 +356,22 @@ impl Pending {
     }
 }
 
+/// The response of a request the behaviour detectors counted (`key`) is
+/// here: its status feeds the error-burst detector. Reads the status only
+/// for a counted request.
+pub fn on_response(rt: &Runtime, key: crate::behaviour::IdentityKey) {
+    if key == crate::behaviour::IdentityKey::default() {
+        return;
+    }
+    let status = hostcalls::get_map_value(MapType::HttpResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|s| s.parse::<u16>().ok());
+    if let (Some(status), Ok(mut b)) = (status, rt.behaviour.try_borrow_mut()) {
+        b.on_response(key, status);
+    }
+}
+
 /// Where a request is in its lifecycle.
 #[derive(Debug)]
 enum State {
@@ -433,16 +449,7 @@ impl HttpContext for AnomalyFilter {
 
     // The status feeds the behaviour error-burst detector.
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
-        let key = std::mem::take(&mut self.key);
-        if key != crate::behaviour::IdentityKey::default() {
-            let status = hostcalls::get_map_value(MapType::HttpResponseHeaders, ":status")
-                .ok()
-                .flatten()
-                .and_then(|s| s.parse::<u16>().ok());
-            if let (Some(status), Ok(mut b)) = (status, self.rt.behaviour.try_borrow_mut()) {
-                b.on_response(key, status);
-            }
-        }
+        on_response(&self.rt, std::mem::take(&mut self.key));
         Action::Continue
     }
 

@@ -15,6 +15,8 @@ struct RawSuite {
     #[serde(default)]
     authz: Option<Value>,
     #[serde(default)]
+    anomaly: Option<Value>,
+    #[serde(default)]
     rate_limit: Option<Value>,
 }
 
@@ -23,6 +25,7 @@ struct RawSuite {
 pub struct Sections {
     pub jwt_auth: Option<Vec<u8>>,
     pub authz: Option<Vec<u8>>,
+    pub anomaly: Option<Vec<u8>>,
     pub rate_limit: Option<Vec<u8>>,
 }
 
@@ -42,12 +45,13 @@ impl Sections {
         let sections = Sections {
             jwt_auth: section("jwt_auth", raw.jwt_auth)?,
             authz: section("authz", raw.authz)?,
+            anomaly: section("anomaly", raw.anomaly)?,
             rate_limit: section("rate_limit", raw.rate_limit)?,
         };
         if sections == Sections::default() {
             return Err(ConfigError::new(
                 "",
-                "no stage configured: give at least one of jwt_auth, authz, rate_limit",
+                "no stage configured: give at least one of jwt_auth, authz, anomaly, rate_limit",
             ));
         }
         Ok(sections)
@@ -67,6 +71,10 @@ pub fn check(bytes: &[u8]) -> Result<Vec<&'static str>, ConfigError> {
     if let Some(b) = &s.authz {
         authz::config::Config::from_json(b).map_err(|e| e.within("authz"))?;
         present.push("authz");
+    }
+    if let Some(b) = &s.anomaly {
+        anomaly::config::Config::parse(b).map_err(|e| e.within("anomaly"))?;
+        present.push("anomaly");
     }
     if let Some(b) = &s.rate_limit {
         rate_limit::config::Config::from_json(b).map_err(|e| e.within("rate_limit"))?;

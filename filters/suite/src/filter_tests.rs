@@ -185,7 +185,7 @@ fn a_rejected_section_rejects_the_config_and_says_which() {
         logs.iter().any(|l| l.contains("section `authz` rejected")),
         "{logs:?}"
     );
-    assert!(configure(&host, br#"{"anomaly": {}}"#).is_none());
+    assert!(configure(&host, br#"{"waf": {}}"#).is_none());
     assert!(configure(&host, b"not json").is_none());
 }
 
@@ -380,4 +380,76 @@ fn an_rls_answer_to_a_call_made_while_re_running_reaches_its_request() {
     // an answer nobody waits for is a hybrid report's: ignored here
     crate::root::on_rls_response(&rt, &host, 4242, 0, 10);
     drop(ids);
+}
+
+#[test]
+fn anomaly_runs_after_authz_and_its_throttle_hint_reaches_rate_limit() {
+    let host = FakeHost::at(NOW);
+    let cfg = json!({
+        "jwt_auth": jwt_section(local_keys()),
+        "anomaly": {"throttle_threshold": 3, "blocking_threshold": 1000},
+        "rate_limit": {"rules": [
+            {"name": "suspect", "match": {"headers": [{"name": "x-meshward-anomaly", "exact": "throttle"}]},
+             "key": [{"identity": "sub"}], "limit": {"requests": 1, "per": "minute"}}]},
+    });
+    let rt = suite(&host, cfg);
+    let attack = "/api/orders?id=1%27%20OR%201%3D1--";
+    request(&host, attack, "alice");
+    assert_eq!(filter(&rt, 2).on_request(&host), Flow::Continue);
+    request(&host, attack, "alice");
+    assert_eq!(filter(&rt, 3).on_request(&host), Flow::Replied);
+    assert_eq!(status(&host), Some(429));
+    // a forged hint on a benign request is stripped before rate-limit reads it
+    request(&host, "/api/orders?id=7", "alice");
+    host.add_request_header("x-meshward-anomaly", "throttle");
+    assert_eq!(filter(&rt, 4).on_request(&host), Flow::Continue);
+    assert_eq!(
+        metric(
+            &rt,
+            &host,
+            "meshward.anomaly.actions",
+            &[("action", "throttle")]
+        ),
+        2
+    );
+}
+
+#[test]
+fn anomaly_blocks_before_rate_limit_spends_a_unit_and_unauthenticated_never_reach_it() {
+    let host = FakeHost::at(NOW);
+    let cfg = json!({"jwt_auth": jwt_section(local_keys()), "anomaly": {}, "rate_limit": rate_section(1)});
+    let rt = suite(&host, cfg);
+    host.set_headers(&[
+        (":method", "GET"),
+        (":path", "/api/x?id=1%27%20OR%201%3D1--"),
+    ]);
+    assert_eq!(filter(&rt, 2).on_request(&host), Flow::Replied);
+    assert_eq!(status(&host), Some(401));
+    assert_eq!(metric(&rt, &host, "meshward.anomaly.blocked", &[]), 0);
+    request(&host, "/api/x?id=1%27%20OR%201%3D1--", "alice");
+    assert_eq!(filter(&rt, 3).on_request(&host), Flow::Replied);
+    assert_eq!(status(&host), Some(403));
+    // the blocked request spent nothing: alice's one unit is still there
+    request(&host, "/api/x", "alice");
+    assert_eq!(filter(&rt, 4).on_request(&host), Flow::Continue);
+}
+
+#[test]
+fn anomaly_waits_for_an_inspected_body() {
+    let host = FakeHost::at(NOW);
+    let rt = suite(&host, json!({"anomaly": {}}));
+    host.set_headers(&[
+        (":method", "POST"),
+        (":path", "/submit"),
+        ("content-type", "application/json"),
+    ]);
+    let f = filter(&rt, 2);
+    f.stream.end_of_stream.set(false);
+    assert_eq!(f.on_request(&host), Flow::Continue);
+    assert!(f.stream.anomaly_body.borrow().is_some());
+    // without a body there is nothing to wait for
+    let g = filter(&rt, 3);
+    g.stream.end_of_stream.set(true);
+    assert_eq!(g.on_request(&host), Flow::Continue);
+    assert!(g.stream.anomaly_body.borrow().is_none());
 }

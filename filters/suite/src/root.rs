@@ -102,6 +102,7 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
         jwt_auth::root::configure,
     )?;
     let authz = stage(host, "authz", &sections.authz, authz::root::configure)?;
+    let anomaly = stage(host, "anomaly", &sections.anomaly, anomaly::root::configure)?;
     let rate = stage(
         host,
         "rate_limit",
@@ -115,6 +116,7 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
     let names: Vec<&str> = [
         ("jwt_auth", jwt.is_some()),
         ("authz", authz.is_some()),
+        ("anomaly", anomaly.is_some()),
         ("rate_limit", rate.is_some()),
     ]
     .iter()
@@ -122,7 +124,7 @@ pub fn configure<H: Host + ?Sized>(host: &H, bytes: &[u8]) -> Option<Runtime> {
     .map(|(n, _)| *n)
     .collect();
     let rt = Runtime {
-        suite: Rc::new(Suite::new(jwt, authz, rate)),
+        suite: Rc::new(Suite::new(jwt, authz, anomaly, rate)),
         jwt_tick,
         rate_tick,
         last_jwt_tick_ms: Cell::new(0),

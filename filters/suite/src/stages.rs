@@ -1,16 +1,20 @@
 //! The stages and the one pass over them. Order is fixed: authenticate
-//! (jwt-auth), authorize (authz), then admit (rate-limit), so a request
-//! denied earlier never spends a rate-limit unit, and rate-limit keys can
-//! use the verified identity.
+//! (jwt-auth), authorize (authz), score (anomaly), then admit (rate-limit),
+//! so a request denied earlier never spends a rate-limit unit, anomaly's
+//! behaviour detectors know the verified identity, and rate-limit keys and
+//! matches see both the identity and anomaly's throttle hint.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use anomaly::behaviour::IdentityKey;
+use anomaly::filter::Pending;
 use meshward_shared::host::Host;
 use meshward_shared::memo::{MemoHost, RequestMemo};
 use meshward_shared::metrics::CounterBatch;
 use rate_limit::filter::RateLimitFilter;
+use std::cell::Cell;
 
 /// What the pass decided for the request so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +33,7 @@ pub enum Flow {
 pub struct Suite {
     pub jwt_auth: Option<Rc<jwt_auth::authn::Runtime>>,
     pub authz: Option<Rc<authz::root::Runtime>>,
+    pub anomaly: Option<Rc<anomaly::root::Runtime>>,
     pub rate_limit: Option<Rc<rate_limit::engine::Runtime>>,
     /// Requests paused in any stage, by context: the root reaches them to
     /// re-run the pass after keys arrive, or to deliver an RLS answer to a
@@ -44,17 +49,28 @@ pub struct Stream {
     pub memo: RequestMemo,
     /// rate-limit's per-request state (its RateLimit headers, RLS calls).
     pub rate: RefCell<Option<RateLimitFilter>>,
+    /// The request has no body (its headers ended the stream; set by the
+    /// header callback before the pass).
+    pub end_of_stream: Cell<bool>,
+    /// anomaly waits for the body to decide.
+    pub anomaly_body: RefCell<Option<Pending>>,
+    /// The identity anomaly's behaviour detectors counted the request in.
+    pub anomaly_key: Cell<IdentityKey>,
+    /// A stage answered the request.
+    pub replied: Cell<bool>,
 }
 
 impl Suite {
     pub fn new(
         jwt_auth: Option<jwt_auth::authn::Runtime>,
         authz: Option<authz::root::Runtime>,
+        anomaly: Option<anomaly::root::Runtime>,
         rate_limit: Option<rate_limit::engine::Runtime>,
     ) -> Suite {
         Suite {
             jwt_auth: jwt_auth.map(Rc::new),
             authz: authz.map(Rc::new),
+            anomaly: anomaly.map(Rc::new),
             rate_limit: rate_limit.map(Rc::new),
             paused: RefCell::new(HashMap::new()),
             counters: CounterBatch::default(),
@@ -70,6 +86,10 @@ impl Suite {
                     .as_ref()
                     .map(|rt| RateLimitFilter::new(context_id, Rc::clone(rt))),
             ),
+            end_of_stream: Cell::new(true),
+            anomaly_body: RefCell::new(None),
+            anomaly_key: Cell::new(IdentityKey::default()),
+            replied: Cell::new(false),
         })
     }
 
@@ -90,6 +110,19 @@ impl Suite {
             use authz::filter::{process, Step};
             if process(rt, &host) == Step::Replied {
                 return Flow::Replied;
+            }
+        }
+        if let Some(rt) = &self.anomaly {
+            use anomaly::filter::{on_headers, AtHeaders, Step};
+            let at = on_headers(rt, &host, stream.end_of_stream.get());
+            stream.anomaly_key.set(rt.last_key.take());
+            match at {
+                AtHeaders::Decided(Step::Continue) => {}
+                AtHeaders::Decided(Step::Replied) => return Flow::Replied,
+                // Decided at the end of the body (the suite's body callback).
+                AtHeaders::AwaitBody(headers) => {
+                    *stream.anomaly_body.borrow_mut() = Some(Pending::new(headers));
+                }
             }
         }
         if let Some(rate) = stream.rate.borrow_mut().as_mut() {
