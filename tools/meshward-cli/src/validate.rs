@@ -41,7 +41,7 @@ impl Module {
         if !obj.is_empty()
             && obj
                 .keys()
-                .all(|k| matches!(k.as_str(), "jwt_auth" | "authz" | "rate_limit"))
+                .all(|k| matches!(k.as_str(), "jwt_auth" | "authz" | "anomaly" | "rate_limit"))
         {
             return Some(Module::Suite);
         }
