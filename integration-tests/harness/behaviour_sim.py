@@ -272,8 +272,8 @@ def evaluate(events: list, scenarios: list, findings: list, learning_ms: int,
             for r in f["rules"]:
                 per_rule[r] = per_rule.get(r, 0) + 1
     result["benign"] = {"requests": benign, "alerts": alerts,
-                        "per_10k": round(alerts * 10_000 / max(benign, 1), 1),
+                        "per_10k": round(alerts * 10_000 / max(benign, 1), 2),
                         "detected": detected,
-                        "detected_per_10k": round(detected * 10_000 / max(benign, 1), 1),
+                        "detected_per_10k": round(detected * 10_000 / max(benign, 1), 2),
                         "by_rule": per_rule}
     return result

@@ -59,10 +59,11 @@ fn run() -> Result<(), String> {
         if !found.is_empty() {
             let rules: Vec<&str> = found.iter().map(|f| f.rule).collect();
             let details: Vec<&str> = found.iter().map(|f| f.detail.as_str()).collect();
+            let points: u32 = found.iter().map(|f| f.severity.points()).sum();
             writeln!(
                 out,
                 "{}",
-                json!({"i": i, "rules": rules, "details": details})
+                json!({"i": i, "rules": rules, "details": details, "points": points})
             )
             .map_err(|e| e.to_string())?;
         }
