@@ -2,10 +2,12 @@
 //! host calls, so it is tested natively and reused by the glue and the suite.
 
 use crate::config::{Config, DetectorSet, Exclusion};
-use crate::detect::{cmdi, protocol, sqli, ssrf, traversal::Traversal, xss};
+use crate::detect::{cmdi, prefilter, protocol, sqli, ssrf, traversal::Traversal, xss};
 use crate::normalize::normalize;
 use crate::request::{Input, Kind, View};
 use crate::score::{Detector, Hit, Score, Verdict};
+
+use std::sync::Mutex;
 
 /// Headers whose values have a fixed grammar (media types, dates, tokens,
 /// trace ids) or carry credentials; the injection detectors skip them. The
@@ -70,6 +72,60 @@ fn applicable(kind: Kind) -> DetectorSet {
 pub struct Engine {
     config: Config,
     traversal: Traversal,
+    clean: Mutex<CleanCache>,
+}
+
+/// Header and cookie values repeat from request to request (user agents,
+/// referers, session cookies). The last values that no detector flagged are
+/// kept whole, and an exact repeat (same bytes, decoding and detector set)
+/// skips normalisation and detection: the detectors are pure functions of
+/// those, so the result is the same. A value that differs in any byte is
+/// scanned in full; flagged values are never kept.
+struct CleanCache {
+    slots: Vec<Option<(u8, Vec<u8>)>>,
+}
+
+const CLEAN_SLOTS: usize = 64;
+/// Longer values are rarer repeats and would cost more memory than they save.
+const CLEAN_MAX_BYTES: usize = 256;
+
+impl CleanCache {
+    fn slot(key: u8, raw: &[u8]) -> usize {
+        // FNV-1a; a collision only evicts, since a hit compares the bytes.
+        let h = raw
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64 ^ u64::from(key), |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+        (h % CLEAN_SLOTS as u64) as usize
+    }
+
+    fn contains(&self, key: u8, raw: &[u8]) -> bool {
+        matches!(self.slots.get(Self::slot(key, raw)), Some(Some((k, v))) if *k == key && v == raw)
+    }
+
+    fn insert(&mut self, key: u8, raw: &[u8]) {
+        if let Some(slot) = self.slots.get_mut(Self::slot(key, raw)) {
+            match slot {
+                Some((k, v)) => {
+                    *k = key;
+                    v.clear();
+                    v.extend_from_slice(raw);
+                }
+                None => *slot = Some((key, raw.to_vec())),
+            }
+        }
+    }
+}
+
+/// The cache key besides the bytes: the detectors run and the decoding.
+fn clean_key(run: DetectorSet, kind: Kind) -> u8 {
+    let bits = Detector::ALL
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| run.contains(**d))
+        .fold(0u8, |acc, (i, _)| acc | 1 << i);
+    bits | u8::from(kind == Kind::Cookie) << 7
 }
 
 /// The score and what it means for this request's route.
@@ -84,6 +140,9 @@ impl Engine {
         Ok(Engine {
             config,
             traversal: Traversal::new()?,
+            clean: Mutex::new(CleanCache {
+                slots: vec![None; CLEAN_SLOTS],
+            }),
         })
     }
 
@@ -147,6 +206,19 @@ impl Engine {
             if run == DetectorSet::default() {
                 continue;
             }
+            // Most values hold no byte any detector needs (one table scan).
+            if prefilter::inert(&field.raw) {
+                continue;
+            }
+            let cacheable = matches!(field.kind, Kind::Header | Kind::Cookie)
+                && field.raw.len() <= CLEAN_MAX_BYTES;
+            let key = clean_key(run, field.kind);
+            // A poisoned lock needs a panic, which aborts the VM; natively the
+            // cache is then simply not used.
+            if cacheable && self.clean.lock().is_ok_and(|c| c.contains(key, &field.raw)) {
+                continue;
+            }
+            let mut flagged = false;
             let value = normalize(&field.raw, field.kind.plus());
             for d in Detector::ALL {
                 if !run.contains(d) {
@@ -167,7 +239,13 @@ impl Engine {
                 hits.sort_by(|a, b| a.rule.cmp(b.rule).then(b.severity.cmp(&a.severity)));
                 hits.dedup_by(|a, b| a.rule == b.rule);
                 for hit in hits.drain(..) {
+                    flagged = true;
                     score.add(d, hit, &field.name);
+                }
+            }
+            if cacheable && !flagged {
+                if let Ok(mut c) = self.clean.lock() {
+                    c.insert(key, &field.raw);
                 }
             }
         }

@@ -328,3 +328,40 @@ fn multipart_parts_and_file_names_are_fields() {
     let rules: Vec<&str> = out.score.findings.iter().map(|f| f.rule).collect();
     assert_eq!(rules, ["protocol.malformed-multipart", "xss.libinjection"]);
 }
+
+/// The cache of clean header and cookie values never changes an outcome:
+/// each request, evaluated after many others by one engine, scores as it
+/// does on a fresh engine; a repeat differing in one byte, or with the
+/// detector excluded for that header, is judged on its own.
+#[test]
+fn clean_value_cache_never_changes_an_outcome() {
+    let values: &[&str] = &[
+        "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0'or 1=1--",
+        "() { :; }; /bin/bash -c 'id'",
+        "<script>alert(1)</script>",
+        "https://app.example.com/orders?page=2",
+        "../../etc/passwd",
+        "session=6f1c2a9e4b7d8c3f; theme=dark",
+        "session=6f1c2a9e4b7d8c3f; theme=dark' union select 1--",
+    ];
+    let shared = engine("{}");
+    let excluded =
+        engine(r#"{"exclusions":[{"fields":["header.user-agent"],"detectors":["sqli"]}]}"#);
+    for round in 0..3 {
+        for (i, v) in values.iter().enumerate() {
+            let name: &[u8] = if i % 2 == 0 { b"user-agent" } else { b"cookie" };
+            let h: &[(&[u8], &[u8])] = &[(name, v.as_bytes()), (b"x-other", v.as_bytes())];
+            let req = input("/", h, None);
+            let fresh = engine("{}").evaluate(&req);
+            assert_eq!(shared.evaluate(&req), fresh, "round {round}: {v}");
+            let fresh =
+                engine(r#"{"exclusions":[{"fields":["header.user-agent"],"detectors":["sqli"]}]}"#)
+                    .evaluate(&req);
+            assert_eq!(excluded.evaluate(&req), fresh, "round {round}: {v}");
+        }
+    }
+    // The flagged value differs from a cached clean one by a suffix only.
+    let h: &[(&[u8], &[u8])] = &[(b"user-agent", values[1].as_bytes())];
+    assert!(shared.evaluate(&input("/", h, None)).score.total >= 5);
+}

@@ -2,6 +2,7 @@
 //! value (protocol: the whole request view) and reports rule hits.
 
 pub mod cmdi;
+pub mod prefilter;
 pub mod protocol;
 pub mod sqli;
 pub mod ssrf;
