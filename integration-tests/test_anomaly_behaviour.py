@@ -168,3 +168,71 @@ def test_live_scenarios_are_flagged(live):
     assert int(enum[0].rsplit("/", 1)[1]) - 5000 <= 50, enum[0]
     assert any(r == "behaviour.rate-spike" for _, r in flat), seen
     print(f"live scenarios ran {elapsed:.1f}s; behaviour audit lines: {len(seen)}")
+
+
+# ------------------------------------------------------------------ memory, real Envoy
+ABORT_204 = {
+    "name": "envoy.filters.http.fault",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+        "abort": {"http_status": 204, "percentage": {"numerator": 100, "denominator": "HUNDRED"}},
+    },
+}
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _flood(port: int, start: int, n: int, threads: int = 4) -> None:
+    """n requests, each from its own client address (x-forwarded-for: Envoy's default HCM
+    takes the remote address from it), so each is a new address-keyed identity."""
+    import http.client
+    import threading
+
+    errors = []
+
+    def work(k: int) -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            for i in range(start + k, start + n, threads):
+                ip = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+                c.request("GET", f"/v1/orders/{i}", headers={"x-forwarded-for": ip})
+                r = c.getresponse()
+                r.read()
+                if r.status != 204:
+                    errors.append(r.status)
+                    return
+        finally:
+            c.close()
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors[:5]
+
+
+def test_100k_identities_stay_under_16_mib_and_then_flat(procs):
+    """The issue's target: under 16 MiB per VM with 100k tracked identities. One worker (one
+    VM); Envoy's fault filter answers 204 after the anomaly filter, so no upstream is needed."""
+    e = procs.envoy([anomaly_filter({"behaviour": {"learning_period_s": 0}}), ABORT_204],
+                    [static_cluster("upstream", 9)], concurrency=1).start()
+    pid = e.proc.pid
+    _flood(e.port, 0, 2_000)
+    time.sleep(0.5)
+    before = _rss_kib(pid)
+    _flood(e.port, 2_000, 100_000)
+    time.sleep(0.5)
+    full = _rss_kib(pid)
+    _flood(e.port, 200_000, 100_000)  # the table is full: new identities evict old ones
+    time.sleep(0.5)
+    after = _rss_kib(pid)
+    print(f"RSS KiB: before {before}, +100k identities {full} ({(full - before) / 1024:.1f} MiB), "
+          f"+100k more {after} ({(after - full) / 1024:.1f} MiB)")
+    assert full - before < 16 * 1024
+    assert after - full < 1024, "memory grew once the table was full"
