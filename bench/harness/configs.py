@@ -45,6 +45,7 @@ class Config:
     rss_base: str = "C0"  # the configuration the module's added RSS is measured against
     modules: int = 0  # number of meshward modules loaded (for the chain's per-module RSS)
     design: bool = False  # a design experiment: opt-in (BENCH_DESIGN=1 or named in BENCH_CONFIGS)
+    body: str | None = None  # load requests POST this body (bodies.SIZES key); paired mode only
     notes: str = ""
 
 
@@ -288,6 +289,70 @@ CONFIGS: tuple[Config, ...] = (
         needs=("meshward.wasm",),
         design=True,
         notes="the price of turning on identity_state and decision_state for an access log",
+    ),
+    Config(
+        "C4-anom",
+        "meshward suite with the anomaly stage (signature detectors, defaults, block mode), no body",
+        (("suite_wasm", {"anomaly": {}}),),
+        token="rs256",
+        checks=AUTHZ_CHECKS,
+        cache="hit",
+        pair="C4",
+        modules=1,
+        needs=("meshward.wasm",),
+        notes="the anomaly stage's added cost: C4-anom minus C4 (issue target: <= 8 us of Envoy CPU)",
+    ),
+    Config(
+        "C4-b1k",
+        "C4 with a 1 KiB JSON body (POST)",
+        (("suite_wasm", {}),),
+        token="rs256",
+        checks=AUTHZ_CHECKS,
+        cache="hit",
+        modules=1,
+        needs=("meshward.wasm",),
+        body="json1k",
+        design=True,
+    ),
+    Config(
+        "C4-anom-b1k",
+        "C4-anom with a 1 KiB JSON body (POST), inspected",
+        (("suite_wasm", {"anomaly": {}}),),
+        token="rs256",
+        checks=AUTHZ_CHECKS,
+        cache="hit",
+        pair="C4-b1k",
+        modules=1,
+        needs=("meshward.wasm",),
+        body="json1k",
+        design=True,
+        notes="issue target: <= 30 us over C4-b1k",
+    ),
+    Config(
+        "C4-b16k",
+        "C4 with a 16 KiB JSON body (POST)",
+        (("suite_wasm", {}),),
+        token="rs256",
+        checks=AUTHZ_CHECKS,
+        cache="hit",
+        modules=1,
+        needs=("meshward.wasm",),
+        body="json16k",
+        design=True,
+    ),
+    Config(
+        "C4-anom-b16k",
+        "C4-anom with a 16 KiB JSON body (POST), inspected",
+        (("suite_wasm", {"anomaly": {}}),),
+        token="rs256",
+        checks=AUTHZ_CHECKS,
+        cache="hit",
+        pair="C4-b16k",
+        modules=1,
+        needs=("meshward.wasm",),
+        body="json16k",
+        design=True,
+        notes="issue target: added p99 <= 200 us over C4-b16k (open-loop, fixed rate)",
     ),
     Config(
         "C2-miss",

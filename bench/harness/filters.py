@@ -186,12 +186,12 @@ def _rate_limit_cfg(admission: str | None = None) -> dict:
 
 def suite_wasm(ctx: Ctx, stages: tuple[str, ...] = ("jwt_auth", "authz", "rate_limit"), cache_size: int = 1000,
                subject: str = "bench-user", outputs: bool = False, wasm: str | None = None,
-               jwt_options: dict | None = None) -> dict:
+               jwt_options: dict | None = None, anomaly: dict | None = None) -> dict:
     """The suite module (dist/meshward.wasm) with the given stages, each section the config the
     standalone builder above gives its module, with C1's policy: `bypass_cors_preflight` false, as
     in jwt_authn (its default; meshward's default, true, reads `:method` on every request).
     `outputs`: also write the identity and decision filter state, as the standalone modules do by
-    default."""
+    default. `anomaly`: the anomaly section (its stage runs between authz and rate-limit)."""
     sections: dict = {}
     if "jwt_auth" in stages:
         sections["jwt_auth"] = _jwt_auth_cfg(ctx, cache_size) | {"bypass_cors_preflight": False} | (jwt_options or {})
@@ -201,6 +201,8 @@ def suite_wasm(ctx: Ctx, stages: tuple[str, ...] = ("jwt_auth", "authz", "rate_l
         sections["authz"] = _authz_cfg(subject, decision_state=True if outputs else None)
     if "rate_limit" in stages:
         sections["rate_limit"] = _rate_limit_cfg()
+    if anomaly is not None:
+        sections["anomaly"] = anomaly
     return _wasm("meshward", "meshward", _file(ctx, "meshward.wasm", wasm), json.dumps(sections))
 
 

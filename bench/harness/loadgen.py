@@ -32,14 +32,16 @@ class WrkResult:
     lat_p99_ms: float
 
 
-def wrk(url: str, seconds: float, conns: int, token: str | None, token_file: Path | None) -> WrkResult:
+def wrk(url: str, seconds: float, conns: int, token: str | None, token_file: Path | None,
+        body_file: Path | None = None, content_type: str = "application/json") -> WrkResult:
     _check_local(url)
     cmd = ["taskset", "-c", GEN_CORE, "wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s",
            "--timeout", "5s", "-s", str(LUA), "-H", "Host: bench"]
     if token and not token_file:
         cmd += ["-H", f"Authorization: Bearer {token}"]
     cmd.append(url)
-    env = dict(os.environ, BENCH_TOKEN_FILE=str(token_file) if token_file else "")
+    env = dict(os.environ, BENCH_TOKEN_FILE=str(token_file) if token_file else "",
+               BENCH_BODY_FILE=str(body_file) if body_file else "", BENCH_CONTENT_TYPE=content_type)
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 30)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
     if out.returncode != 0 or line is None:
@@ -66,12 +68,15 @@ class OhaResult:
 PCTS = ("p50", "p90", "p99", "p99.9")
 
 
-def oha(url: str, seconds: float, rate: float, conns: int, token: str | None, oha_bin: str = "oha") -> OhaResult:
+def oha(url: str, seconds: float, rate: float, conns: int, token: str | None, oha_bin: str = "oha",
+        body_file: Path | None = None, content_type: str = "application/json") -> OhaResult:
     _check_local(url)
     cmd = ["taskset", "-c", GEN_CORE, oha_bin, "-z", f"{seconds}s", "-q", f"{rate:.0f}", "--latency-correction",
            "-c", str(conns), "--no-tui", "--output-format", "json", "-H", "Host: bench"]
     if token:
         cmd += ["-H", f"Authorization: Bearer {token}"]
+    if body_file:
+        cmd += ["-m", "POST", "-D", str(body_file), "-T", content_type]
     cmd.append(url)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
     if out.returncode != 0:

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import configs, loadgen, tokens
+from . import bodies, configs, loadgen, tokens
 from .envoy import Envoy, envoy_binary, kill_all
 from .filters import Ctx
 from .runner import preflight
@@ -37,6 +37,10 @@ class Group:
     target: tuple[str, str, float] | None = None  # (wasm id, native id, minimum throughput ratio)
     # (id, baseline id, maximum added MiB): RSS of the group's configurations at --concurrency 2
     rss_target: tuple[str, str, float] | None = None
+    # (id, baseline id, maximum added Envoy CPU µs per request), from the paired rounds
+    cpu_targets: tuple[tuple[str, str, float], ...] = ()
+    # (id, baseline id, maximum added p99 µs, rate): open-loop (oha) at a fixed rate, in turns
+    p99_targets: tuple[tuple[str, str, float, float], ...] = ()
 
 
 GROUPS = (
@@ -55,7 +59,15 @@ GROUPS = (
           ("N-jwt-miss-rs", "W-jwt-miss-rs", "W-jwt-miss-rs-ring"), ("W-jwt-miss-rs", "N-jwt-miss-rs", 1.0)),
     Group("fresh ES256 token per request: jwt-auth with Envoy's verify_signature, with ring, native jwt_authn",
           ("N-jwt-miss-es", "W-jwt-miss-es", "W-jwt-miss-es-ring"), ("W-jwt-miss-es", "N-jwt-miss-es", 1.0)),
+    Group("the anomaly stage in the suite: no body, 1 KiB and 16 KiB JSON bodies",
+          ("C4", "C4-anom", "C4-b1k", "C4-anom-b1k", "C4-b16k", "C4-anom-b16k", "C0"),
+          cpu_targets=(("C4-anom", "C4", 8.0), ("C4-anom-b1k", "C4-b1k", 30.0)),
+          p99_targets=(("C4-anom-b16k", "C4-b16k", 200.0, 500.0),)),
 )
+
+
+P99_TURNS = 3
+P99_SECONDS = 5
 
 
 def plot(groups: list[tuple[Group, dict[str, float]]], out: Path) -> None:
@@ -114,9 +126,11 @@ def rss_at_two_workers(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens,
 
 
 def run_group(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens, work: Path, rounds: int,
-              seconds: int) -> tuple[list[str], list[str], dict[str, float]]:
+              seconds: int, oha_bin: str) -> tuple[list[str], list[str], dict[str, float]]:
     envs: list[tuple[configs.Config, Envoy, str | None]] = []
     files: dict[str, Path | None] = {}
+    body_files = bodies.write(work)
+    body: dict[str, Path | None] = {}
     errors: list[str] = []
     try:
         for i, cid in enumerate(g.ids):
@@ -129,7 +143,9 @@ def run_group(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens, work: Path,
             token = toks.fixed[cfg.token] if cfg.token else None
             # a fresh-token configuration cycles through distinct tokens, as in the other modes
             files[cfg.id] = toks.files[cfg.rotate] if cfg.rotate else None
-            loadgen.wrk(env.url, 3, 32, token, files[cfg.id])  # warm-up: V8 compiles and tiers up lazily
+            body[cfg.id] = body_files[cfg.body] if cfg.body else None
+            # warm-up: V8 compiles and tiers up lazily
+            loadgen.wrk(env.url, 3, 32, token, files[cfg.id], body[cfg.id])
             envs.append((cfg, env, token))
         samples: dict[str, list[tuple[float, float]]] = {c.id: [] for c, _, _ in envs}
         for _ in range(rounds):
@@ -137,7 +153,7 @@ def run_group(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens, work: Path,
             random.shuffle(order)
             for cfg, env, token in order:
                 c0 = env.cpu_seconds()
-                r = loadgen.wrk(env.url, seconds, 32, token, files[cfg.id])
+                r = loadgen.wrk(env.url, seconds, 32, token, files[cfg.id], body[cfg.id])
                 c1 = env.cpu_seconds()
                 if r.non_2xx_3xx or r.socket_errors:
                     errors.append(f"{cfg.id}: {r.non_2xx_3xx} non-2xx, {r.socket_errors} socket errors")
@@ -166,6 +182,36 @@ def run_group(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens, work: Path,
             ok = tput >= minimum and not errors
             verdicts.append(f"| {w} >= {minimum:.0%} of {n} throughput | {tput:.1%} (CPU-based: {cpu:.1%}) | "
                             f"{'met' if ok else '**NOT MET**'} |")
+        for w, n, limit in g.cpu_targets:
+            delta = statistics.median(a[1] - b[1] for a, b in zip(samples[w], samples[n]))
+            ok = delta <= limit and not errors
+            verdicts.append(f"| {w} adds <= {limit:.0f} µs Envoy CPU/req over {n} | {delta:+.1f} µs | "
+                            f"{'met' if ok else '**NOT MET**'} |")
+        if g.p99_targets:
+            by_id = {c.id: (c, e, t) for c, e, t in envs}
+            rows += ["", "Open-loop latency (oha, fixed rate, 16 connections; the pair alternates, "
+                     f"{P99_TURNS} turns of {P99_SECONDS} s each; medians of the turns):", "",
+                     "| config | rate | p50 µs | p99 µs |", "|---|---|---|---|"]
+            for w, n, limit, rate in g.p99_targets:
+                p99: dict[str, list[float]] = {w: [], n: []}
+                p50: dict[str, list[float]] = {w: [], n: []}
+                for _ in range(P99_TURNS):
+                    for cid in random.sample([w, n], 2):
+                        cfg, env, token = by_id[cid]
+                        r = loadgen.oha(env.url, P99_SECONDS, rate, 16, token, oha_bin, body[cid])
+                        # requests still in flight when -z ends are reported as aborted
+                        errs = {k: v for k, v in r.errors.items() if "aborted due to deadline" not in k}
+                        if set(r.statuses) - {"200"} or errs:
+                            errors.append(f"{cid}: oha statuses {r.statuses} errors {errs}")
+                        p99[cid].append(r.percentiles_ms["p99"] * 1000)
+                        p50[cid].append(r.percentiles_ms["p50"] * 1000)
+                for cid in (n, w):
+                    rows.append(f"| {cid} | {rate:.0f}/s | {statistics.median(p50[cid]):.0f} | "
+                                f"{statistics.median(p99[cid]):.0f} |")
+                added = statistics.median(p99[w]) - statistics.median(p99[n])
+                ok = added <= limit and not errors
+                verdicts.append(f"| {w} adds <= {limit:.0f} µs p99 over {n} at {rate:.0f}/s | "
+                                f"{added:+.0f} µs | {'met' if ok else '**NOT MET**'} |")
         return rows + [""] + [f"- error: {e}" for e in errors], verdicts + [f"error:{e}" for e in errors], ratios
     finally:
         for _, env, _ in envs:
@@ -184,6 +230,7 @@ def main() -> int:
     toks = tokens.mint(work, int(os.environ.get("BENCH_ROTATE") or 2000))
     ctx = Ctx(dist=ROOT / "dist", jwks=toks.jwks)
     binary = envoy_binary(ROOT / ".venv")
+    oha_bin = os.environ.get("BENCH_OHA") or str(ROOT / "bench" / ".tools" / "bin" / "oha")
     body: list[str] = []
     verdicts: list[str] = []
     plotted: list[tuple[Group, dict[str, float]]] = []
@@ -191,7 +238,7 @@ def main() -> int:
         if only and str(i + 1) not in only:
             continue
         print(f"[bench] paired group {i + 1}: {g.title}", file=sys.stderr, flush=True)
-        rows, v, ratios = run_group(g, binary, ctx, toks, work, rounds, seconds)
+        rows, v, ratios = run_group(g, binary, ctx, toks, work, rounds, seconds, oha_bin)
         if g.rss_target:
             rss_rows, rss_v = rss_at_two_workers(g, binary, ctx, toks, work)
             rows += rss_rows

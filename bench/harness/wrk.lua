@@ -9,6 +9,17 @@
 -- the pre-flight requests and by oha's status distribution.
 
 local token_file = os.getenv("BENCH_TOKEN_FILE")
+-- If BENCH_BODY_FILE is set, every request is a POST of that file's bytes
+-- (Content-Type: BENCH_CONTENT_TYPE).
+local body_file = os.getenv("BENCH_BODY_FILE")
+
+if body_file and body_file ~= "" then
+  local f = assert(io.open(body_file, "rb"))
+  wrk.method = "POST"
+  wrk.body = f:read("*a")
+  f:close()
+  wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "application/json"
+end
 
 if token_file and token_file ~= "" then
   local reqs = {}
