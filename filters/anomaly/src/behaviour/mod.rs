@@ -518,7 +518,7 @@ impl Behaviour {
             }
             // Counted once per clock hour, so the histogram holds days of
             // habits rather than the last busy hour; flagged once, then learnt.
-            let last_hour = (epoch + u64::from(r.last) * 100) / 3_600_000;
+            let last_hour = epoch.saturating_add(u64::from(r.last) * 100) / 3_600_000;
             if new || off || now_ms / 3_600_000 != last_hour {
                 r.bump_hour(bucket);
             }

@@ -343,6 +343,13 @@ fn hostile_input_does_not_panic() {
         b.on_request(&f, 0, &mut out);
         b.on_request(&f, u64::MAX, &mut out);
     }
+    // A clock that starts at the end of time and then goes back.
+    let mut b = Behaviour::new(&cfg(), 7);
+    for now in [u64::MAX, 0, u64::MAX - 1, 1] {
+        for _ in 0..60 {
+            b.on_request(&facts("late", "/x/1"), now, &mut out);
+        }
+    }
 }
 
 #[test]
