@@ -328,8 +328,10 @@ impl Behaviour {
                     .parse::<SocketAddr>()
                     .map(|s| s.ip())
                     .or_else(|_| facts.source.parse::<IpAddr>());
+                // The address without its port: one client, many connections.
                 match ip {
-                    Ok(ip) => h.write(ip.to_string().as_bytes()),
+                    Ok(IpAddr::V4(v4)) => h.write(&v4.to_ipv6_mapped().octets()),
+                    Ok(IpAddr::V6(v6)) => h.write(&v6.octets()),
                     Err(_) => h.write(facts.source.as_bytes()),
                 }
             }

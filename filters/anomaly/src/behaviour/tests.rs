@@ -407,3 +407,25 @@ fn config_parses_and_rejects() {
     let off = off.unwrap_or_default();
     assert!(off.rate.is_none() && off.hours.is_none() && off.errors.is_some());
 }
+
+#[test]
+fn address_key_ignores_the_port() {
+    let mut b = Behaviour::new(&cfg(), 7);
+    let mut out = Vec::new();
+    for src in [
+        "192.0.2.1:1000",
+        "192.0.2.1:2000",
+        "192.0.2.1",
+        "::ffff:192.0.2.1",
+    ] {
+        let f = RequestFacts {
+            identity: None,
+            source: src,
+            country: None,
+            method: "GET",
+            path: "/",
+        };
+        b.on_request(&f, T0, &mut out);
+    }
+    assert_eq!(b.tracked(), 1);
+}
