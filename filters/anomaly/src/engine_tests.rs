@@ -166,9 +166,9 @@ fn thresholds_give_pass_detect_block() {
     let out = e.evaluate(&input("/?q=1%27%20or%20%271%27=%271", none, None));
     assert_eq!(out.score.total, 5);
     assert_eq!(out.verdict, Verdict::Detect);
-    // Traversal and a sensitive file: 5 + 4.
+    // Traversal and the sensitive file it climbs to: 5 + 5.
     let out = e.evaluate(&input("/?f=../../etc/passwd", none, None));
-    assert_eq!(out.score.total, 9);
+    assert_eq!(out.score.total, 10);
     assert_eq!(out.verdict, Verdict::Block);
 }
 

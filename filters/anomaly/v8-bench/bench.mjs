@@ -28,8 +28,11 @@ const order = { user: { name: "Ann O'Brien", email: 'ann@example.com' }, items: 
 while (JSON.stringify(order).length < 1000) order.items.push({ sku: 'SKU-123', qty: 2, title: 'Blue mug, 350 ml' });
 
 console.log(`node ${process.version}, V8 ${process.versions.v8}`);
-run('no body', '', 5000);
+// The requests of tests/perf.rs.
+run('GET, 8 headers, no body', '', 5000);
 run('1 KiB JSON order', JSON.stringify(order), 2000);
 run('1 KiB JSON with sqli', JSON.stringify({ q: "1' or '1'='1", pad: 'x'.repeat(1000) }), 2000);
 run('16 KiB JSON prose field', JSON.stringify({ v: prose.repeat(Math.floor(16384 / prose.length)) }), 100);
-run('16 KiB JSON "<a " field', JSON.stringify({ v: '<a '.repeat(5461) }), 10);
+for (const unit of ['<a ', '&#x', '%25u', "'or ", '/*', "a'b ", '1;x|', '\\u00']) {
+  run(`16 KiB crafted ${JSON.stringify(unit)}`, JSON.stringify({ v: unit.repeat(Math.floor(16384 / unit.length)) }), 5);
+}

@@ -14,8 +14,33 @@ pub extern "C" fn alloc(len: usize) -> *mut u8 {
     p
 }
 
-/// Evaluates one request, with the JSON body at `ptr`/`len` (none if `len`
-/// is 0), `reps` times; returns the last score.
+const GET_HEADERS: [(&[u8], &[u8]); 8] = [
+    (b"host", b"api.example.com"),
+    (
+        b"user-agent",
+        b"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+    ),
+    (b"accept", b"application/json, text/plain, */*"),
+    (b"accept-language", b"en-US,en;q=0.9"),
+    (b"accept-encoding", b"gzip, deflate, br"),
+    (b"referer", b"https://app.example.com/orders?page=2"),
+    (b"x-forwarded-for", b"203.0.113.7"),
+    (b"cookie", b"session=6f1c2a9e4b7d8c3f; theme=dark"),
+];
+
+const POST_HEADERS: [(&[u8], &[u8]); 4] = [
+    (b"host", b"api.example.com"),
+    (b"content-type", b"application/json"),
+    (
+        b"user-agent",
+        b"Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+    ),
+    (b"accept", b"*/*"),
+];
+
+/// Evaluates one request `reps` times and returns the last score: with no
+/// body (`len` 0) the GET of `tests/perf.rs`, else a POST of the JSON body
+/// at `ptr`/`len` (the same requests as there).
 ///
 /// # Safety
 /// `ptr` must point at `len` readable bytes (from `alloc`).
@@ -23,21 +48,26 @@ pub extern "C" fn alloc(len: usize) -> *mut u8 {
 pub unsafe extern "C" fn scan(ptr: *const u8, len: usize, reps: u32) -> u32 {
     let body = unsafe { std::slice::from_raw_parts(ptr, len) };
     let Some(engine) = engine() else { return u32::MAX };
-    let headers: [(&[u8], &[u8]); 3] = [
-        (b"content-type", b"application/json"),
-        (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0"),
-        (b"accept", b"*/*"),
-    ];
+    let input = if len == 0 {
+        anomaly::request::Input {
+            method: b"GET",
+            path: b"/api/v1/orders?id=123&sort=desc",
+            headers: &GET_HEADERS,
+            body: None,
+            body_truncated: false,
+        }
+    } else {
+        anomaly::request::Input {
+            method: b"POST",
+            path: b"/api/v1/orders",
+            headers: &POST_HEADERS,
+            body: Some(body),
+            body_truncated: false,
+        }
+    };
     let mut score = 0;
     for _ in 0..reps {
-        let out = engine.evaluate(&anomaly::request::Input {
-            method: b"POST",
-            path: b"/api/v1/orders?id=123&sort=desc",
-            headers: &headers,
-            body: (len > 0).then_some(body),
-            body_truncated: false,
-        });
-        score = out.score.total;
+        score = engine.evaluate(&input).score.total;
     }
     score
 }

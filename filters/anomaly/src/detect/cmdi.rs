@@ -123,6 +123,11 @@ fn walk(value: &[u8], mut f: impl FnMut(usize, u8)) {
                 i += skip;
                 continue;
             }
+            // `$@` and `$*` are empty outside a function: `w$@hoami` is `whoami`.
+            if matches!(rest.first(), Some(b'@' | b'*')) {
+                i += 2;
+                continue;
+            }
         }
         match b {
             b'\'' | b'"' | b'\\' => {}

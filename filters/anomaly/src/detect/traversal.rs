@@ -84,7 +84,8 @@ impl Traversal {
             .iter()
             .map(|&b| if b == b'\\' { b'/' } else { b })
             .collect();
-        if let Some(offset) = dotdot(&slashed) {
+        let climb = dotdot(&slashed);
+        if let Some(offset) = climb {
             let np = crate::normalize::normalize_path(&slashed);
             let severity = if np.escaped_root {
                 Severity::Critical
@@ -100,7 +101,8 @@ impl Traversal {
         if let Some(m) = self.sensitive.find(&slashed) {
             // A value that is the path itself (`/etc/passwd`, `c:/windows/...`)
             // is an inclusion attempt; a mention inside text is less certain.
-            let severity = if m.start() <= 3 {
+            // So is a `..` climbing to it (`files/../etc/passwd`).
+            let severity = if m.start() <= 3 || climb.is_some() {
                 Severity::Critical
             } else {
                 Severity::Error
