@@ -14,7 +14,7 @@ Benign identities follow their own habits, which is what the detectors learn:
 - their own pool of 5-40 objects, read at random;
 - one home network (/24) and country; 3% of sessions come from a second
   network (mobile), 0.3% of identities travel to a second country;
-- about 3% of responses are errors (404, 409, 422), clustered a little.
+- about 2.5% of responses are errors (404, 409, 422), clustered a little.
 """
 
 from __future__ import annotations
