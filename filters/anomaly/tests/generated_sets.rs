@@ -201,7 +201,14 @@ fn xss(r: &mut Rng) -> String {
             ]);
             let q = r.pick(&["", "\"", "'"]);
             let tag = tag.replace(' ', sep);
-            format!("<{tag}{sep}{ev}={q}{js}{q}>")
+            // `/` ends the tag name but not an unquoted value (`src=x/on...`
+            // is one value), so a blank follows a value.
+            let gap = if tag.contains('=') && sep == "/" {
+                " "
+            } else {
+                sep
+            };
+            format!("<{tag}{gap}{ev}={q}{js}{q}>")
         }
         1 => {
             let t = r.pick(&["script", "SCRIPT", "ScRiPt"]);
@@ -236,7 +243,8 @@ fn xss(r: &mut Rng) -> String {
                 "onerror",
                 "onpointerdown",
             ]);
-            format!("{q}{sep}{ev}={q}{js}")
+            // An attribute breakout is its own context: no tag breakout.
+            return format!("{q}{sep}{ev}={q}{js}");
         }
         4 => {
             let scheme = r.pick(&[
@@ -246,7 +254,8 @@ fn xss(r: &mut Rng) -> String {
                 "vbscript:",
                 "data:text/html,<script>",
             ]);
-            format!("{scheme}{js}")
+            // A bare script URL is reflected into an attribute as is.
+            return format!("{scheme}{js}");
         }
         _ => {
             let p = r.pick(&[
@@ -264,13 +273,6 @@ fn xss(r: &mut Rng) -> String {
             p.to_string()
         }
     };
-    // A bare script URL is reflected into an attribute as is; no breakout.
-    // An attribute breakout (`" onfocus=...`) is its own context too.
-    if (core.contains(':') && !core.starts_with('<') && !core.contains('='))
-        || core.starts_with(['"', '\''])
-    {
-        return core;
-    }
     format!("{breakout}{core}")
 }
 
