@@ -208,10 +208,36 @@ impl Config {
     }
 
     /// The thresholds and exclusions for a request path (longest prefix wins).
+    /// The path is matched as the detectors read it (percent-decoded twice,
+    /// dot-segments resolved), and a prefix ends only at a `/`, so
+    /// `/admin/x..%2F..%2Fapi` or `/admin/xY` does not get `/admin/x`'s
+    /// relaxed thresholds.
     pub fn route_for(&self, path: &[u8]) -> Option<&Route> {
+        if self.routes.is_empty() {
+            return None;
+        }
+        let path = route_path(path);
         self.routes
             .iter()
-            .find(|r| path.starts_with(r.path_prefix.as_bytes()))
+            .find(|r| prefix_matches(&path, r.path_prefix.as_bytes()))
+    }
+}
+
+/// The path as routes see it: percent-decoding twice matches what
+/// [`crate::normalize::normalize`] does, then `.`/`..` are resolved.
+fn route_path(path: &[u8]) -> Vec<u8> {
+    use crate::normalize::{normalize_path, url_decode, Plus};
+    let once = url_decode(path, Plus::Keep);
+    let twice = url_decode(&once, Plus::Keep);
+    normalize_path(&twice).path
+}
+
+/// `/a/b` matches `/a/b` and `/a/b/...`; a prefix ending in `/` matches
+/// anything under it.
+fn prefix_matches(path: &[u8], prefix: &[u8]) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || prefix.ends_with(b"/") || rest.starts_with(b"/"),
+        None => false,
     }
 }
 

@@ -87,3 +87,25 @@ fn longest_route_prefix_wins() {
     assert_eq!(t("/api/users"), Some(10));
     assert_eq!(t("/other"), None);
 }
+
+#[test]
+fn route_prefix_ends_at_a_slash_and_matches_the_normalised_path() {
+    let c = Config::parse(
+        br#"{"routes": [{"path_prefix": "/admin/sql-console", "blocking_threshold": 50},
+                        {"path_prefix": "/static/", "blocking_threshold": 40}]}"#,
+    )
+    .expect("valid");
+    let t = |p: &str| c.route_for(p.as_bytes()).map(|r| r.thresholds.blocking);
+    assert_eq!(t("/admin/sql-console"), Some(50));
+    assert_eq!(t("/admin/sql-console/run"), Some(50));
+    assert_eq!(t("/admin/sql-consoleX"), None);
+    // Climbs out of the relaxed route once decoded and resolved.
+    assert_eq!(t("/admin/sql-console..%2F..%2Fapi/x"), None);
+    assert_eq!(t("/admin/sql-console/..%2F..%2Fapi/x"), None);
+    assert_eq!(t("/admin/sql-console/%252e%252e/x"), None);
+    // And an encoded or dotted path into the route still gets it.
+    assert_eq!(t("/admin/%73ql-console/run"), Some(50));
+    assert_eq!(t("/x/../admin/sql-console"), Some(50));
+    assert_eq!(t("/static/app.js"), Some(40));
+    assert_eq!(t("/staticX"), None);
+}
