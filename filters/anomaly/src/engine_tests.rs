@@ -365,3 +365,27 @@ fn clean_value_cache_never_changes_an_outcome() {
     let h: &[(&[u8], &[u8])] = &[(b"user-agent", values[1].as_bytes())];
     assert!(shared.evaluate(&input("/", h, None)).score.total >= 5);
 }
+
+/// RFC 2046: a delimiter starts a line. A `--boundary` inside a field's
+/// text does not open a file part that would hide the rest of the field.
+#[test]
+fn multipart_delimiter_only_at_line_start() {
+    let e = engine("{}");
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"multipart/form-data; boundary=B")];
+    let body = "--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n\
+                x--B\r\nContent-Disposition: form-data; name=\"a\"; filename=\"f\"\r\n\r\n\
+                ' UNION SELECT password FROM users--\r\n--B--\r\n";
+    let i = input("/", h, Some(body));
+    let f = fields(&i);
+    let names: Vec<&str> = f.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names, ["path", "header.content-type", "body.a"]);
+    assert!(f[2].2.ends_with("' UNION SELECT password FROM users--"));
+    assert!(f[2].2.starts_with("x--B\r\n"));
+    assert_eq!(e.evaluate(&i).verdict, Verdict::Block);
+    // Bare LF line breaks are read leniently; the part ends before the LF.
+    let body = "--B\nContent-Disposition: form-data; name=\"q\"\n\nv1\n--B\n\
+                Content-Disposition: form-data; name=\"r\"\n\nv2\n--B--\n";
+    let f = fields(&input("/", h, Some(body)));
+    let got: Vec<(&str, &str)> = f[2..].iter().map(|f| (f.0.as_str(), f.2.as_str())).collect();
+    assert_eq!(got, [("body.q", "v1"), ("body.r", "v2")]);
+}

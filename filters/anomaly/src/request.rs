@@ -428,6 +428,26 @@ fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// A multipart delimiter as RFC 2046 recognises it: at the start of a line
+/// (after CRLF, or a bare LF, read leniently), or at the very start of the
+/// body when `at_start`. Returns where it starts and the length of the line
+/// break before it. A `--boundary` inside a line is content, not a delimiter.
+fn find_delimiter(hay: &[u8], delim: &[u8], at_start: bool) -> Option<(usize, usize)> {
+    if at_start && hay.starts_with(delim) {
+        return Some((0, 0));
+    }
+    let mut from = 0;
+    while let Some(at) = find_bytes(&hay[from..], delim) {
+        let at = from + at;
+        if at > 0 && hay[at - 1] == b'\n' {
+            let eol = if at > 1 && hay[at - 2] == b'\r' { 2 } else { 1 };
+            return Some((at, eol));
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// The `boundary` parameter of a multipart content type (quotes removed).
 fn boundary(content_type: &[u8]) -> Option<&[u8]> {
     content_type.split(|&b| b == b';').skip(1).find_map(|p| {
@@ -476,18 +496,19 @@ impl View {
         let mut delim = b"--".to_vec();
         delim.extend_from_slice(boundary);
         let mut parts = 0;
-        let mut rest = match find_bytes(body, &delim) {
-            Some(at) => &body[at + delim.len()..],
+        let mut rest = match find_delimiter(body, &delim, true) {
+            Some((at, _)) => &body[at + delim.len()..],
             None => return false,
         };
         loop {
             if rest.starts_with(b"--") {
                 break;
             }
-            let Some(end) = find_bytes(rest, &delim) else {
+            // The line break before a delimiter belongs to the delimiter.
+            let Some((end, eol)) = find_delimiter(rest, &delim, false) else {
                 break;
             };
-            let part = &rest[..end];
+            let part = &rest[..end - eol];
             rest = &rest[end + delim.len()..];
             let part = part
                 .strip_prefix(b"\r\n")
@@ -500,10 +521,6 @@ impl View {
                     None => continue,
                 },
             };
-            let content = content
-                .strip_suffix(b"\r\n")
-                .or_else(|| content.strip_suffix(b"\n"))
-                .unwrap_or(content);
             let disposition = head
                 .split(|&b| b == b'\n')
                 .find(|l| l.len() > 20 && l[..20].eq_ignore_ascii_case(b"content-disposition:"))
