@@ -386,6 +386,49 @@ fn multipart_delimiter_only_at_line_start() {
     let body = "--B\nContent-Disposition: form-data; name=\"q\"\n\nv1\n--B\n\
                 Content-Disposition: form-data; name=\"r\"\n\nv2\n--B--\n";
     let f = fields(&input("/", h, Some(body)));
-    let got: Vec<(&str, &str)> = f[2..].iter().map(|f| (f.0.as_str(), f.2.as_str())).collect();
+    let got: Vec<(&str, &str)> = f[2..]
+        .iter()
+        .map(|f| (f.0.as_str(), f.2.as_str()))
+        .collect();
     assert_eq!(got, [("body.q", "v1"), ("body.r", "v2")]);
+}
+
+/// Query padding past `max_fields` neither hides headers, cookies or the
+/// body from the scan nor goes unpunished: the over-limit finding blocks.
+#[test]
+fn padding_one_source_does_not_starve_the_others() {
+    let e = engine("{}");
+    let path = format!("/s?{}", "a=1&".repeat(400));
+    let h: &[(&[u8], &[u8])] = &[
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"x-note", b"<script>alert(1)</script>"),
+        (b"cookie", b"sid=1' OR '1'='1"),
+    ];
+    let i = input(
+        &path,
+        h,
+        Some("q=1%27%20UNION%20SELECT%20password%20FROM%20users--"),
+    );
+    let view = View::build(&i, Limits::default());
+    assert_eq!(view.fields.len(), Limits::default().max_fields);
+    let names: Vec<&str> = view.fields.iter().map(|f| f.name.as_str()).collect();
+    for want in ["header.x-note", "cookie.sid", "body.q", "query-name[0]"] {
+        assert!(names.contains(&want), "{want} not scanned");
+    }
+    let out = e.evaluate(&i);
+    let fields_hit = |rule: &str| -> Vec<String> {
+        out.score
+            .findings
+            .iter()
+            .filter(|f| f.rule == rule)
+            .map(|f| f.field.clone())
+            .collect()
+    };
+    assert_eq!(fields_hit("protocol.too-many-fields").len(), 1);
+    assert!(fields_hit("xss.libinjection").contains(&"header.x-note".to_string()));
+    assert!(fields_hit("sqli.libinjection").contains(&"body.q".to_string()));
+    assert_eq!(out.verdict, Verdict::Block);
+    // Padding alone blocks at the default thresholds too.
+    let out = e.evaluate(&input(&path, &[], None));
+    assert_eq!(out.verdict, Verdict::Block);
 }

@@ -98,8 +98,24 @@ pub struct View {
     pub headers: Vec<(String, Vec<u8>)>,
     pub method: Vec<u8>,
     pub raw_path: Vec<u8>,
-    capped: bool,
+    /// The source (see [`Source`]) of each field in `fields`.
+    sources: Vec<Source>,
+    /// Fields pushed so far from each source, kept or not.
+    counts: [usize; SOURCES],
+    source: Source,
 }
+
+/// Where fields come from, for sharing `max_fields` out: padding one source
+/// (say 300 query parameters) cannot push another (headers, body) out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Source {
+    #[default]
+    Path = 0,
+    Query = 1,
+    Headers = 2,
+    Body = 3,
+}
+const SOURCES: usize = 4;
 
 /// A printable, bounded rendering of a user-chosen name (a parameter, header,
 /// cookie or JSON key) for use in a field name.
@@ -130,9 +146,11 @@ impl View {
             None => (input.path, None),
         };
         view.push(&limits, "path".to_string(), Kind::Path, path);
+        view.source = Source::Query;
         if let Some(query) = query {
             view.params(&limits, "query", query);
         }
+        view.source = Source::Headers;
         let mut content_type: &[u8] = b"";
         for &(name, value) in input.headers {
             let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
@@ -150,32 +168,72 @@ impl View {
             }
             view.headers.push((lname, value.to_vec()));
         }
+        view.source = Source::Body;
         if let Some(body) = input.body.filter(|b| !b.is_empty()) {
             view.body(&limits, content_type, body, input.body_truncated);
         }
+        view.share_out(limits.max_fields);
         view
     }
 
+    /// True once the current source has as many fields as could ever be kept.
+    fn source_full(&self, limits: &Limits) -> bool {
+        self.counts[self.source as usize] > limits.max_fields
+    }
+
     fn push(&mut self, limits: &Limits, name: String, kind: Kind, raw: &[u8]) {
-        if self.fields.len() >= limits.max_fields {
-            if self.capped {
-                return;
-            }
-            self.capped = true;
-            self.anomalies.push(Anomaly {
-                field: name.clone(),
-                hit: Hit {
-                    rule: "protocol.too-many-fields",
-                    severity: Severity::Warning,
-                    offset: 0,
-                },
-            });
+        // One past the cap is counted, so share_out knows the source overflowed.
+        let n = &mut self.counts[self.source as usize];
+        if *n > limits.max_fields {
             return;
         }
+        *n += 1;
         self.fields.push(Field {
             name,
             kind,
             raw: raw.to_vec(),
+        });
+        self.sources.push(self.source);
+    }
+
+    /// Keeps at most `max` fields, shared fairly between the sources: each
+    /// gets an equal share, and what a source does not use goes to the
+    /// others. Any field left out is a critical finding, since a request
+    /// with more fields than the cap is itself suspicious (padding meant to
+    /// push a payload past the scan).
+    fn share_out(&mut self, max: usize) {
+        if self.fields.len() <= max {
+            return;
+        }
+        let mut quota = [0usize; SOURCES];
+        let mut order: Vec<usize> = (0..SOURCES).collect();
+        order.sort_by_key(|&s| self.counts[s]);
+        let mut left = max;
+        for (i, &s) in order.iter().enumerate() {
+            let share = left / (SOURCES - i);
+            quota[s] = self.counts[s].min(share).min(left);
+            left -= quota[s];
+        }
+        let mut kept = [0usize; SOURCES];
+        let mut dropped: Option<String> = None;
+        let fields = std::mem::take(&mut self.fields);
+        for (field, &src) in fields.into_iter().zip(&self.sources) {
+            let k = &mut kept[src as usize];
+            if *k < quota[src as usize] {
+                *k += 1;
+                self.fields.push(field);
+            } else if dropped.is_none() {
+                dropped = Some(field.name);
+            }
+        }
+        self.sources.clear();
+        self.anomalies.push(Anomaly {
+            field: dropped.unwrap_or_default(),
+            hit: Hit {
+                rule: "protocol.too-many-fields",
+                severity: Severity::Critical,
+                offset: 0,
+            },
         });
     }
 
@@ -282,7 +340,7 @@ impl View {
             Value::String(s) => self.push(limits, path.clone(), Kind::JsonValue, s.as_bytes()),
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    if self.capped {
+                    if self.source_full(limits) {
                         break;
                     }
                     path.push_str(&format!("[{i}]"));
@@ -292,7 +350,7 @@ impl View {
             }
             Value::Object(map) => {
                 for (k, item) in map {
-                    if self.capped {
+                    if self.source_full(limits) {
                         break;
                     }
                     path.push('.');
