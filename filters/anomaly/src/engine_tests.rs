@@ -55,10 +55,10 @@ fn view_names_query_header_cookie_and_json_fields() {
             "cookie.sid",
             "cookie.theme",
             "header.content-type",
-            "body.$.$ne#key",
-            "body.$.$ne",
             "body.$.user.name",
             "body.$.user.tags[0]",
+            "body.$.$ne#key",
+            "body.$.$ne",
         ]
     );
 }
@@ -105,14 +105,15 @@ fn malformed_json_is_a_finding_and_scanned_as_text() {
 fn deep_json_and_many_fields_are_bounded() {
     let e = engine("{}");
     let h: &[(&[u8], &[u8])] = &[(b"content-type", b"application/json")];
-    // Deeper than serde_json's recursion limit: a parse error, not a crash.
+    // Past the depth cap the rest is skipped without recursion: one
+    // finding, not a crash; unbalanced, it is malformed.
     let deep = "[".repeat(10_000) + &"]".repeat(10_000);
     let out = e.evaluate(&input("/", h, Some(&deep)));
-    assert!(out
-        .score
-        .findings
-        .iter()
-        .any(|f| f.rule == "protocol.malformed-json"));
+    let rules: Vec<&str> = out.score.findings.iter().map(|f| f.rule).collect();
+    assert_eq!(rules, ["protocol.json-too-deep"]);
+    let out = e.evaluate(&input("/", h, Some(&deep[..15_000])));
+    let rules: Vec<&str> = out.score.findings.iter().map(|f| f.rule).collect();
+    assert_eq!(rules, ["protocol.malformed-json"]);
     let many = format!(
         "[{}]",
         (0..5000)
@@ -431,4 +432,62 @@ fn padding_one_source_does_not_starve_the_others() {
     // Padding alone blocks at the default thresholds too.
     let out = e.evaluate(&input(&path, &[], None));
     assert_eq!(out.verdict, Verdict::Block);
+}
+
+/// Every occurrence of a repeated JSON key is scanned (a first-wins upstream
+/// reads the first), in document order, with the usual names and bounds.
+#[test]
+fn json_duplicate_keys_nesting_depth_and_malformed() {
+    let e = engine("{}");
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"application/json")];
+    let i = input("/", h, Some(r#"{"q":"' OR 1=1--","q":"x"}"#));
+    let f = fields(&i);
+    let got: Vec<(&str, &str)> = f[2..]
+        .iter()
+        .map(|f| (f.0.as_str(), f.2.as_str()))
+        .collect();
+    assert_eq!(got, [("body.$.q", "' OR 1=1--"), ("body.$.q", "x")]);
+    let out = e.evaluate(&i);
+    assert_eq!(out.verdict, Verdict::Block);
+    // Nesting, arrays, escapes and non-identifier keys.
+    let body = r#"{"a":{"b":[1,"x\u0041",{"c d":"y"}],"b":{"e":true}},"z":null}"#;
+    let f = fields(&input("/", h, Some(body)));
+    let got: Vec<(&str, &str)> = f[2..]
+        .iter()
+        .map(|f| (f.0.as_str(), f.2.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("body.$.a.b[1]", "xA"),
+            ("body.$.a.b[2].c?d#key", "c d"),
+            ("body.$.a.b[2].c?d", "y"),
+        ]
+    );
+    // Depth: strings past max_json_depth are not walked, a notice says so.
+    let limits = Limits {
+        max_json_depth: 2,
+        ..Limits::default()
+    };
+    let i = input("/", h, Some(r#"{"a":{"b":"in","c":{"d":"out"}}}"#));
+    let view = View::build(&i, limits);
+    let names: Vec<&str> = view.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["path", "header.content-type", "body.$.a.b"]);
+    let notes: Vec<(&str, &str)> = view
+        .anomalies
+        .iter()
+        .map(|a| (a.hit.rule, a.field.as_str()))
+        .collect();
+    assert_eq!(notes, [("protocol.json-too-deep", "body.$.a.c.d")]);
+    // Malformed after a duplicate: nothing half-read is kept, the body is text.
+    let i = input("/", h, Some(r#"{"q":"a","q":"b","#));
+    let view = View::build(&i, Limits::default());
+    let names: Vec<&str> = view.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["path", "header.content-type", "body"]);
+    assert_eq!(view.anomalies.len(), 1);
+    assert_eq!(view.anomalies[0].hit.rule, "protocol.malformed-json");
+    // Trailing bytes after the value are malformed too.
+    let i = input("/", h, Some(r#"{"q":"a"} x"#));
+    let view = View::build(&i, Limits::default());
+    assert_eq!(view.anomalies[0].hit.rule, "protocol.malformed-json");
 }

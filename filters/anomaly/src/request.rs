@@ -3,7 +3,7 @@
 //! the facts the protocol detector reads. Building the view never fails: a
 //! body that does not parse is reported as a finding and scanned as text.
 
-use serde_json::Value;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::score::{Hit, Severity};
 
@@ -280,20 +280,32 @@ impl View {
             .to_ascii_lowercase();
         let is_json = ct == b"application/json" || (ct.ends_with(b"+json") && ct.contains(&b'/'));
         if is_json && !truncated {
-            match serde_json::from_slice::<Value>(body) {
-                Ok(v) => {
-                    let mut path = String::from("body.$");
-                    self.json(limits, &v, &mut path, 0);
-                    return;
+            let (fields, anomalies) = (self.fields.len(), self.anomalies.len());
+            let mut path = String::from("body.$");
+            let mut de = serde_json::Deserializer::from_slice(body);
+            let walk = JsonWalk {
+                view: self,
+                limits,
+                path: &mut path,
+                depth: 0,
+            };
+            match walk.deserialize(&mut de).and_then(|()| de.end()) {
+                Ok(()) => return,
+                Err(_) => {
+                    // Drop what was read before the error: the body is scanned as text.
+                    self.fields.truncate(fields);
+                    self.sources.truncate(fields);
+                    self.counts[Source::Body as usize] = 0;
+                    self.anomalies.truncate(anomalies);
+                    self.anomalies.push(Anomaly {
+                        field: "body".to_string(),
+                        hit: Hit {
+                            rule: "protocol.malformed-json",
+                            severity: Severity::Warning,
+                            offset: 0,
+                        },
+                    })
                 }
-                Err(_) => self.anomalies.push(Anomaly {
-                    field: "body".to_string(),
-                    hit: Hit {
-                        rule: "protocol.malformed-json",
-                        severity: Severity::Warning,
-                        offset: 0,
-                    },
-                }),
             }
         }
         if ct == b"application/x-www-form-urlencoded" || (ct.is_empty() && looks_like_form(body)) {
@@ -320,12 +332,32 @@ impl View {
         // Other types, a truncated JSON body or one that did not parse: scan as text.
         self.push(limits, "body".to_string(), Kind::RawBody, body);
     }
+}
 
-    fn json(&mut self, limits: &Limits, v: &Value, path: &mut String, depth: usize) {
-        if depth > limits.max_json_depth {
-            if depth == limits.max_json_depth + 1 {
-                self.anomalies.push(Anomaly {
-                    field: path.clone(),
+/// Walks a JSON body as serde_json reads it, pushing each string leaf (and
+/// each key that is not a plain identifier) as a field, without building a
+/// tree. Every occurrence of a repeated key is scanned: upstream parsers
+/// disagree on which one wins.
+struct JsonWalk<'a> {
+    view: &'a mut View,
+    limits: &'a Limits,
+    path: &'a mut String,
+    depth: usize,
+}
+
+impl JsonWalk<'_> {
+    /// Reads one child value at `depth + 1`, or skips it past the depth cap.
+    fn child<F, E>(&mut self, next: F) -> Result<bool, E>
+    where
+        F: FnOnce(Option<JsonWalk<'_>>) -> Result<bool, E>,
+    {
+        let depth = self.depth + 1;
+        if depth > self.limits.max_json_depth {
+            let read = next(None)?;
+            // One notice per value at the first level past the cap.
+            if read && depth == self.limits.max_json_depth + 1 {
+                self.view.anomalies.push(Anomaly {
+                    field: self.path.clone(),
                     hit: Hit {
                         rule: "protocol.json-too-deep",
                         severity: Severity::Notice,
@@ -333,39 +365,94 @@ impl View {
                     },
                 });
             }
-            return;
+            return Ok(read);
         }
-        let len = path.len();
-        match v {
-            Value::String(s) => self.push(limits, path.clone(), Kind::JsonValue, s.as_bytes()),
-            Value::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    if self.source_full(limits) {
-                        break;
-                    }
-                    path.push_str(&format!("[{i}]"));
-                    self.json(limits, item, path, depth + 1);
-                    path.truncate(len);
-                }
-            }
-            Value::Object(map) => {
-                for (k, item) in map {
-                    if self.source_full(limits) {
-                        break;
-                    }
-                    path.push('.');
-                    path.push_str(&display_name(k.as_bytes(), limits.max_name_bytes));
-                    // Keys rarely carry payloads, but they can; scan them as their own field.
-                    if needs_key_scan(k) {
-                        self.push(limits, format!("{path}#key"), Kind::JsonKey, k.as_bytes());
-                    }
-                    self.json(limits, item, path, depth + 1);
-                    path.truncate(len);
-                }
-            }
-            // Numbers, booleans and null cannot carry a payload.
-            _ => {}
+        if self.view.source_full(self.limits) {
+            return next(None);
         }
+        next(Some(JsonWalk {
+            view: self.view,
+            limits: self.limits,
+            path: self.path,
+            depth,
+        }))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for JsonWalk<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for JsonWalk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        let name = self.path.clone();
+        self.view
+            .push(self.limits, name, Kind::JsonValue, v.as_bytes());
+        Ok(())
+    }
+
+    // Numbers, booleans and null cannot carry a payload.
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let len = self.path.len();
+        let mut i = 0usize;
+        loop {
+            self.path.push_str(&format!("[{i}]"));
+            let more = self.child(|walk| match walk {
+                Some(w) => seq.next_element_seed(w).map(|e| e.is_some()),
+                None => seq.next_element::<IgnoredAny>().map(|e| e.is_some()),
+            })?;
+            self.path.truncate(len);
+            if !more {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let len = self.path.len();
+        while let Some(k) = map.next_key::<String>()? {
+            self.path.push('.');
+            self.path
+                .push_str(&display_name(k.as_bytes(), self.limits.max_name_bytes));
+            // Keys rarely carry payloads, but they can; scan them as their own field.
+            if needs_key_scan(&k) {
+                let name = format!("{}#key", self.path);
+                self.view
+                    .push(self.limits, name, Kind::JsonKey, k.as_bytes());
+            }
+            self.child(|walk| match walk {
+                Some(w) => map.next_value_seed(w).map(|()| true),
+                None => map.next_value::<IgnoredAny>().map(|_| true),
+            })?;
+            self.path.truncate(len);
+        }
+        Ok(())
     }
 }
 
