@@ -236,3 +236,40 @@ def test_invalid_config_is_refused_with_the_field_path(procs):
     e.start(wait_ready=False)
     needle = "meshward anomaly: invalid config: routes[0].path_prefix"
     assert wait_until(lambda: needle in e.log_text(), 30), e.log_text()[-2000:]
+
+
+def test_review_bypasses_are_closed(procs):
+    """The four bypasses of the review: query padding past max_fields, a multipart delimiter in
+    the middle of a line, a repeated JSON key, and a relaxed route's prefix reached by a longer
+    name or by encoded dot-segments. Each is blocked; the relaxed route itself still applies."""
+    e, echo = _serve(procs, {"routes": [{"path_prefix": "/admin/sql-console", "blocking_threshold": 1000}]})
+
+    def fields(r, rule=None):
+        return [f["field"] for f in r.json()["findings"] if rule is None or f["rule"] == rule]
+
+    # 1. 400 query parameters of padding: the header is still scanned, and the padding blocks
+    r = e.request("/search?" + "a=1&" * 400, headers={"x-note": "<script>alert(1)</script>"}, timeout=TIMEOUT)
+    assert r.status_code == 403, r.text
+    assert fields(r, "protocol.too-many-fields") and "header.x-note" in fields(r), r.text
+    # 2. `--B` inside a field's text is content, not a delimiter opening a file part
+    body = (b'--B\r\nContent-Disposition: form-data; name="a"\r\n\r\n'
+            b'x--B\r\nContent-Disposition: form-data; name="a"; filename="f"\r\n\r\n'
+            b"' UNION SELECT password FROM users--\r\n--B--\r\n")
+    r = e.request("/upload", method="POST", data=body,
+                  headers={"content-type": "multipart/form-data; boundary=B"}, timeout=TIMEOUT)
+    assert r.status_code == 403, r.text
+    assert "body.a" in fields(r) and "body.a#filename" not in fields(r), r.text
+    # 3. a repeated JSON key: the first occurrence is scanned too
+    r = e.request("/submit", method="POST", data=b'{"q":"' + SQLI_VALUE.encode() + b'","q":"x"}',
+                  headers={"content-type": "application/json"}, timeout=TIMEOUT)
+    assert r.status_code == 403, r.text
+    assert "body.$.q" in fields(r), r.text
+    _no_body_reached(echo)
+    # 4. the relaxed route applies to its own path only
+    q = "?id=1%27%20OR%201%3D1--"
+    for path in ("/admin/sql-consoleX", "/admin/sql-console/..%2F..%2Fapi/x"):
+        r = e.request(path + q, timeout=TIMEOUT)
+        assert r.status_code == 403, (path, r.status_code, r.text)
+    for path in ("/admin/sql-console", "/admin/sql-console/run"):
+        r = e.request(path + q, timeout=TIMEOUT)
+        assert r.status_code == 200, (path, r.status_code, r.text)
