@@ -86,6 +86,18 @@ def bootstrap(cfg: Config, ctx: Ctx, port: int, admin_port: int) -> dict:
         },
         "http_filters": http_filters,
     }
+    clusters = []
+    if cfg.body:
+        if ctx.upstream_port is None:
+            raise ValueError(f"{cfg.id} sends bodies: it needs ctx.upstream_port")
+        hcm["route_config"]["virtual_hosts"][0]["routes"] = [
+            {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}]
+        clusters.append({
+            "name": "upstream", "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [{
+                "endpoint": {"address": {"socket_address": {
+                    "address": "127.0.0.1", "port_value": ctx.upstream_port}}}}]}]},
+        })
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "stats_config": {"use_all_default_tags": False},
@@ -98,6 +110,7 @@ def bootstrap(cfg: Config, ctx: Ctx, port: int, admin_port: int) -> dict:
                     "typed_config": hcm,
                 }]}],
             }],
+            "clusters": clusters,
         },
     }
 
@@ -139,8 +152,10 @@ def stop_proc(proc: subprocess.Popen) -> None:
 class Envoy:
     """One Envoy process serving one configuration."""
 
-    def __init__(self, binary: Path, cfg: Config, ctx: Ctx, workdir: Path, tag: str, concurrency: int = 1):
+    def __init__(self, binary: Path, cfg: Config, ctx: Ctx, workdir: Path, tag: str, concurrency: int = 1,
+                 core: str = ENVOY_CORE):
         self.cfg = cfg
+        self.core = core
         self.concurrency = concurrency
         self.port = free_port()
         self.admin_port = free_port()
@@ -157,7 +172,7 @@ class Envoy:
 
     def start(self, timeout: float = 30.0) -> None:
         cmd = [
-            "taskset", "-c", ENVOY_CORE, str(self.binary),
+            "taskset", "-c", self.core, str(self.binary),
             "-c", str(self.config_path), "--concurrency", str(self.concurrency), "--disable-hot-restart",
             "-l", "warning", "--log-path", str(self.log_path),
         ]

@@ -20,6 +20,10 @@ PROVIDER = "bench"
 class Ctx:
     dist: Path
     jwks: str
+    # A configuration that sends bodies routes to this port (an upstream Envoy) instead of a
+    # direct_response: a direct response answers at the request headers, before any filter
+    # that lets the headers go on to read the body has seen it.
+    upstream_port: int | None = None
 
 
 def _file(ctx: Ctx, default: str, wasm: str | None) -> Path:

@@ -13,6 +13,7 @@ pre-flight checks and every load response is 2xx, or the run fails.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import random
@@ -132,6 +133,13 @@ def run_group(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens, work: Path,
     body_files = bodies.write(work)
     body: dict[str, Path | None] = {}
     errors: list[str] = []
+    upstream = None
+    if any(configs.BY_ID[cid].body for cid in g.ids):
+        # Bodies need a routed upstream (see filters.Ctx): bare Envoy, on the generator's core.
+        upstream = Envoy(binary, configs.BY_ID["C0"], ctx, work, f"paired-upstream-{g.ids[0]}",
+                         core=loadgen.GEN_CORE)
+        upstream.start()
+        ctx = dataclasses.replace(ctx, upstream_port=upstream.port)
     try:
         for i, cid in enumerate(g.ids):
             cfg = configs.BY_ID[cid]
@@ -216,6 +224,8 @@ def run_group(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens, work: Path,
     finally:
         for _, env, _ in envs:
             env.stop()
+        if upstream:
+            upstream.stop()
 
 
 def main() -> int:

@@ -29,11 +29,13 @@ def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def request_status(url: str, token: str | None) -> int:
+def request_status(url: str, token: str | None, body: str | None = None) -> int:
     headers = {"Host": "bench"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, headers=headers)
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, headers=headers, data=body.encode() if body is not None else None)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status
@@ -45,7 +47,7 @@ def preflight(env: Envoy, tokens: Tokens) -> list[dict]:
     out = []
     for chk in env.cfg.checks:
         tok = tokens.fixed[chk.token] if chk.token else None
-        got = request_status(env.url, tok)
+        got = request_status(env.url, tok, chk.body)
         out.append({"why": chk.why, "expected": chk.status, "got": got, "ok": got == chk.status})
     return out
 
