@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # The modules users deploy (dist/noop.wasm is the benchmark's baseline, not shipped).
-MODULES = ("jwt-auth", "authz", "rate-limit", "meshward")
+MODULES = ("jwt-auth", "authz", "rate-limit", "anomaly", "meshward")
 # Services the manifests deploy as containers (istio-manifests/infra/): dist/<name>, an ELF
 # binary, goes into a linux image FROM scratch with the shared libraries `ldd` names.
 SERVICES = ("ratelimit-service",)
