@@ -54,7 +54,6 @@ fn view_names_query_header_cookie_and_json_fields() {
             "header.user-agent",
             "cookie.sid",
             "cookie.theme",
-            "header.content-type",
             "body.$.user.name",
             "body.$.user.tags[0]",
             "body.$.$ne#key",
@@ -75,19 +74,10 @@ fn form_and_xml_bodies_become_fields() {
         Some(r#"<?xml version="1.0"?><a x="1"><!-- c --><b>hi</b><![CDATA[<raw>]]></a>"#),
     ));
     let names: Vec<&str> = f.iter().map(|f| f.0.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "path",
-            "header.content-type",
-            "body.xml.a@x",
-            "body.xml.b",
-            "body.xml.b"
-        ]
-    );
+    assert_eq!(names, ["path", "body.xml.a@x", "body.xml.b", "body.xml.b"]);
     // An unterminated tag: scanned whole.
     let f = fields(&input("/", h, Some("<a><b")));
-    assert_eq!(f[2].1, Kind::XmlBody);
+    assert_eq!(f[1].1, Kind::XmlBody);
 }
 
 #[test]
@@ -304,10 +294,7 @@ fn multipart_parts_and_file_names_are_fields() {
                 Content-Type: application/octet-stream\r\n\r\n<script>not scanned</script>\r\n--XyZ--\r\n";
     let i = input("/", h, Some(body));
     let names: Vec<String> = fields(&i).into_iter().map(|f| f.0).collect();
-    assert_eq!(
-        names,
-        ["path", "header.content-type", "body.q", "body.up#filename"]
-    );
+    assert_eq!(names, ["path", "body.q", "body.up#filename"]);
     let out = e.evaluate(&i);
     let found: Vec<(&str, &str)> = out
         .score
@@ -379,15 +366,15 @@ fn multipart_delimiter_only_at_line_start() {
     let i = input("/", h, Some(body));
     let f = fields(&i);
     let names: Vec<&str> = f.iter().map(|f| f.0.as_str()).collect();
-    assert_eq!(names, ["path", "header.content-type", "body.a"]);
-    assert!(f[2].2.ends_with("' UNION SELECT password FROM users--"));
-    assert!(f[2].2.starts_with("x--B\r\n"));
+    assert_eq!(names, ["path", "body.a"]);
+    assert!(f[1].2.ends_with("' UNION SELECT password FROM users--"));
+    assert!(f[1].2.starts_with("x--B\r\n"));
     assert_eq!(e.evaluate(&i).verdict, Verdict::Block);
     // Bare LF line breaks are read leniently; the part ends before the LF.
     let body = "--B\nContent-Disposition: form-data; name=\"q\"\n\nv1\n--B\n\
                 Content-Disposition: form-data; name=\"r\"\n\nv2\n--B--\n";
     let f = fields(&input("/", h, Some(body)));
-    let got: Vec<(&str, &str)> = f[2..]
+    let got: Vec<(&str, &str)> = f[1..]
         .iter()
         .map(|f| (f.0.as_str(), f.2.as_str()))
         .collect();
@@ -442,7 +429,7 @@ fn json_duplicate_keys_nesting_depth_and_malformed() {
     let h: &[(&[u8], &[u8])] = &[(b"content-type", b"application/json")];
     let i = input("/", h, Some(r#"{"q":"' OR 1=1--","q":"x"}"#));
     let f = fields(&i);
-    let got: Vec<(&str, &str)> = f[2..]
+    let got: Vec<(&str, &str)> = f[1..]
         .iter()
         .map(|f| (f.0.as_str(), f.2.as_str()))
         .collect();
@@ -452,7 +439,7 @@ fn json_duplicate_keys_nesting_depth_and_malformed() {
     // Nesting, arrays, escapes and non-identifier keys.
     let body = r#"{"a":{"b":[1,"x\u0041",{"c d":"y"}],"b":{"e":true}},"z":null}"#;
     let f = fields(&input("/", h, Some(body)));
-    let got: Vec<(&str, &str)> = f[2..]
+    let got: Vec<(&str, &str)> = f[1..]
         .iter()
         .map(|f| (f.0.as_str(), f.2.as_str()))
         .collect();
@@ -472,7 +459,7 @@ fn json_duplicate_keys_nesting_depth_and_malformed() {
     let i = input("/", h, Some(r#"{"a":{"b":"in","c":{"d":"out"}}}"#));
     let view = View::build(&i, limits);
     let names: Vec<&str> = view.fields.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["path", "header.content-type", "body.$.a.b"]);
+    assert_eq!(names, ["path", "body.$.a.b"]);
     let notes: Vec<(&str, &str)> = view
         .anomalies
         .iter()
@@ -483,7 +470,7 @@ fn json_duplicate_keys_nesting_depth_and_malformed() {
     let i = input("/", h, Some(r#"{"q":"a","q":"b","#));
     let view = View::build(&i, Limits::default());
     let names: Vec<&str> = view.fields.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["path", "header.content-type", "body"]);
+    assert_eq!(names, ["path", "body"]);
     assert_eq!(view.anomalies.len(), 1);
     assert_eq!(view.anomalies[0].hit.rule, "protocol.malformed-json");
     // Trailing bytes after the value are malformed too.

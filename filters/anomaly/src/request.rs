@@ -121,6 +121,19 @@ const SOURCES: usize = 4;
 /// cookie or JSON key) for use in a field name.
 pub fn display_name(raw: &[u8], max: usize) -> String {
     let mut s = String::new();
+    push_display(&mut s, raw, max);
+    s
+}
+
+/// `prefix` followed by the display name of `raw`, in one allocation.
+fn prefixed_name(prefix: &str, raw: &[u8], max: usize) -> String {
+    let mut s = String::with_capacity(prefix.len() + raw.len().min(max) + 1);
+    s.push_str(prefix);
+    push_display(&mut s, raw, max);
+    s
+}
+
+fn push_display(s: &mut String, raw: &[u8], max: usize) {
     for &b in raw.iter().take(max) {
         s.push(if (0x21..0x7f).contains(&b) {
             b as char
@@ -131,7 +144,6 @@ pub fn display_name(raw: &[u8], max: usize) -> String {
     if raw.len() > max {
         s.push('~');
     }
-    s
 }
 
 impl View {
@@ -159,11 +171,8 @@ impl View {
             }
             if lname == "cookie" {
                 view.cookies(&limits, value);
-            } else if !lname.starts_with(':') {
-                let field = format!(
-                    "header.{}",
-                    display_name(lname.as_bytes(), limits.max_name_bytes)
-                );
+            } else if !lname.starts_with(':') && !crate::engine::structured_header(&lname) {
+                let field = prefixed_name("header.", lname.as_bytes(), limits.max_name_bytes);
                 view.push(&limits, field, Kind::Header, value);
             }
             view.headers.push((lname, value.to_vec()));
@@ -266,7 +275,7 @@ impl View {
                 Some(e) => (&pair[..e], &pair[e + 1..]),
                 None => (&pair[..0], pair),
             };
-            let field = format!("cookie.{}", display_name(name, limits.max_name_bytes));
+            let field = prefixed_name("cookie.", name, limits.max_name_bytes);
             self.push(limits, field, Kind::Cookie, value);
         }
     }

@@ -644,3 +644,145 @@ fn prefilter_never_hides_a_finding() {
     );
     println!("{n} values, {dismissed} dismissed by the prefilter: none flagged by the detectors");
 }
+
+/// The per-context gate (`sqli::context_clear`) must only skip contexts in
+/// which libinjection flags nothing, and the per-context verdict
+/// (`sqli::libinjection_flags`) must equal libinjection's own on every
+/// value. Values are sentences of English words, every word of
+/// libinjection's keyword table (phrases split, so they can re-form), the
+/// names it turns into functions, numbers, quotes and SQL punctuation, and
+/// mutated attack seeds behind two plain words.
+#[test]
+fn libinjection_prefix_gate_matches_libinjection() {
+    use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
+    use libinjectionrs::{SqliFlags, SqliState};
+    // English and tricky words, drawn as often as the whole SQL vocabulary.
+    const PLAIN: &[&str] = &[
+        "the",
+        "best",
+        "gift",
+        "wrap",
+        "Ann",
+        "O'Brien",
+        "please",
+        "leave",
+        "door",
+        "order",
+        "natural",
+        "full",
+        "outer",
+        "join",
+        "at",
+        "time",
+        "zone",
+        "user",
+        "password",
+        "user_id",
+        "user_name",
+        "database",
+        "localtime",
+        "current_user",
+        "2-pack",
+        "50%",
+        "#4411",
+        "x",
+        "a.b",
+        "b.c",
+        "é",
+        "Zoë",
+        "mug",
+        "blue",
+        "delivery",
+        "window",
+        "thanks",
+        "arrived",
+        "damaged",
+        "can",
+        "you",
+        "price",
+        "tag",
+        "box",
+        "week",
+        "cheaper",
+        "match",
+        "it",
+        "Müller",
+        "street",
+        "call",
+        "before",
+        "note",
+        "hello",
+        "world",
+        "dear",
+        "team",
+    ];
+    let mut vocab: Vec<String> = Vec::new();
+    for k in SQL_KEYWORDS.iter().filter(|k| k.token_type != b'F') {
+        for w in k.word.split(' ') {
+            vocab.push(w.to_ascii_lowercase());
+        }
+    }
+    vocab.sort();
+    vocab.dedup();
+    const PUNCT: &[&str] = &[
+        " ", " ", " ", ", ", "; ", ". ", "'", "\"", "`", "(", ")", " -- ", "#", "/*", "*/", "=",
+        " 1 ", "0x1", "@", "$", "\\", "{", "}", ":", "-", "+", "||", "&&", "\n",
+    ];
+    let flag_sets = [
+        SqliFlags::FLAG_QUOTE_NONE | SqliFlags::FLAG_SQL_ANSI,
+        SqliFlags::FLAG_QUOTE_NONE | SqliFlags::FLAG_SQL_MYSQL,
+        SqliFlags::FLAG_QUOTE_SINGLE | SqliFlags::FLAG_SQL_ANSI,
+        SqliFlags::FLAG_QUOTE_SINGLE | SqliFlags::FLAG_SQL_MYSQL,
+        SqliFlags::FLAG_QUOTE_DOUBLE | SqliFlags::FLAG_SQL_MYSQL,
+    ];
+    let mut rng = Rng(0x5eed_1234_abcd_0007);
+    let n = iterations();
+    let (mut cleared, mut flagged) = (0usize, 0usize);
+    for i in 0..n {
+        let mut v: Vec<u8> = Vec::new();
+        if i % 4 == 3 {
+            // an attack behind two plain words
+            v.extend_from_slice(PLAIN[rng.below(PLAIN.len())].as_bytes());
+            v.push(b' ');
+            v.extend_from_slice(PLAIN[rng.below(PLAIN.len())].as_bytes());
+            let seed = SEEDS[rng.below(SEEDS.len())].as_bytes();
+            v.extend(mutate(&mut rng, seed));
+        } else {
+            for _ in 0..2 + rng.below(10) {
+                if rng.below(3) == 0 {
+                    v.extend_from_slice(PUNCT[rng.below(PUNCT.len())].as_bytes());
+                }
+                let word = if rng.below(2) == 0 {
+                    PLAIN[rng.below(PLAIN.len())]
+                } else {
+                    &vocab[rng.below(vocab.len())]
+                };
+                v.extend_from_slice(word.as_bytes());
+                v.push(b' ');
+            }
+        }
+        let ours = anomaly::detect::sqli::libinjection_flags(&v);
+        let theirs = libinjectionrs::detect_sqli(&v).is_injection();
+        flagged += usize::from(theirs);
+        assert_eq!(ours, theirs, "verdicts differ on \"{}\"", v.escape_ascii());
+        for &f in &flag_sets {
+            if anomaly::detect::sqli::context_clear(&v, f) {
+                cleared += 1;
+                assert!(
+                    !SqliState::new(&v, f).is_sqli(),
+                    "a cleared context is flagged: {f:?} {:?}",
+                    String::from_utf8_lossy(&v)
+                );
+            }
+        }
+    }
+    assert!(
+        cleared > n / 10,
+        "only {cleared} contexts of {n} values cleared"
+    );
+    assert!(
+        flagged > n / 50,
+        "only {flagged} of {n} values flagged: weak generator"
+    );
+    println!("{n} values, {flagged} flagged by libinjection, {cleared} contexts cleared: none hid a finding");
+}

@@ -27,6 +27,9 @@ const prose = "It's a fine day; select the best one (or two) from the list. ";
 const order = { user: { name: "Ann O'Brien", email: 'ann@example.com' }, items: [] };
 while (JSON.stringify(order).length < 1000) order.items.push({ sku: 'SKU-123', qty: 2, title: 'Blue mug, 350 ml' });
 
+for (const f of (process.env.BENCH_BODIES || '').split(',').filter(Boolean)) {
+  run(f.split('/').pop(), readFileSync(f), 300);
+}
 console.log(`node ${process.version}, V8 ${process.versions.v8}`);
 // The requests of tests/perf.rs.
 run('GET, 8 headers, no body', '', 5000);

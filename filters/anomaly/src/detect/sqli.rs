@@ -8,6 +8,14 @@
 //!   `SELECT ... FROM` lists, SQL-only functions and catalogue names, and
 //!   MongoDB query operators in parameter names or JSON keys.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::sync::OnceLock;
+
+use libinjectionrs::sqli::sqli_data::{self, SQL_KEYWORDS};
+use libinjectionrs::sqli::{SqliTokenizer, Token, TokenType};
+use libinjectionrs::{SqliFlags, SqliState};
+
 use crate::score::{Hit, Severity};
 
 pub fn detect(value: &[u8], hits: &mut Vec<Hit>) {
@@ -16,10 +24,7 @@ pub fn detect(value: &[u8], hits: &mut Vec<Hit>) {
         return;
     }
     // Two gates, each checked against libinjection in tests/robustness.rs.
-    if !single_plain_token(value)
-        && libinjection_may_flag(value)
-        && libinjectionrs::detect_sqli(value).is_injection()
-    {
+    if !single_plain_token(value) && libinjection_may_flag(value) && libinjection_flags(value) {
         hits.push(hit("sqli.libinjection", 0));
         return;
     }
@@ -475,6 +480,253 @@ pub fn single_plain_token(value: &[u8]) -> bool {
             .any(|w| w[0].is_ascii_digit() && w[1].is_ascii_alphabetic())
 }
 
+// libinjection's contexts: where the value starts (as is, after an assumed
+// `'` or `"`) and the SQL dialect.
+fn none_ansi() -> SqliFlags {
+    SqliFlags::FLAG_QUOTE_NONE | SqliFlags::FLAG_SQL_ANSI
+}
+fn none_mysql() -> SqliFlags {
+    SqliFlags::FLAG_QUOTE_NONE | SqliFlags::FLAG_SQL_MYSQL
+}
+fn single_ansi() -> SqliFlags {
+    SqliFlags::FLAG_QUOTE_SINGLE | SqliFlags::FLAG_SQL_ANSI
+}
+fn single_mysql() -> SqliFlags {
+    SqliFlags::FLAG_QUOTE_SINGLE | SqliFlags::FLAG_SQL_MYSQL
+}
+fn double_mysql() -> SqliFlags {
+    SqliFlags::FLAG_QUOTE_DOUBLE | SqliFlags::FLAG_SQL_MYSQL
+}
+
+/// libinjection's SQL verdict (its `detect`: the value as is, in ANSI and,
+/// when comments make it reparse, MySQL; after an assumed `'` when the
+/// value holds one, likewise; after an assumed `"` in MySQL when it holds
+/// one), except that a context whose first tokens prove it clear
+/// ([`context_clear`]) is not folded. `tests/robustness.rs` checks that the
+/// verdict equals the library's on generated values.
+pub fn libinjection_flags(value: &[u8]) -> bool {
+    let run = |flags: SqliFlags| {
+        let mut state = SqliState::new(value, flags);
+        let hit = state.is_sqli();
+        (
+            hit,
+            state.stats_comment_ddx != 0 || state.stats_comment_hash != 0,
+        )
+    };
+    let pair = |ansi: SqliFlags, mysql: SqliFlags| {
+        let mysql_clear = context_clear(value, mysql);
+        if context_clear(value, ansi) && mysql_clear {
+            return false;
+        }
+        // The ANSI pass also says whether libinjection would reparse.
+        let (hit, reparse) = run(ansi);
+        hit || (reparse && !mysql_clear && run(mysql).0)
+    };
+    if value.is_empty() {
+        return false;
+    }
+    pair(none_ansi(), none_mysql())
+        || (value.contains(&b'\'') && pair(single_ansi(), single_mysql()))
+        || (value.contains(&b'"') && !context_clear(value, double_mysql()) && run(double_mysql()).0)
+}
+
+/// True when libinjection provably cannot flag the value in the context
+/// `flags`: its fingerprint starts with a bareword or string followed by a
+/// bareword (`nn`, `sn`), and no fingerprint in its list starts so (checked
+/// by a unit test against the list). Free text often starts that way
+/// (`Gift wrap, and drop the tag`, `Ann O'Brien`), and this reads three
+/// tokens instead of folding the whole value.
+///
+/// Nothing may make the fingerprint `X` (the value holds no `/*` or `{`),
+/// and the two tokens must also survive folding: neither may merge with the
+/// next into one of libinjection's multi-word keywords (`GROUP BY`,
+/// `NATURAL FULL OUTER JOIN`), and neither may be a name libinjection
+/// makes a function before a `(` (`user`, `password`). `tests/robustness.rs` checks the gate against
+/// libinjection itself.
+pub fn context_clear(input: &[u8], flags: SqliFlags) -> bool {
+    // An "evil" token anywhere in the first five (a `/*` comment holding
+    // `/*` or `!`, an empty name after `{`) turns the whole fingerprint
+    // into `X`, which is flagged.
+    if contains(input, b"/*") || input.contains(&b'{') {
+        return false;
+    }
+    let words = keywords();
+    let lookup = |w: &str| words.lookup(w);
+    let mut t = SqliTokenizer::new(input, flags).with_lookup_fn(&lookup);
+    let (Some(a), Some(b)) = (t.next_token(), t.next_token()) else {
+        return false;
+    };
+    let c = t.next_token();
+    // libinjection turns these names into functions when a `(` follows,
+    // which folding can bring next to them (`user < x > y (1)`).
+    let bare = |k: &Token| {
+        k.token_type == TokenType::Bareword
+            && !FUNCTION_NAMES
+                .iter()
+                .any(|f| value(k).eq_ignore_ascii_case(f.as_bytes()))
+    };
+    (a.token_type == TokenType::String || (bare(&a) && !words.merges(&a, &b)))
+        && bare(&b)
+        && !words.absorbs(&b)
+        && c.as_ref()
+            .is_none_or(|c| c.token_type != TokenType::LeftParenthesis && !words.merges(&b, c))
+}
+
+/// Barewords libinjection's fold makes functions before `(`.
+const FUNCTION_NAMES: &[&str] = &[
+    "USER_ID",
+    "USER_NAME",
+    "DATABASE",
+    "PASSWORD",
+    "USER",
+    "CURRENT_USER",
+    "CURRENT_DATE",
+    "CURRENT_TIME",
+    "CURRENT_TIMESTAMP",
+    "LOCALTIME",
+    "LOCALTIMESTAMP",
+];
+
+/// [`context_clear`] in every context libinjection tries on the value.
+pub fn prefix_clear(value: &[u8]) -> bool {
+    let single = value.contains(&b'\'');
+    let double = value.contains(&b'"');
+    [
+        Some(none_ansi()),
+        Some(none_mysql()),
+        single.then_some(single_ansi()),
+        single.then_some(single_mysql()),
+        double.then_some(double_mysql()),
+    ]
+    .into_iter()
+    .flatten()
+    .all(|f| context_clear(value, f))
+}
+
+/// A fixed hash key: the std default asks the host for randomness (WASI
+/// `random_get`), and the keys are the library's, not the client's.
+type Map<V> = HashMap<&'static str, V, BuildHasherDefault<DefaultHasher>>;
+
+/// libinjection's keyword table (words and phrases, not fingerprints) as a
+/// hash map, since its own lookup allocates and binary-searches all 9,600
+/// entries; each entry keeps the type libinjection's lookup gives it.
+struct Keywords {
+    types: Map<TokenType>,
+    /// First words of phrases whose tail is a keyword itself (`NATURAL` of
+    /// `NATURAL FULL OUTER JOIN`): such a word can absorb what follows
+    /// after the tail merged, even though it does not merge with the next
+    /// word alone.
+    absorbing: Map<()>,
+    longest: usize,
+}
+
+impl Keywords {
+    fn build() -> Keywords {
+        let mut types = Map::default();
+        let mut longest = 0;
+        for k in SQL_KEYWORDS {
+            if k.token_type == b'F' {
+                continue;
+            }
+            types.insert(k.word, sqli_data::lookup_word(k.word));
+            longest = longest.max(k.word.len());
+        }
+        let mut absorbing = Map::default();
+        for k in SQL_KEYWORDS.iter().filter(|k| k.token_type != b'F') {
+            let Some((head, tail)) = k.word.split_once(' ') else {
+                continue;
+            };
+            if tail.contains(' ') && sqli_data::lookup_word(tail) != TokenType::Bareword {
+                absorbing.insert(head, ());
+            }
+        }
+        Keywords {
+            types,
+            absorbing,
+            longest,
+        }
+    }
+
+    /// The type libinjection's own lookup gives a word.
+    fn lookup(&self, word: &str) -> TokenType {
+        // Fingerprint entries start with `0`; a word never does, but let the
+        // library answer rather than assume.
+        if word.starts_with('0') {
+            return sqli_data::lookup_word(word);
+        }
+        let mut buf = [0u8; 64];
+        let Some(up) = buf
+            .get_mut(..word.len())
+            .filter(|_| word.len() <= self.longest)
+        else {
+            return TokenType::Bareword;
+        };
+        up.copy_from_slice(word.as_bytes());
+        up.make_ascii_uppercase();
+        std::str::from_utf8(up)
+            .ok()
+            .and_then(|w| self.types.get(w))
+            .copied()
+            .unwrap_or(TokenType::Bareword)
+    }
+
+    fn absorbs(&self, t: &Token) -> bool {
+        let v = value(t);
+        let mut buf = [0u8; 32];
+        let Some(up) = buf.get_mut(..v.len()).filter(|_| t.len < 31) else {
+            return true;
+        };
+        up.copy_from_slice(v);
+        up.make_ascii_uppercase();
+        std::str::from_utf8(up).map_or(true, |w| self.absorbing.contains_key(w))
+    }
+
+    /// Whether libinjection's fold would merge the two tokens into one
+    /// keyword (`GROUP` `BY`): their values joined by a space are a keyword
+    /// in its table (not a bareword entry). No phrase of three words ends in
+    /// a multi-word keyword unless its first word is in `absorbing`, so
+    /// any other second token that does not merge with the third is not
+    /// absorbed later either.
+    fn merges(&self, a: &Token, b: &Token) -> bool {
+        let (va, vb) = (value(a), value(b));
+        let mut buf = [0u8; 64];
+        let n = va.len() + 1 + vb.len();
+        let Some(joined) = buf.get_mut(..n) else {
+            // Longer than any keyword.
+            return false;
+        };
+        joined[..va.len()].copy_from_slice(va);
+        joined[va.len()] = b' ';
+        joined[va.len() + 1..].copy_from_slice(vb);
+        // A value libinjection cut at its token size could be any word.
+        a.len >= 31
+            || b.len >= 31
+            || std::str::from_utf8(joined).map_or(true, |w| self.lookup(w) != TokenType::Bareword)
+    }
+}
+
+fn value(t: &Token) -> &[u8] {
+    &t.val[..t.len.min(t.val.len())]
+}
+
+fn keywords() -> &'static Keywords {
+    static KEYWORDS: OnceLock<Keywords> = OnceLock::new();
+    KEYWORDS.get_or_init(Keywords::build)
+}
+
+/// Builds the keyword map ahead of the first request.
+pub fn warm() {
+    keywords();
+}
+
+/// For the unit test: every fingerprint libinjection flags, upper case.
+pub fn flagged_fingerprints() -> impl Iterator<Item = &'static str> {
+    SQL_KEYWORDS
+        .iter()
+        .filter(|k| k.token_type == b'F')
+        .map(|k| k.word.trim_start_matches('0'))
+}
+
 fn hit(rule: &'static str, offset: usize) -> Hit {
     Hit {
         rule,
@@ -845,3 +1097,7 @@ fn nosql_operator(value: &[u8]) -> Option<usize> {
     }
     None
 }
+
+#[cfg(test)]
+#[path = "sqli_tests.rs"]
+mod tests;

@@ -1,0 +1,119 @@
+use super::*;
+
+#[test]
+fn no_flagged_fingerprint_starts_with_a_bareword_or_string_then_a_bareword() {
+    // The premise of `prefix_clear`, against the library's own list.
+    let all: Vec<&str> = flagged_fingerprints().collect();
+    assert!(all.len() > 8000, "the list was not found: {}", all.len());
+    assert!(
+        all.iter().any(|f| f.starts_with("N1")),
+        "list format changed"
+    );
+    let bad: Vec<&&str> = all
+        .iter()
+        .filter(|f| f.starts_with("NN") || f.starts_with("SN"))
+        .collect();
+    assert!(bad.is_empty(), "{bad:?}");
+}
+
+#[test]
+fn fast_keyword_lookup_agrees_with_libinjection() {
+    let k = keywords();
+    let mut words: Vec<String> = SQL_KEYWORDS
+        .iter()
+        .filter(|e| e.token_type != b'F')
+        .flat_map(|e| [e.word.to_string(), e.word.to_ascii_lowercase()])
+        .collect();
+    words.extend(
+        [
+            "Gift", "wrap", "best", "sélect", "x", "", "unionall", "GROUP BY", "a b c",
+        ]
+        .map(String::from),
+    );
+    words.push("A".repeat(70));
+    for w in &words {
+        assert_eq!(k.lookup(w), sqli_data::lookup_word(w), "{w}");
+    }
+}
+
+#[test]
+fn prose_starting_with_two_plain_words_is_clear() {
+    for v in [
+        "Gift wrap, and drop the price tag from the box.",
+        "Thanks Ann, it's a fine day; select the best one (or two) from the list.",
+        "Ann said \"please\" leave it, or not",
+    ] {
+        assert!(prefix_clear(v.as_bytes()), "{v}");
+    }
+}
+
+#[test]
+fn injections_and_unsure_shapes_are_not_clear() {
+    for v in [
+        "1' or '1'='1",
+        "admin' --",
+        "x' union select password from users --",
+        "The user(s) list",
+        "It's a fine day",
+        "Please select the best window",
+        "group by 1",
+        "at time zone 'utc'",
+        "ann' or 1=1 --",
+        "hello world' and sleep(5) #",
+        "",
+        "word",
+    ] {
+        assert!(!prefix_clear(v.as_bytes()), "{v}");
+    }
+}
+
+#[test]
+fn no_keyword_phrase_ends_in_another_keyword() {
+    // `context_clear` checks that a bareword second token does not merge
+    // with the third; a phrase `B C D` whose tail `C D` is itself a keyword
+    // could still absorb it after `C D` merged: its head must be known.
+    let k = keywords();
+    let mut phrases = 0;
+    for e in SQL_KEYWORDS.iter().filter(|e| e.token_type != b'F') {
+        let words: Vec<&str> = e.word.split(' ').collect();
+        if words.len() < 3
+            || k.lookup(e.word) == TokenType::Bareword
+            || k.lookup(words[0]) != TokenType::Bareword
+        {
+            continue;
+        }
+        phrases += 1;
+        for start in 1..words.len() - 1 {
+            let tail = words[start..].join(" ");
+            if k.lookup(&tail) != TokenType::Bareword {
+                let head = words[..start].join(" ");
+                assert!(
+                    start == 1 && k.absorbing.contains_key(words[0]),
+                    "{}: {head} + {tail}",
+                    e.word
+                );
+            }
+        }
+    }
+    assert!(phrases > 0, "{phrases}");
+}
+
+#[test]
+fn per_context_verdict_matches_libinjection_on_known_values() {
+    for v in [
+        "1' or '1'='1",
+        "admin' --",
+        "Ann O'Brien",
+        "1 union select 1,2 -- ",
+        "x\" or 1=1 #",
+        "Please select the best window; leave it",
+        "Order #4411 arrived",
+        "1' /*!50000union*/ select 1 #",
+    ] {
+        assert_eq!(
+            libinjection_flags(v.as_bytes()),
+            libinjectionrs::detect_sqli(v.as_bytes()).is_injection(),
+            "{v}"
+        );
+    }
+}
