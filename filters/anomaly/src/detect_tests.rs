@@ -173,6 +173,142 @@ fn traversal_benign_lookalikes() {
     }
 }
 
+/// The strongest severity of a rule on a value, if it matched.
+fn trav_rule(s: &str, rule: &str) -> Option<Severity> {
+    trav(s)
+        .iter()
+        .filter(|h| h.rule == rule)
+        .map(|h| h.severity)
+        .max()
+}
+
+fn trav_blocks(s: &str) -> bool {
+    trav(s).iter().map(|h| h.severity.points()).sum::<u32>() >= 5
+}
+
+#[test]
+fn traversal_encodings_read_as_a_file_api_does() {
+    for a in [
+        // A third URL-encoding layer (and more), left after the normaliser's two.
+        "%25252e%25252e%25252f%25252e%25252e%25252fetc%25252fpasswd",
+        "..%2525252f..%2525252fboot.ini",
+        // Overlong UTF-8, also with a second byte that is not a continuation.
+        "%c0%ae%c0%ae%c0%afetc%c0%afpasswd",
+        "%c0%2e%c0%2e%c0%2fconfig",
+        "%e0%80%ae%e0%80%ae%e0%80%afx%e0%80%af",
+        "..%c1%9c..%c1%9cx",
+        "..%25c0%25af..%25c0%25afx",
+        // Unicode slashes that best-fit mappings make `/` or `\`.
+        "..%u2215..%u2215x",
+        "%uff0e%uff0e%u2216%uff0e%uff0e%u2216x",
+    ] {
+        assert!(
+            trav_rule(a, "traversal.dotdot").is_some(),
+            "{a}: {:?}",
+            trav(a)
+        );
+    }
+    // `//` and `.` segments do not hide a name.
+    for a in [
+        "/etc//passwd",
+        "/etc/./passwd",
+        "/./././etc/passwd",
+        "\\\\etc\\passwd",
+    ] {
+        assert_eq!(
+            trav_rule(a, "traversal.sensitive-file"),
+            Some(Severity::Critical),
+            "{a}"
+        );
+    }
+    // Filter-stripping bypasses climb too.
+    assert_eq!(
+        trav_rule("....//....//x", "traversal.dotdot"),
+        Some(Severity::Critical)
+    );
+}
+
+#[test]
+fn traversal_offsets_point_into_the_value() {
+    // Normalised, this is `x/%2e%2e/%2e%2e/y`: the first `..` starts at the
+    // `%` after `x/`, though the view the rules read is shorter.
+    let hits = trav("x/%25252e%25252e/%25252e%25252e/y");
+    assert_eq!(hits.first().map(|h| h.offset), Some(2), "{hits:?}");
+}
+
+#[test]
+fn traversal_system_paths_and_files() {
+    for a in [
+        "/etc/nginx/nginx.conf",
+        "/proc/1/environ",
+        "/var/log/auth.log",
+        "file:///etc/issue",
+        "file:///c:/windows/win.ini",
+        "c:\\inetpub\\wwwroot\\web.config",
+        "C:/Windows/Panther/Unattend.xml",
+        "/usr/local/etc/php.ini",
+        "~/.ssh/id_ed25519",
+        "/home/app/.aws/credentials",
+        "php.ini",
+    ] {
+        assert!(trav_blocks(a), "{a}: {:?}", trav(a));
+    }
+    assert_eq!(
+        trav("/etc/nginx/nginx.conf")[0].rule,
+        "traversal.sensitive-file"
+    );
+    assert_eq!(trav("/etc/timezone")[0].rule, "traversal.system-path");
+}
+
+#[test]
+fn traversal_weaker_shapes() {
+    // One level up is how relative links are written: a warning.
+    assert_eq!(
+        trav_rule("../readme.md", "traversal.dotdot"),
+        Some(Severity::Warning)
+    );
+    assert_eq!(
+        trav_rule("../../readme.md", "traversal.dotdot"),
+        Some(Severity::Critical)
+    );
+    // A bare name with an extension after it is another file; a file in an
+    // http URL is on another host; a mention in text is less certain.
+    for (b, sev) in [
+        ("id_rsa.pub", Severity::Error),
+        ("config/.env.example", Severity::Error),
+        ("https://example.com/repo/.env", Severity::Error),
+        ("how do I edit /etc/hosts?", Severity::Error),
+        ("id_rsa", Severity::Critical),
+    ] {
+        assert_eq!(trav_rule(b, "traversal.sensitive-file"), Some(sev), "{b}");
+    }
+    // ... but a NUL-truncated name climbed to, or in a system directory,
+    // still blocks.
+    assert!(trav_blocks("../../win.ini%00.png"));
+    assert!(trav_blocks("/etc/passwd%00.png"));
+}
+
+#[test]
+fn traversal_more_benign_lookalikes() {
+    for b in [
+        "reboot.ini",
+        "paid_rsa",
+        "catalog/etcetera/passwdless",
+        "docs/readme.md",
+        "./src/lib.rs",
+        "...",
+        "Hmm... ok / fine",
+        "/images/products/42.jpg",
+        "/home/ann/notes.md",
+        "C:\\Users\\ann\\report.docx",
+        "https://example.com/docs/a.html",
+        "100%25 natural",
+        "—“quoted”—",
+    ] {
+        assert!(trav(b).is_empty(), "false positive: {b} -> {:?}", trav(b));
+    }
+}
+
 fn is_cmdi(s: &str) -> bool {
     cmdi::detect(&norm(s)).is_some_and(|h| h.severity == Severity::Critical)
 }
@@ -265,6 +401,94 @@ fn cmdi_benign_lookalikes() {
     ] {
         assert!(!is_cmdi(b), "false positive: {b}");
     }
+}
+
+#[test]
+fn cmdi_shell_reading_tricks() {
+    for a in [
+        // cmd.exe's caret, empty substitutions, `$@`.
+        "& who^ami",
+        "& n^et us^er",
+        ";who$()ami",
+        ";who``ami",
+        // Wildcard paths the shell expands to a command.
+        ";/???/??t /???/p??s??",
+        ";/bin/c?t /etc/passwd",
+        "/usr/bin/wh*mi",
+        // A variable run as a command.
+        ";x=$'id'&&$x",
+        // A separator encoded three times (`%0a` left after two decodings).
+        "x%25250awhoami",
+        "a%25250d%25250aid",
+    ] {
+        assert!(is_cmdi(a), "missed: {a} -> {:?}", cmdi_rule(a));
+    }
+    assert_eq!(
+        cmdi_rule("/???/??t /???/p??s??"),
+        Some(("cmdi.wildcard-command", Severity::Critical))
+    );
+    // A wildcard that matches no command, or prose with `?`.
+    for b in ["a/b?c", "/???/???", "what?; why?", "see /docs/*.md"] {
+        assert!(!is_cmdi(b), "false positive: {b}");
+    }
+}
+
+#[test]
+fn cmdi_word_commands_with_shell_context() {
+    for a in [
+        // Weak command words with an argument, once the rest is shell syntax.
+        "127.0.0.1|echo pwned",
+        "127.0.0.1&echo pwned > /tmp/x",
+        "x;echo pwned > /tmp/x",
+        "x|echo $HOME",
+        "x$(echo pwned)",
+        "8.8.8.8`echo pwned > /tmp/x`",
+        // A comment ends the command.
+        "x;id #",
+        "127.0.0.1\nid #",
+        // `&&` is a shell operator, unlike a lone `&`.
+        "x&&id",
+        "a&&/bin/id",
+        // A command named by its path in a bin directory.
+        "x&/bin/id",
+        // Commands whose first argument is a keyword of their own.
+        "127.0.0.1;net user",
+        "x|net localgroup administrators",
+        "& reg query hklm",
+    ] {
+        assert!(is_cmdi(a), "missed: {a} -> {:?}", cmdi_rule(a));
+    }
+}
+
+#[test]
+fn cmdi_prose_stays_clean() {
+    for b in [
+        "v2; find more in the docs",
+        "Item#2; more info below",
+        "salt & pepper | cat food / dog food",
+        "Tom & Jerry > Garfield; cats & dogs",
+        "Price: $5 | echo dot $49.99",
+        "$(document).ready(init)",
+        "$('#menu').toggle()",
+        "Size 10 | set of 4",
+        "Kill Bill; vol 2",
+        "Find & replace",
+        "Net user count: 5",
+        "Who are we? | About us",
+        "Last login: 2024-03-01",
+        "P&ID",
+        "x & id",
+    ] {
+        assert!(!is_cmdi(b), "false positive: {b} -> {:?}", cmdi_rule(b));
+    }
+    // A command quoted in a Markdown code span in prose is a warning only.
+    assert_eq!(
+        cmdi_rule("Run `ls -la` to see hidden files"),
+        Some(("cmdi.command-in-code-span", Severity::Warning))
+    );
+    // Glued or after a token shaped as an injection, it is not a code span.
+    assert!(is_cmdi("x`ls -la`"));
+    assert!(is_cmdi("127.0.0.1 `id`"));
 }
 
 fn ssrf_rules(s: &str) -> Vec<&'static str> {
