@@ -69,15 +69,144 @@ const STRONG: &[&str] = &[
     "start-process",
     "downloadstring",
     "lwp-download",
+    "hostnamectl",
+    "lsb_release",
+    "traceroute",
+    "tracert",
+    "lsof",
+    "findstr",
+    "netsh",
+    "schtasks",
+    "icacls",
+    "cacls",
+    "nltest",
+    "dsquery",
+    "vssadmin",
+    "wevtutil",
+    "bcdedit",
+    "cmdkey",
+    "msiexec",
+    "forfiles",
+    "qwinsta",
+    "quser",
+    "net1",
+    "openssl",
+    "tftp",
+    "whois",
+    "killall",
+    "pkill",
+    "pgrep",
+    "lsblk",
+    "systemctl",
+    "journalctl",
+    "usermod",
+    "userdel",
+    "adduser",
+    "visudo",
+    "chattr",
+    "getfacl",
+    "setfacl",
+    "msfvenom",
+    "sshpass",
+    "base32",
+    "rsync",
 ];
 
 /// Commands that are also words; they need a shell-like argument.
 const WEAK: &[&str] = &[
-    "id", "ls", "ps", "rm", "cp", "mv", "wc", "nc", "sh", "cat", "env", "cmd", "dir", "echo",
-    "sleep", "ping", "kill", "find", "sort", "head", "tail", "more", "less", "touch", "set",
-    "type", "timeout", "expr", "eval", "exec", "export", "net", "su", "ftp", "ssh", "scp", "java",
-    "node", "lua", "dash", "awk", "sed", "grep", "pwd", "del", "copy", "start", "tar", "zip",
-    "unzip", "hostname", "host", "dig", "base64",
+    "id",
+    "ls",
+    "ps",
+    "rm",
+    "cp",
+    "mv",
+    "wc",
+    "nc",
+    "sh",
+    "cat",
+    "env",
+    "cmd",
+    "dir",
+    "echo",
+    "sleep",
+    "ping",
+    "kill",
+    "find",
+    "sort",
+    "head",
+    "tail",
+    "more",
+    "less",
+    "touch",
+    "set",
+    "type",
+    "timeout",
+    "expr",
+    "eval",
+    "exec",
+    "export",
+    "net",
+    "su",
+    "ftp",
+    "ssh",
+    "scp",
+    "java",
+    "node",
+    "lua",
+    "dash",
+    "awk",
+    "sed",
+    "grep",
+    "pwd",
+    "del",
+    "copy",
+    "start",
+    "tar",
+    "zip",
+    "unzip",
+    "hostname",
+    "host",
+    "dig",
+    "base64",
+    "printf",
+    "who",
+    "uptime",
+    "ip",
+    "arp",
+    "route",
+    "ver",
+    "tee",
+    "dd",
+    "od",
+    "strings",
+    "file",
+    "stat",
+    "df",
+    "du",
+    "mount",
+    "last",
+    "history",
+    "which",
+    "whereis",
+    "locate",
+    "source",
+    "reg",
+    "sc",
+    "attrib",
+    "cut",
+    "tac",
+    "uniq",
+    "mkdir",
+    "ln",
+    "shutdown",
+    "reboot",
+    "service",
+    "gawk",
+    "vi",
+    "vim",
+    "nano",
+    "sha256sum",
+    "md5sum",
 ];
 
 fn is_sep(b: u8) -> bool {
@@ -109,6 +238,21 @@ fn value_offset(value: &[u8], index: usize) -> usize {
 fn walk(value: &[u8], mut f: impl FnMut(usize, u8)) {
     let mut i = 0;
     while let Some(&b) = value.get(i) {
+        // A `%XX` left after the normaliser's two URL-decodings, for a byte
+        // the shell reads as syntax (`%0a` sent encoded three times).
+        if b == b'%' {
+            let pair = value.get(i + 1..i + 3).and_then(|h| {
+                let d = |c: u8| (c as char).to_digit(16);
+                Some((d(h[0])? << 4 | d(h[1])?) as u8)
+            });
+            if let Some(c @ (b'\n' | b'\r' | b'\t' | b';' | b'|' | b'&' | b'`' | b'$' | b'(')) =
+                pair
+            {
+                f(i, if c == b'\t' { b' ' } else { c });
+                i += 3;
+                continue;
+            }
+        }
         if b == b'$' {
             let rest = value.get(i + 1..).unwrap_or_default();
             let skip = if rest.starts_with(b"{ifs}") {
@@ -128,9 +272,20 @@ fn walk(value: &[u8], mut f: impl FnMut(usize, u8)) {
                 i += 2;
                 continue;
             }
+            // An empty substitution: `who$()ami`.
+            if rest.starts_with(b"()") {
+                i += 3;
+                continue;
+            }
+        }
+        // An empty backtick substitution: `who``ami`.
+        if b == b'`' && value.get(i + 1) == Some(&b'`') {
+            i += 2;
+            continue;
         }
         match b {
-            b'\'' | b'"' | b'\\' => {}
+            // `^` escapes the next character in cmd.exe: `who^ami`.
+            b'\'' | b'"' | b'\\' | b'^' => {}
             b'\t' => f(i, b' '),
             _ => f(i, b),
         }
@@ -164,7 +319,7 @@ pub fn detect(value: &[u8]) -> Option<Hit> {
     // redirection after a command at the start.
     if !value
         .iter()
-        .any(|&b| is_sep(b) || matches!(b, b'$' | b'{' | b'-' | b'/' | b'<' | b'>' | b'~'))
+        .any(|&b| is_sep(b) || matches!(b, b'$' | b'{' | b'-' | b'/' | b'<' | b'>' | b'~' | b'%'))
     {
         return None;
     }
@@ -188,8 +343,12 @@ pub fn detect(value: &[u8]) -> Option<Hit> {
         };
         let Some(sep) = sep else { continue };
         match command_at(&v, i, sep) {
-            Some(Found::Command(offset)) => {
-                return Some(hit(RULE_SEPARATOR, Severity::Critical, place(offset)))
+            Some(Found::Command(offset) | Found::Glob(offset)) => {
+                if sep == b'`' && code_span(&v, i) {
+                    weak = weak.or(Some(hit(RULE_CODE_SPAN, Severity::Warning, place(offset))));
+                    continue;
+                }
+                return Some(hit(RULE_SEPARATOR, Severity::Critical, place(offset)));
             }
             Some(Found::Unknown(offset)) if weak.is_none() => {
                 weak = Some(hit(RULE_UNKNOWN, Severity::Warning, place(offset)))
@@ -198,8 +357,14 @@ pub fn detect(value: &[u8]) -> Option<Hit> {
         }
     }
     if weak.is_none() {
-        if let Some(Found::Command(offset)) = command_at(&v, 0, 0) {
-            weak = Some(hit(RULE_LINE, Severity::Warning, place(offset)));
+        match command_at(&v, 0, 0) {
+            Some(Found::Command(offset)) => {
+                weak = Some(hit(RULE_LINE, Severity::Warning, place(offset)));
+            }
+            Some(Found::Glob(offset)) => {
+                return Some(hit(RULE_GLOB, Severity::Critical, place(offset)))
+            }
+            _ => {}
         }
     }
     weak
@@ -208,12 +373,38 @@ pub fn detect(value: &[u8]) -> Option<Hit> {
 const RULE_SEPARATOR: &str = "cmdi.command-after-separator";
 const RULE_UNKNOWN: &str = "cmdi.option-after-separator";
 const RULE_LINE: &str = "cmdi.command-line";
+const RULE_GLOB: &str = "cmdi.wildcard-command";
+const RULE_CODE_SPAN: &str = "cmdi.command-in-code-span";
+
+/// Is the backtick before `at` the opening of a Markdown code span in prose
+/// ("Run `ls -la` to see")? It follows a blank after text that is not shaped
+/// as an injection, and a closing backtick follows.
+fn code_span(v: &[u8], at: usize) -> bool {
+    at >= 2
+        && v.get(at - 2) == Some(&b' ')
+        && !injection_prefix(v, at - 1)
+        && v.get(at..).is_some_and(|rest| rest.contains(&b'`'))
+}
 
 enum Found {
     /// A known command.
     Command(usize),
     /// Some other word given an option (`;perf --version`).
     Unknown(usize),
+    /// A wildcard path to a known command (`/???/??t`).
+    Glob(usize),
+}
+
+/// Shell pattern matching of `?` (one byte) and `*` (any run).
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|k| glob(rest, &name[k..])),
+        Some((&p, rest)) => match name.split_first() {
+            Some((&c, tail)) => (p == b'?' || p == c) && glob(rest, tail),
+            None => false,
+        },
+    }
 }
 
 fn hit(rule: &'static str, severity: Severity, offset: usize) -> Hit {
@@ -241,18 +432,54 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
             break;
         }
     }
-    let spaced = i > at && v.get(at) == Some(&b' ');
+    // `&&` and `||` are shell operators; prose has a lone `&` ("Tom & Jerry").
+    let run = v[at..].iter().take_while(|&&b| b == sep).count();
+    let doubled = sep != 0 && run > 0;
+    let spaced = i > at && v.get(at + run) == Some(&b' ');
     let start = i;
     // A word, possibly a path: `/usr/bin/id` is the command `id`.
     let mut end = i;
     while let Some(&b) = v.get(end) {
-        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'.' | b'-' | b'+') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'.' | b'-' | b'+' | b'?' | b'*')
+        {
             end += 1;
         } else {
             break;
         }
     }
+    // A variable run as a command (`;$x`, `&&${cmd}`).
+    if start == end
+        && sep != 0
+        && sep != b'{'
+        && v.get(start) == Some(&b'$')
+        && v.get(start + 1)
+            .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'{')
+        && (sep != b'&' || doubled || !spaced)
+    {
+        return Some(Found::Command(start));
+    }
     let word = v.get(start..end)?;
+    // A path with wildcards that the shell expands to a command's path:
+    // `/???/??t` is `/bin/cat`, `/usr/bin/wh?ami` is `whoami`.
+    if word.contains(&b'/') && word.iter().any(|&b| b == b'?' || b == b'*') {
+        let last = word.rsplit(|&b| b == b'/').next().unwrap_or(word);
+        // Bounds the backtracking of `*`.
+        if last.len() > 24 || last.iter().filter(|&&b| b == b'*').count() > 3 {
+            return None;
+        }
+        let literal = last.iter().any(u8::is_ascii_alphanumeric);
+        let known = STRONG.iter().chain(WEAK).any(|c| glob(last, c.as_bytes()));
+        return (literal && known).then_some(Found::Glob(start));
+    }
+    if word.iter().any(|&b| b == b'?' || b == b'*') {
+        return None;
+    }
+    // A command named by its path in a directory of executables
+    // (`/bin/id`, `/usr/sbin/ip`) is a command whatever the word.
+    let in_bin = {
+        let mut dirs = word.rsplit(|&b| b == b'/').skip(1);
+        word.first() == Some(&b'/') && matches!(dirs.next(), Some(b"bin" | b"sbin"))
+    };
     let word = word.rsplit(|&b| b == b'/').next().unwrap_or(word);
     let word = word.strip_suffix(b".exe").unwrap_or(word);
     if word.is_empty() {
@@ -267,7 +494,7 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
     }
     // Redirection glued to the word: `cat</etc/passwd`, `id>x`.
     let redirect = matches!(next, Some(b'<' | b'>'));
-    if strong && sep != 0 {
+    if (strong || (weak && in_bin)) && sep != 0 {
         return Some(Found::Command(start));
     }
     if !strong && !weak {
@@ -298,29 +525,40 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
         };
         return (j > end && arg).then_some(Found::Command(start));
     }
+    // `$(word ...)` is shell syntax with no use in prose.
+    if sep == b'(' {
+        return Some(Found::Command(start));
+    }
     if j > end {
         let drive = matches!(v.get(j..j + 2), Some([d, b':']) if d.is_ascii_alphabetic());
-        if v.get(j).is_some_and(|&b| shellish_arg(b)) || drive {
+        if v.get(j).is_some_and(|&b| shellish_arg(b)) || drive || subcommand(word, &v[j..]) {
             return Some(Found::Command(start));
         }
     }
     // ... or the command alone, ending the value or the substitution: glued
     // to `;` (`;id`), or after a pipe or substitution (`| id`, `$(id)`).
     // `&` is left out ("P&ID"), and so is `; ` with a space ("dogs; cat").
-    let ends = match v.get(end) {
+    // A ` #` comment ends the command too (`;id #`).
+    let ends = match v.get(j) {
         None => true,
-        Some(&b) => is_sep(b) || b == b')',
+        Some(&b) => is_sep(b) || b == b')' || (b == b'#' && j > end),
     };
     let glued = match sep {
-        b'&' => false,
+        b'&' => doubled && !spaced,
         b';' | b'\n' | b'\r' => !spaced,
         _ => true,
     };
     // A value that opens with the separator, or whose only text before it is
     // one token with a digit or symbol (`127.0.0.1; id`, `x.txt && id`), is
     // shaped as an injection rather than prose ("dogs; cat"), so the command
-    // may stand alone there even after `& ` or `; `.
-    if ends && (glued || injection_prefix(v, at)) {
+    // may stand alone there even after `& ` or `; `, or take any argument
+    // when glued to the separator (`127.0.0.1|echo pwned`; not "v2; find
+    // more in the docs").
+    let injected = injection_prefix(v, at);
+    if ends && (glued || injected) {
+        return Some(Found::Command(start));
+    }
+    if injected && !spaced && j > end {
         return Some(Found::Command(start));
     }
     // A value that opens with the separator (`;echo hi`, `| cat notes`) is not
@@ -328,5 +566,62 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
     let opens = v[..at]
         .iter()
         .all(|&b| is_sep(b) || b == b' ' || b == b'$' || b == b'(');
-    (opens && j > end).then_some(Found::Command(start))
+    if opens && j > end {
+        return Some(Found::Command(start));
+    }
+    // Shell syntax later in the command's arguments (`| echo pwned > /tmp/x`,
+    // `; echo $HOME`) after any separator but a lone `&` and a space
+    // ("Tom & Jerry").
+    ((sep != b'&' || doubled || !spaced) && shell_syntax(&v[j..])).then_some(Found::Command(start))
+}
+
+/// Shell syntax in the arguments of one command (up to the next separator):
+/// a redirection, a variable, or an absolute path argument.
+fn shell_syntax(args: &[u8]) -> bool {
+    let mut prev = b' ';
+    for (i, &b) in args.iter().enumerate() {
+        if is_sep(b) || b == b')' {
+            break;
+        }
+        let next = args.get(i + 1).copied().unwrap_or(b' ');
+        match b {
+            b'>' | b'<' => return true,
+            // `$HOME`, `${x}`, `$(...)`; not a price (`$5`).
+            b'$' if next.is_ascii_alphabetic() || matches!(next, b'{' | b'(') => return true,
+            // `/tmp/x`, not the prose slash of "food / drink".
+            b'/' if prev == b' ' && (next.is_ascii_alphanumeric() || next == b'.') => return true,
+            _ => {}
+        }
+        prev = b;
+    }
+    false
+}
+
+/// Commands whose first argument is a keyword of their own: `net user`,
+/// `reg query`, `sc query`.
+fn subcommand(word: &[u8], args: &[u8]) -> bool {
+    let sub: &[&str] = match word {
+        b"net" => &[
+            "user",
+            "users",
+            "localgroup",
+            "group",
+            "view",
+            "share",
+            "use",
+            "session",
+            "accounts",
+            "config",
+            "start",
+            "stop",
+        ],
+        b"reg" => &["query", "add", "delete", "save", "export"],
+        b"sc" => &["query", "qc", "create", "config", "start", "stop"],
+        _ => return false,
+    };
+    let next = args
+        .split(|&b| !b.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    sub.iter().any(|s| s.as_bytes() == next)
 }
