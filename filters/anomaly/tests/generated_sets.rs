@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use anomaly::config::Config;
-use anomaly::engine::Engine;
+use anomaly::engine::{Engine, Outcome};
 use anomaly::request::Input;
 use anomaly::score::Verdict;
 
@@ -625,6 +625,18 @@ enum Place {
     Header,
 }
 
+impl Place {
+    fn name(self) -> &'static str {
+        match self {
+            Place::Json => "json",
+            Place::Query => "query",
+            Place::Form => "form",
+            Place::Cookie => "cookie",
+            Place::Header => "header",
+        }
+    }
+}
+
 const PLACES: [Place; 5] = [
     Place::Json,
     Place::Query,
@@ -647,7 +659,7 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-fn verdict(engine: &Engine, place: Place, value: &str, extra_encode: bool) -> Verdict {
+fn outcome(engine: &Engine, place: Place, value: &str, extra_encode: bool) -> Outcome {
     let enc = if extra_encode {
         urlencode(value)
     } else {
@@ -696,15 +708,26 @@ fn verdict(engine: &Engine, place: Place, value: &str, extra_encode: bool) -> Ve
     if !custom.is_empty() {
         headers.push((b"x-custom", custom.as_bytes()));
     }
-    engine
-        .evaluate(&Input {
-            method: if body.is_some() { b"POST" } else { b"GET" },
-            path: path.as_bytes(),
-            headers: &headers,
-            body: body.as_deref().map(str::as_bytes),
-            body_truncated: false,
-        })
-        .verdict
+    engine.evaluate(&Input {
+        method: if body.is_some() { b"POST" } else { b"GET" },
+        path: path.as_bytes(),
+        headers: &headers,
+        body: body.as_deref().map(str::as_bytes),
+        body_truncated: false,
+    })
+}
+
+/// How many misses and false positives to list (`MESHWARD_SHOW`, default 8
+/// misses and 12 false positives), with the rules that matched.
+fn shown(default: usize) -> usize {
+    std::env::var("MESHWARD_SHOW")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rules(out: &Outcome) -> Vec<&'static str> {
+    out.score.findings.iter().map(|f| f.rule).collect()
 }
 
 fn count() -> usize {
@@ -748,11 +771,15 @@ fn generated_attacks_per_family() {
             if matches!(place, Place::Header) && v.contains(['\r', '\n', '\0']) {
                 place = Place::Json;
             }
-            let out = verdict(&engine, place, v, r.below(4) == 0);
+            let extra = r.below(4) == 0;
+            let out = outcome(&engine, place, v, extra);
+            let rules = rules(&out);
+            let out = out.verdict;
             blocked += usize::from(out == Verdict::Block);
             detected += usize::from(out != Verdict::Pass);
-            if out != Verdict::Block && missed.len() < 8 {
-                missed.push(format!("{out:?}: {v:?}"));
+            if out != Verdict::Block && missed.len() < shown(8) {
+                let how = if extra { "encoded again, " } else { "" };
+                missed.push(format!("{out:?}: {v:?} ({how}{}) {rules:?}", place.name()));
             }
         }
         let pct = |x: usize| 100.0 * x as f64 / seen.len() as f64;
@@ -785,16 +812,18 @@ fn generated_benign_values() {
         seen.len()
     );
     let (mut requests, mut blocked, mut detected) = (0usize, 0usize, 0usize);
-    let mut shown = 0;
+    let mut listed = 0;
     for v in &seen {
         for place in [Place::Json, Place::Query] {
             requests += 1;
-            let out = verdict(&engine, place, v, false);
+            let out = outcome(&engine, place, v, false);
+            let rules = rules(&out);
+            let out = out.verdict;
             blocked += usize::from(out == Verdict::Block);
             detected += usize::from(out != Verdict::Pass);
-            if out != Verdict::Pass && shown < 12 {
-                shown += 1;
-                println!("    flagged ({out:?}): {v:?}");
+            if out != Verdict::Pass && listed < shown(12) {
+                listed += 1;
+                println!("    flagged ({out:?}): {v:?} {rules:?}");
             }
         }
     }
