@@ -249,6 +249,9 @@ fn traversal_system_paths_and_files() {
         "/usr/local/etc/php.ini",
         "~/.ssh/id_ed25519",
         "/home/app/.aws/credentials",
+        "/path/to/.docker/secrets",
+        "/sys/class",
+        "/sys/kernel/debug",
         "php.ini",
     ] {
         assert!(trav_blocks(a), "{a}: {:?}", trav(a));
@@ -300,6 +303,8 @@ fn traversal_more_benign_lookalikes() {
         "Hmm... ok / fine",
         "/images/products/42.jpg",
         "/home/ann/notes.md",
+        "/sys/classes/intro",
+        "/system/status",
         "C:\\Users\\ann\\report.docx",
         "https://example.com/docs/a.html",
         "100%25 natural",

@@ -61,6 +61,7 @@ const SENSITIVE: &[&str] = &[
     ".bash_profile",
     ".aws/credentials",
     ".docker/config.json",
+    "/.docker/",
     ".kube/config",
     ".htaccess",
     ".htpasswd",
@@ -111,6 +112,13 @@ const SYSTEM_ROOTS: &[&[u8]] = &[
     b"/xampp/",
     b"/wamp/",
     b"/boot.ini",
+    b"/sys/class",
+    b"/sys/kernel",
+    b"/sys/devices",
+    b"/sys/firmware",
+    b"/sys/module",
+    b"/sys/block",
+    b"/sys/bus",
 ];
 
 /// Stream wrappers that read files or run code when given to an include.
@@ -198,12 +206,9 @@ impl Traversal {
                 offset: place(start),
             });
         }
-        if let Some(at) = root.filter(|&at| {
-            !critical_file
-                && SYSTEM_ROOTS
-                    .iter()
-                    .any(|r| v.get(at..).is_some_and(|rest| rest.starts_with(r)))
-        }) {
+        if let Some(at) =
+            root.filter(|&at| !critical_file && system_root(v.get(at..).unwrap_or_default()))
+        {
             hits.push(Hit {
                 rule: "traversal.system-path",
                 severity: Severity::Critical,
@@ -242,6 +247,15 @@ impl Traversal {
             (!before && !after).then_some((m.start(), !extended))
         })
     }
+}
+
+/// Does the path start in a system directory (a whole name: `/sys/class`
+/// but not `/sys/classes`)?
+fn system_root(path: &[u8]) -> bool {
+    SYSTEM_ROOTS.iter().any(|r| {
+        path.starts_with(r)
+            && (r.ends_with(b"/") || path.get(r.len()).is_none_or(|b| !b.is_ascii_alphanumeric()))
+    })
 }
 
 /// Where an absolute path begins if the whole value is one: after leading
