@@ -513,3 +513,6 @@ def test_envoyfilter_patches_work_in_envoy(procs, path):
     for p in ("/secret", "//secret"):
         r = e.request(p)
         assert r.status_code == 403, (p, r.status_code, r.text)
+    # An encoded slash is redirected to its decoded form, so rules and upstream agree on segments.
+    r = e.request("/x%2Fsecret", allow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"].endswith("/x/secret"), (r.status_code, r.headers)
