@@ -15,6 +15,7 @@ Stdlib only (Python 3.11+ for tomllib).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import hashlib
 import io
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,6 +173,22 @@ def build_image(module: str, wasm: bytes, version: str, out: Path) -> Image:
                         {VARIANT_ANNOTATION[0]: VARIANT_ANNOTATION[1]})
 
 
+@contextlib.contextmanager
+def staged(dest: Path) -> Iterator[Path]:
+    """A temp dir next to `dest`, swapped in for it when the block succeeds: no half-written
+    output is left behind on failure."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.rename(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def write_layout(name: str, tar: bytes, config: dict, version: str, out: Path,
                  annotations: dict[str, str]) -> Image:
     """One image of one layer as an OCI layout at out/<name>, swapped in whole."""
@@ -199,23 +217,13 @@ def write_layout(name: str, tar: bytes, config: dict, version: str, out: Path,
                        "annotations": {"org.opencontainers.image.ref.name": version}}],
     })
 
-    out.mkdir(parents=True, exist_ok=True)
-    # Build next to the target, then swap it in: no half-written layout on failure.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out))
-    try:
+    with staged(out / name) as tmp:
         blobs = tmp / "blobs" / "sha256"
         blobs.mkdir(parents=True)
         for blob in (layer, config, manifest):
             (blobs / hashlib.sha256(blob).hexdigest()).write_bytes(blob)
         (tmp / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
         (tmp / "index.json").write_bytes(index)
-        dest = out / name
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.rename(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return Image(name, version, out / name, digest, len(layer))
 
 

@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from image import (MODULES, REPOSITORY, ROOT, SERVICES, ImageError, build_all,  # noqa: E402
+from image import (MODULES, REPOSITORY, ROOT, SERVICES, ImageError, build_all, staged,  # noqa: E402
                    check_tag, read_wasm, workspace_version)
 
 DEFAULT_REGISTRY = "ghcr.io"  # the prefix the shipped manifests use
@@ -213,17 +211,9 @@ def release(dist: Path, out: Path, registry: str, manifests: Path, version: str)
         if not (dist / svc).is_file():
             raise ImageError(f"{dist / svc}: no such file (run `make build` first)")
     # Everything goes to a staging dir swapped in at the end: no half-written release.
-    out.mkdir(parents=True, exist_ok=True)
     final = out / version
-    rel = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=out))
-    try:
+    with staged(final) as rel:
         report = _write(dist, rel, registry, manifests, version, modules)
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(rel, final)
-    finally:
-        if rel.exists():
-            shutil.rmtree(rel)
     for r in report:
         print(r.replace(str(rel), str(final)))
     return final
