@@ -120,6 +120,35 @@ fn xss_benign_lookalikes() {
     }
 }
 
+#[test]
+fn xss_template_expressions() {
+    for a in [
+        "{{constructor.constructor('alert(1)')()}}",
+        "\"/>{{constructor.constructor('alert(1)')()}}",
+        "{{$on.constructor('alert(1)')()}}",
+        "${alert(1)}",
+        "</title>${alert(document.domain)}",
+        "{{ [].pop.constructor('alert(1)')() }}",
+    ] {
+        assert_eq!(
+            xss::detect(&norm(a)).map(|h| h.rule),
+            Some("xss.template-expression"),
+            "{a}"
+        );
+    }
+    for b in [
+        "{{user.name}}",
+        "${id}",
+        "Hello {{ name }}, your total is ${total}",
+        "{\"a\": 1, \"b\": [1, 2]}",
+        "${price(2)} off",
+        "function f() { return 1; }",
+        "{{ format(date) }}",
+    ] {
+        assert!(xss::detect(&norm(b)).is_none(), "false positive: {b}");
+    }
+}
+
 fn trav(s: &str) -> Vec<Hit> {
     let t = Traversal::new().expect("keywords compile");
     let mut hits = Vec::new();

@@ -5,11 +5,19 @@
 //! - `xss.script-uri`: a value that is a `javascript:`/`vbscript:` URL or an
 //!   HTML `data:` URL, which runs when reflected into `href` or `src`;
 //! - `xss.event-handler`: a quote that closes an attribute followed by an
-//!   `on...=` handler (`" onmouseover=...`), which needs no `<`.
+//!   `on...=` handler (`" onmouseover=...`), which needs no `<`;
+//! - `xss.template-expression`: a client-side template expression that
+//!   reaches the `Function` constructor (`{{constructor.constructor('…')()}}`)
+//!   or a JS template substitution that calls a script sink
+//!   (`${alert(1)}`); a plain placeholder (`{{user.name}}`, `${id}`) is not
+//!   flagged.
 
 use crate::score::{Hit, Severity};
 
 pub fn detect(value: &[u8]) -> Option<Hit> {
+    if let Some(at) = template_expression(value) {
+        return Some(hit("xss.template-expression", at));
+    }
     // Every context these rules flag needs one of these.
     if !value
         .iter()
@@ -94,6 +102,58 @@ fn event_handler(value: &[u8]) -> Option<usize> {
             }
         }
         i += 1;
+    }
+    None
+}
+
+/// Script sinks a template expression calls to run code or leak data.
+const SINKS: &[&[u8]] = &[
+    b"alert(",
+    b"prompt(",
+    b"confirm(",
+    b"eval(",
+    b"print(",
+    b"fetch(",
+    b"atob(",
+    b"settimeout(",
+    b"setinterval(",
+    b"function(",
+    b"import(",
+    b"document.",
+    b"window.",
+    b"constructor",
+];
+
+/// `{{ … }}` (AngularJS, Vue) or `${ … }` (template literals) holding a
+/// sink: the offset of the opening brace.
+fn template_expression(value: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(rel) = value.get(from..)?.iter().position(|&b| b == b'{') {
+        let open = from + rel;
+        from = open + 1;
+        let opener = match (
+            open.checked_sub(1).and_then(|p| value.get(p)),
+            value.get(open + 1),
+        ) {
+            (_, Some(b'{')) => b"}}".as_slice(),
+            (Some(b'$'), _) => b"}".as_slice(),
+            _ => continue,
+        };
+        let body_start = open + if opener.len() == 2 { 2 } else { 1 };
+        let body = value.get(body_start..).unwrap_or_default();
+        let end = body
+            .windows(opener.len())
+            .position(|w| w == opener)
+            .unwrap_or(body.len());
+        let body = &body[..end];
+        // Calls only: `{{price}}` and `${id}` are placeholders.
+        if body.contains(&b'(') || body.contains(&b'`') {
+            if SINKS.iter().any(|s| body.windows(s.len()).any(|w| w == *s)) {
+                let at = if opener.len() == 1 { open - 1 } else { open };
+                return Some(at);
+            }
+        }
+        from = body_start + end;
     }
     None
 }
