@@ -147,11 +147,11 @@ fn template_expression(value: &[u8]) -> Option<usize> {
             .unwrap_or(body.len());
         let body = &body[..end];
         // Calls only: `{{price}}` and `${id}` are placeholders.
-        if body.contains(&b'(') || body.contains(&b'`') {
-            if SINKS.iter().any(|s| body.windows(s.len()).any(|w| w == *s)) {
-                let at = if opener.len() == 1 { open - 1 } else { open };
-                return Some(at);
-            }
+        if (body.contains(&b'(') || body.contains(&b'`'))
+            && SINKS.iter().any(|s| body.windows(s.len()).any(|w| w == *s))
+        {
+            let at = if opener.len() == 1 { open - 1 } else { open };
+            return Some(at);
         }
         from = body_start + end;
     }
