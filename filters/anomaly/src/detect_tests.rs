@@ -512,6 +512,8 @@ fn cmdi_prose_stays_clean() {
         "Last login: 2024-03-01",
         "P&ID",
         "x & id",
+        "A4|copy paper",
+        "v2;find more",
     ] {
         assert!(!is_cmdi(b), "false positive: {b} -> {:?}", cmdi_rule(b));
     }

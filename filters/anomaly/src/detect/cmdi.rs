@@ -296,14 +296,31 @@ fn walk(value: &[u8], mut f: impl FnMut(usize, u8)) {
 /// Before the separator that ends at `at`: nothing, or one token without
 /// blanks that holds a non-letter.
 fn injection_prefix(v: &[u8], at: usize) -> bool {
-    let before = v[..at]
-        .iter()
-        .rposition(|&b| !is_sep(b) && b != b'$' && b != b'(')
-        .map_or(&v[..0], |p| &v[..=p]);
-    let before = before.trim_ascii();
+    let before = prefix(v, at);
     before.is_empty()
         || (!before.iter().any(u8::is_ascii_whitespace)
             && before.iter().any(|b| !b.is_ascii_alphabetic()))
+}
+
+/// Stricter than [`injection_prefix`]: the token before is shaped as the
+/// data a command receives (a host, an address, a file name, a path:
+/// `127.0.0.1`, `file.txt`), not a model number ("A4|copy paper").
+fn data_prefix(v: &[u8], at: usize) -> bool {
+    let before = prefix(v, at);
+    before.is_empty()
+        || (!before.iter().any(u8::is_ascii_whitespace)
+            && before
+                .iter()
+                .any(|b| matches!(b, b'.' | b':' | b'/' | b'@' | b'=')))
+}
+
+/// The value before the separator run that ends at `at`, trimmed.
+fn prefix(v: &[u8], at: usize) -> &[u8] {
+    v[..at]
+        .iter()
+        .rposition(|&b| !is_sep(b) && b != b'$' && b != b'(')
+        .map_or(&v[..0], |p| &v[..=p])
+        .trim_ascii()
 }
 
 fn shellish_arg(b: u8) -> bool {
@@ -551,14 +568,14 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
     // A value that opens with the separator, or whose only text before it is
     // one token with a digit or symbol (`127.0.0.1; id`, `x.txt && id`), is
     // shaped as an injection rather than prose ("dogs; cat"), so the command
-    // may stand alone there even after `& ` or `; `, or take any argument
-    // when glued to the separator (`127.0.0.1|echo pwned`; not "v2; find
-    // more in the docs").
+    // may stand alone there even after `& ` or `; `. After a token shaped as
+    // data, it may take any argument when glued to the separator
+    // (`127.0.0.1|echo pwned`; not "v2; find more" nor "A4|copy paper").
     let injected = injection_prefix(v, at);
     if ends && (glued || injected) {
         return Some(Found::Command(start));
     }
-    if injected && !spaced && j > end {
+    if !spaced && j > end && data_prefix(v, at) {
         return Some(Found::Command(start));
     }
     // A value that opens with the separator (`;echo hi`, `| cat notes`) is not
