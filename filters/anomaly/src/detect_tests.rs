@@ -513,6 +513,8 @@ fn cmdi_prose_stays_clean() {
         "P&ID",
         "x & id",
         "A4|copy paper",
+        "Rock & notes; set | echo / set",
+        "Q&A | type - any",
         "v2;find more",
     ] {
         assert!(!is_cmdi(b), "false positive: {b} -> {:?}", cmdi_rule(b));

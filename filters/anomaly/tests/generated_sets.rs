@@ -404,6 +404,120 @@ fn cmdi(r: &mut Rng) -> String {
     }
 }
 
+/// Benign values of the kinds that sit closest to the traversal and command
+/// injection rules: file names and paths (relative, home, Windows, one level
+/// up), URLs with paths, shell and git commands quoted in support text, search
+/// queries with boolean operators, short texts with `;`, `|`, `&`, `/` and
+/// command-like words. Reported apart from [`benign`], whose mix and figures
+/// stay comparable run to run.
+fn benign_paths_and_code(r: &mut Rng) -> String {
+    let word = [
+        "report", "notes", "cat", "find", "echo", "set", "sleep", "type", "more", "head", "tail",
+        "sort", "copy", "start", "ping", "photos", "invoice", "draft", "home", "config", "readme",
+        "setup", "guide", "backup", "logo", "summary", "id", "env", "time", "who", "file",
+    ];
+    let user = ["ann", "bob", "priya", "jose", "li"];
+    let ext = [
+        "md", "pdf", "png", "jpg", "docx", "csv", "txt", "json", "yaml", "tar.gz",
+    ];
+    let w = |r: &mut Rng| r.pick(&word);
+    match r.below(14) {
+        0 => format!("{}_{}.{}", w(r), r.below(100), r.pick(&ext)),
+        1 => format!("{} {} ({}).{}", w(r), w(r), 1 + r.below(9), r.pick(&ext)),
+        2 => format!(
+            "{}{}/{}/{}.{}",
+            r.pick(&["", "./", "../", "/srv/app/"]),
+            r.pick(&["docs", "src", "assets", "images"]),
+            w(r),
+            w(r),
+            r.pick(&ext)
+        ),
+        3 => format!(
+            "/home/{}/{}/{}.{}",
+            r.pick(&user),
+            r.pick(&["Documents", "projects", "Downloads", ".config/app"]),
+            w(r),
+            r.pick(&ext)
+        ),
+        4 => format!(
+            "C:\\Users\\{}\\{}\\{}.{}",
+            r.pick(&user),
+            r.pick(&["Documents", "Desktop", "AppData\\Local\\App"]),
+            w(r),
+            r.pick(&ext)
+        ),
+        5 => format!(
+            "https://{}/{}/{}/{}.{}",
+            r.pick(&[
+                "docs.example.com",
+                "github.com/org/repo/blob/main",
+                "cdn.example.net"
+            ]),
+            w(r),
+            w(r),
+            w(r),
+            r.pick(&ext)
+        ),
+        6 => format!(
+            "I ran `{} {}` and got error {}; {} {} fails too",
+            r.pick(&["npm", "git", "make", "pip", "cargo", "yarn"]),
+            r.pick(&["install", "pull", "test", "build", "status", "run dev"]),
+            r.below(600),
+            r.pick(&["and", "but", "also"]),
+            r.pick(&["git push", "make check", "npm ci"])
+        ),
+        7 => format!("{} AND ({} OR {}) NOT {}", w(r), w(r), w(r), w(r)),
+        8 => format!("title:\"{} {}\" OR tag:{}", w(r), w(r), w(r)),
+        9 => format!(
+            "{} & {}; {} | {} / {}",
+            r.pick(&["Salt", "Tom", "Rock", "Q", "R"]),
+            w(r),
+            w(r),
+            w(r),
+            w(r)
+        ),
+        10 => format!(
+            "{}: {} {}; {} {} {}",
+            r.pick(&["Note", "Todo", "Step 2", "Re"]),
+            w(r),
+            r.pick(&["the file", "my notes", "mode", "5 min", "#12"]),
+            w(r),
+            r.pick(&["more", "less", "it", "them"]),
+            r.pick(&["later", "today", "please", "soon"])
+        ),
+        11 => format!(
+            "{{\"path\": \"{}/{}.{}\", \"tags\": [\"{}\", \"{}\"]}}",
+            r.pick(&["docs", "notes", "shared"]),
+            w(r),
+            r.pick(&ext),
+            w(r),
+            w(r)
+        ),
+        12 => r
+            .pick(&[
+                "24/7",
+                "w/o",
+                "and/or",
+                "a/b testing",
+                "Ctrl+C / Cmd+C",
+                "TCP/IP",
+                "N/A",
+                "km/h",
+                "1/2 cup",
+                "50/50",
+                "I/O error",
+                "yes/no",
+            ])
+            .to_string(),
+        _ => format!(
+            "{}.{}@{}",
+            r.pick(&user),
+            w(r),
+            r.pick(&["example.com", "mail.example.org"])
+        ),
+    }
+}
+
 fn random_case(r: &mut Rng, s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -830,6 +944,43 @@ fn generated_benign_values() {
     let pct = |x: usize| 100.0 * x as f64 / requests as f64;
     println!(
         "generated benign values: {} distinct, {requests} requests (JSON field and query parameter): detected {detected} ({:.2}%), blocked {blocked} ({:.2}%)",
+        seen.len(),
+        pct(detected),
+        pct(blocked)
+    );
+}
+
+#[test]
+fn generated_benign_paths_code_and_queries() {
+    let engine = Engine::new(Config::default()).unwrap();
+    let n = count();
+    let mut r = Rng(0x7061_7468_7300_0001);
+    let mut seen = BTreeSet::new();
+    let mut tries = 0;
+    while seen.len() < n && tries < n * 50 {
+        seen.insert(benign_paths_and_code(&mut r));
+        tries += 1;
+    }
+    assert!(seen.len() >= n / 2, "only {} distinct values", seen.len());
+    let (mut requests, mut blocked, mut detected) = (0usize, 0usize, 0usize);
+    let mut listed = 0;
+    for v in &seen {
+        for place in [Place::Json, Place::Query] {
+            requests += 1;
+            let out = outcome(&engine, place, v, false);
+            let rules = rules(&out);
+            let out = out.verdict;
+            blocked += usize::from(out == Verdict::Block);
+            detected += usize::from(out != Verdict::Pass);
+            if out != Verdict::Pass && listed < shown(12) {
+                listed += 1;
+                println!("    flagged ({out:?}): {v:?} {rules:?}");
+            }
+        }
+    }
+    let pct = |x: usize| 100.0 * x as f64 / requests as f64;
+    println!(
+        "generated benign paths, file names, quoted commands and queries: {} distinct, {requests} requests (JSON field and query parameter): detected {detected} ({:.2}%), blocked {blocked} ({:.2}%)",
         seen.len(),
         pct(detected),
         pct(blocked)

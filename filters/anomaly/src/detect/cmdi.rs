@@ -548,7 +548,18 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
     }
     if j > end {
         let drive = matches!(v.get(j..j + 2), Some([d, b':']) if d.is_ascii_alphabetic());
-        if v.get(j).is_some_and(|&b| shellish_arg(b)) || drive || subcommand(word, &v[j..]) {
+        // A `/` or `-` standing alone is the prose slash or dash ("cat / dog").
+        let lone = matches!(v.get(j), Some(b'/' | b'-')) && v.get(j + 1).is_none_or(|&b| b == b' ');
+        // A word then another separator (`; id | x`) is a pipeline, unless
+        // spaced separators follow prose ("Q&A; more | info").
+        let lone = lone
+            || (matches!(v.get(j), Some(b'|' | b';' | b'&' | b'`'))
+                && spaced
+                && !injection_prefix(v, at));
+        if (v.get(j).is_some_and(|&b| shellish_arg(b)) && !lone)
+            || drive
+            || subcommand(word, &v[j..])
+        {
             return Some(Found::Command(start));
         }
     }
