@@ -130,11 +130,12 @@ def run_group(g: Group, binary: Path, ctx: Ctx, toks: tokens.Tokens, work: Path,
               seconds: int, oha_bin: str) -> tuple[list[str], list[str], dict[str, float]]:
     envs: list[tuple[configs.Config, Envoy, str | None]] = []
     files: dict[str, Path | None] = {}
-    body_files = bodies.write(work)
     body: dict[str, Path | None] = {}
     errors: list[str] = []
     upstream = None
-    if any(configs.BY_ID[cid].body for cid in g.ids):
+    with_body = any(configs.BY_ID[cid].body for cid in g.ids)
+    body_files = bodies.write(work) if with_body else {}
+    if with_body:
         # Bodies need a routed upstream (see filters.Ctx): bare Envoy, on the generator's core.
         upstream = Envoy(binary, configs.BY_ID["C0"], ctx, work, f"paired-upstream-{g.ids[0]}",
                          core=loadgen.GEN_CORE)
