@@ -3,6 +3,8 @@
 //! the facts the protocol detector reads. Building the view never fails: a
 //! body that does not parse is reported as a finding and scanned as text.
 
+use std::fmt::Write as _;
+
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::score::{Hit, Severity};
@@ -430,7 +432,8 @@ impl<'de> Visitor<'de> for JsonWalk<'_> {
         let len = self.path.len();
         let mut i = 0usize;
         loop {
-            self.path.push_str(&format!("[{i}]"));
+            // Writing to a String cannot fail.
+            let _ = write!(self.path, "[{i}]");
             let more = self.child(|walk| match walk {
                 Some(w) => seq.next_element_seed(w).map(|e| e.is_some()),
                 None => seq.next_element::<IgnoredAny>().map(|e| e.is_some()),
@@ -445,21 +448,54 @@ impl<'de> Visitor<'de> for JsonWalk<'_> {
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         let len = self.path.len();
-        while let Some(k) = map.next_key::<String>()? {
-            self.path.push('.');
-            self.path
-                .push_str(&display_name(k.as_bytes(), self.limits.max_name_bytes));
-            // Keys rarely carry payloads, but they can; scan them as their own field.
-            if needs_key_scan(&k) {
-                let name = format!("{}#key", self.path);
-                self.view
-                    .push(self.limits, name, Kind::JsonKey, k.as_bytes());
-            }
+        while map
+            .next_key_seed(JsonKey {
+                view: self.view,
+                limits: self.limits,
+                path: self.path,
+            })?
+            .is_some()
+        {
             self.child(|walk| match walk {
                 Some(w) => map.next_value_seed(w).map(|()| true),
                 None => map.next_value::<IgnoredAny>().map(|_| true),
             })?;
             self.path.truncate(len);
+        }
+        Ok(())
+    }
+}
+
+/// A JSON object key, read without a copy: appends `.<key>` to the path and
+/// pushes the key as a field when it could carry a payload.
+struct JsonKey<'a> {
+    view: &'a mut View,
+    limits: &'a Limits,
+    path: &'a mut String,
+}
+
+impl<'de> DeserializeSeed<'de> for JsonKey<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for JsonKey<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object key")
+    }
+
+    fn visit_str<E>(self, k: &str) -> Result<(), E> {
+        self.path.push('.');
+        push_display(self.path, k.as_bytes(), self.limits.max_name_bytes);
+        // Keys rarely carry payloads, but they can; scan them as their own field.
+        if needs_key_scan(k) {
+            let name = format!("{}#key", self.path);
+            self.view
+                .push(self.limits, name, Kind::JsonKey, k.as_bytes());
         }
         Ok(())
     }
