@@ -472,6 +472,8 @@ fn cmdi_word_commands_with_shell_context() {
     for a in [
         // Weak command words with an argument, once the rest is shell syntax.
         "127.0.0.1|echo pwned",
+        "1;echo abc",
+        "-1|echo abc",
         "127.0.0.1&echo pwned > /tmp/x",
         "x;echo pwned > /tmp/x",
         "x|echo $HOME",

@@ -303,11 +303,13 @@ fn injection_prefix(v: &[u8], at: usize) -> bool {
 }
 
 /// Stricter than [`injection_prefix`]: the token before is shaped as the
-/// data a command receives (a host, an address, a file name, a path:
-/// `127.0.0.1`, `file.txt`), not a model number ("A4|copy paper").
+/// data a command receives (a number, a host, an address, a file name, a
+/// path: `42`, `127.0.0.1`, `file.txt`), not a model number ("A4|copy paper").
 fn data_prefix(v: &[u8], at: usize) -> bool {
     let before = prefix(v, at);
+    let number = before.strip_prefix(b"-").unwrap_or(before);
     before.is_empty()
+        || (!number.is_empty() && number.iter().all(u8::is_ascii_digit))
         || (!before.iter().any(u8::is_ascii_whitespace)
             && before
                 .iter()
