@@ -485,6 +485,9 @@ fn cmdi_word_commands_with_shell_context() {
         // `&&` is a shell operator, unlike a lone `&`.
         "x&&id",
         "a&&/bin/id",
+        // In a run of separators and blanks, the last one glued to the word.
+        "x ; ;id",
+        "x; ; ; ;id",
         // A command named by its path in a bin directory.
         "x&/bin/id",
         // Commands whose first argument is a keyword of their own.

@@ -361,9 +361,29 @@ pub fn detect(value: &[u8]) -> Option<Hit> {
             None
         };
         let Some(sep) = sep else { continue };
-        match command_at(&v, i, sep) {
+        let after = i;
+        let mut found = command_at(&v, i, sep);
+        // Every separator in a run of this one and blanks (`;;;;`, `; ; ;`)
+        // leads to the same word: the first has the shortest prefix before it
+        // and the last the fewest blanks after it, so those two decide, and
+        // checking each would make a long run quadratic.
+        if sep != b'(' {
+            let mut last = None;
+            while let Some(&c) = v.get(i) {
+                if c == sep {
+                    last = Some(i + 1);
+                } else if c != b' ' {
+                    break;
+                }
+                i += 1;
+            }
+            if let (None | Some(Found::Unknown(_)), Some(at)) = (&found, last) {
+                found = command_at(&v, at, sep).or(found);
+            }
+        }
+        match found {
             Some(Found::Command(offset) | Found::Glob(offset)) => {
-                if sep == b'`' && code_span(&v, i) {
+                if sep == b'`' && code_span(&v, after) {
                     weak = weak.or(Some(hit(RULE_CODE_SPAN, Severity::Warning, place(offset))));
                     continue;
                 }
