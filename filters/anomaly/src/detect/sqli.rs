@@ -25,14 +25,44 @@ pub fn detect(value: &[u8], hits: &mut Vec<Hit>) {
     }
     // Two gates, each checked against libinjection in tests/robustness.rs.
     if !single_plain_token(value) && libinjection_may_flag(value) && libinjection_flags(value) {
-        hits.push(hit("sqli.libinjection", 0));
-        return;
+        if !prose_shaped(value) {
+            hits.push(hit("sqli.libinjection", 0));
+            return;
+        }
+        // Words only, led by a plain word: English with SQL words in it
+        // (`Please drop your join by Friday`) fingerprints like SQL. Such a
+        // value cannot leave a quoted string, and in an unquoted slot the
+        // shapes that do harm (`union select`, stacked statements) are
+        // `sqli.syntax`'s, below; so libinjection alone only warns.
+        hits.push(Hit {
+            rule: "sqli.libinjection",
+            severity: Severity::Warning,
+            offset: 0,
+        });
     }
     if let Some(offset) = syntax(value) {
         hits.push(hit("sqli.syntax", offset));
     } else if let Some(offset) = nosql_operator(value) {
         hits.push(hit("sqli.nosql-operator", offset));
     }
+}
+
+/// Letters, digits, spaces and sentence punctuation only (no quote,
+/// parenthesis, operator, comment or variable sigil), starting with a word
+/// libinjection reads as a plain bareword (not a number, not a keyword).
+pub fn prose_shaped(value: &[u8]) -> bool {
+    let sentence = value.iter().all(|&b| {
+        b.is_ascii_alphanumeric() || matches!(b, b' ' | b',' | b'.' | b'!' | b'?' | b':' | b'-')
+    }) && !contains(value, b"--");
+    if !sentence {
+        return false;
+    }
+    let first = value
+        .split(|&b| !b.is_ascii_alphanumeric())
+        .find(|w| !w.is_empty())
+        .unwrap_or_default();
+    first.first().is_some_and(u8::is_ascii_alphabetic)
+        && std::str::from_utf8(first).is_ok_and(|w| keywords().lookup(w) == TokenType::Bareword)
 }
 
 /// Bytes that give libinjection a token other than a word, a number, an

@@ -117,3 +117,35 @@ fn per_context_verdict_matches_libinjection_on_known_values() {
         );
     }
 }
+
+fn rules(v: &str) -> Vec<(&'static str, crate::score::Severity)> {
+    let mut hits = Vec::new();
+    detect(v.as_bytes(), &mut hits);
+    hits.iter().map(|h| (h.rule, h.severity)).collect()
+}
+
+#[test]
+fn prose_with_sql_words_only_warns() {
+    use crate::score::Severity::{Critical, Warning};
+    for v in [
+        "Please drop your join by Friday for me",
+        "blue from 1 or 2 more table",
+    ] {
+        assert!(prose_shaped(v.as_bytes()), "{v}");
+        assert_eq!(rules(v), [("sqli.libinjection", Warning)], "{v}");
+    }
+    // A number, a keyword or SQL punctuation first is no sentence.
+    for v in [
+        "1 union select null",
+        "or 1=1",
+        "x' or 1=1 --",
+        "select password from users",
+        "name -- comment",
+    ] {
+        assert!(!prose_shaped(v.as_bytes()), "{v}");
+    }
+    assert!(rules("1 union select null").contains(&("sqli.libinjection", Critical)));
+    // What does harm unquoted is still critical through the syntax rules.
+    let r = rules("name union select password from users");
+    assert!(r.contains(&("sqli.syntax", Critical)), "{r:?}");
+}
