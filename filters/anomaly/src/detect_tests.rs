@@ -487,6 +487,8 @@ fn cmdi_word_commands_with_shell_context() {
         "a&&/bin/id",
         // In a run of separators and blanks, the last one glued to the word.
         "x ; ;id",
+        "hello world; sleep 5",
+        "hello world; sleep 5 #",
         "x; ; ; ;id",
         // A command named by its path in a bin directory.
         "x&/bin/id",
@@ -518,6 +520,8 @@ fn cmdi_prose_stays_clean() {
         "P&ID",
         "x & id",
         "A4|copy paper",
+        "Run 5k; sleep 8h; eat well",
+        "Size 10; set 4 per box",
         "Rock & notes; set | echo / set",
         "Q&A | type - any",
         "v2;find more",

@@ -578,6 +578,22 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
             || (matches!(v.get(j), Some(b'|' | b';' | b'&' | b'`'))
                 && spaced
                 && !injection_prefix(v, at));
+        // After a spaced separator in prose, a number is an argument only
+        // when it is the whole argument list (`; sleep 5`, not "Run 5k;
+        // sleep 8h; eat well" or "Size 10; set 4 per box").
+        let lone = lone
+            || (v.get(j).is_some_and(u8::is_ascii_digit)
+                && spaced
+                && !injection_prefix(v, at)
+                && {
+                    let digits = v[j..].iter().take_while(|b| b.is_ascii_digit()).count();
+                    let mut k = j + digits;
+                    while v.get(k) == Some(&b' ') {
+                        k += 1;
+                    }
+                    !v.get(k)
+                        .is_none_or(|&b| is_sep(b) || b == b')' || b == b'#')
+                });
         if (v.get(j).is_some_and(|&b| shellish_arg(b)) && !lone)
             || drive
             || subcommand(word, &v[j..])
