@@ -63,7 +63,8 @@ fn applicable(kind: Kind) -> DetectorSet {
         Kind::Path => DetectorSet::default()
             .with(Detector::Traversal)
             .with(Detector::Xss)
-            .with(Detector::Sqli),
+            .with(Detector::Sqli)
+            .with(Detector::Cmdi),
         Kind::Header => injection,
         Kind::ParamName | Kind::JsonKey | Kind::FileName => injection,
         Kind::ParamValue | Kind::Cookie | Kind::JsonValue | Kind::RawBody | Kind::XmlValue => {

@@ -478,3 +478,33 @@ fn json_duplicate_keys_nesting_depth_and_malformed() {
     let view = View::build(&i, Limits::default());
     assert_eq!(view.anomalies[0].hit.rule, "protocol.malformed-json");
 }
+
+#[test]
+fn command_injection_in_a_path_segment_is_blocked_and_routes_are_not() {
+    let e = engine("{}");
+    let get = |p: &'static str| Input {
+        method: b"GET",
+        path: p.as_bytes(),
+        headers: &[],
+        body: None,
+        body_truncated: false,
+    };
+    for p in [
+        "/api/ping/127.0.0.1;id",
+        "/api/x/$(id)",
+        "/cgi-bin/t.sh;uname%20-a",
+    ] {
+        assert_eq!(e.evaluate(&get(p)).verdict, Verdict::Block, "{p}");
+    }
+    for p in [
+        "/api/cat/list",
+        "/whoami",
+        "/bin/list",
+        "/api/v1/exec/status",
+        "/shop;jsessionid=ABC123",
+        "/wiki/Cat_(Unix)",
+        "/files/report;v=2.pdf",
+    ] {
+        assert_eq!(e.evaluate(&get(p)).verdict, Verdict::Pass, "{p}");
+    }
+}
