@@ -61,12 +61,7 @@ fn needs_js_escapes(input: &[u8]) -> bool {
 }
 
 fn hex(b: u8) -> Option<u32> {
-    match b {
-        b'0'..=b'9' => Some(u32::from(b - b'0')),
-        b'a'..=b'f' => Some(u32::from(b - b'a' + 10)),
-        b'A'..=b'F' => Some(u32::from(b - b'A' + 10)),
-        _ => None,
-    }
+    meshward_shared::facts::path::hex_digit(b).map(u32::from)
 }
 
 /// `n` hex digits at `s[at..]`, or None.

@@ -135,7 +135,8 @@ fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-fn hex(b: u8) -> Option<u8> {
+/// The value of an ASCII hex digit.
+pub fn hex_digit(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
@@ -155,8 +156,8 @@ fn decode(bytes: &[u8]) -> Result<String, PathError> {
             continue;
         }
         let (Some(h), Some(l)) = (
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
+            bytes.get(i + 1).copied().and_then(hex_digit),
+            bytes.get(i + 2).copied().and_then(hex_digit),
         ) else {
             return Err(PathError::BadEscape);
         };

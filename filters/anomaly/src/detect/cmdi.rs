@@ -223,15 +223,7 @@ fn shell_view(value: &[u8]) -> Vec<u8> {
 
 /// The offset in `value` of byte `index` of its shell view.
 fn value_offset(value: &[u8], index: usize) -> usize {
-    let mut n = 0;
-    let mut found = 0;
-    walk(value, |at, _| {
-        if n == index {
-            found = at;
-        }
-        n += 1;
-    });
-    found
+    super::offset_of(index, |f| walk(value, f))
 }
 
 /// Calls `f(offset in value, byte)` for each byte of the shell view.

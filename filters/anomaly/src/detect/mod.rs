@@ -8,3 +8,17 @@ pub mod sqli;
 pub mod ssrf;
 pub mod traversal;
 pub mod xss;
+
+/// Where byte `index` of a decoded view came from: `walk` calls its
+/// argument with (offset in the value, byte) for each byte of the view.
+fn offset_of(index: usize, walk: impl FnOnce(&mut dyn FnMut(usize, u8))) -> usize {
+    let mut n = 0;
+    let mut found = 0;
+    walk(&mut |at, _| {
+        if n == index {
+            found = at;
+        }
+        n += 1;
+    });
+    found
+}

@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 
 use aho_corasick::{AhoCorasick, MatchKind};
+use meshward_shared::facts::path::hex_digit;
 
 use crate::score::{Hit, Severity};
 
@@ -359,15 +360,7 @@ fn view(value: &[u8]) -> Cow<'_, [u8]> {
 
 /// The offset in `value` of byte `index` of its view.
 fn value_offset(value: &[u8], index: usize) -> usize {
-    let mut n = 0;
-    let mut found = 0;
-    walk(value, |at, _| {
-        if n == index {
-            found = at;
-        }
-        n += 1;
-    });
-    found
+    super::offset_of(index, |f| walk(value, f))
 }
 
 /// Calls `f(offset in value, byte)` for each byte of the view.
@@ -450,7 +443,7 @@ fn raw_unit(v: &[u8], i: usize) -> Option<(u8, usize)> {
     if b != b'%' {
         return Some((b, 1));
     }
-    let pair = |at: usize| Some(hex(*v.get(at)?)? << 4 | hex(*v.get(at + 1)?)?);
+    let pair = |at: usize| Some(hex_digit(*v.get(at)?)? << 4 | hex_digit(*v.get(at + 1)?)?);
     let mut at = i + 1;
     let mut out = None;
     while let Some(c) = pair(at) {
@@ -464,13 +457,4 @@ fn raw_unit(v: &[u8], i: usize) -> Option<(u8, usize)> {
         Some(c) => (c, at - i),
         None => (b'%', 1),
     })
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
