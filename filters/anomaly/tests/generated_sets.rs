@@ -925,12 +925,18 @@ fn generated_benign_values() {
         "only {} distinct benign values",
         seen.len()
     );
+    report_benign(&engine, &seen, "generated benign values");
+}
+
+/// Sends each value as a JSON string field and as a query parameter and
+/// prints how many requests were detected and blocked, listing a few.
+fn report_benign(engine: &Engine, seen: &BTreeSet<String>, what: &str) {
     let (mut requests, mut blocked, mut detected) = (0usize, 0usize, 0usize);
     let mut listed = 0;
-    for v in &seen {
+    for v in seen {
         for place in [Place::Json, Place::Query] {
             requests += 1;
-            let out = outcome(&engine, place, v, false);
+            let out = outcome(engine, place, v, false);
             let rules = rules(&out);
             let out = out.verdict;
             blocked += usize::from(out == Verdict::Block);
@@ -943,7 +949,7 @@ fn generated_benign_values() {
     }
     let pct = |x: usize| 100.0 * x as f64 / requests as f64;
     println!(
-        "generated benign values: {} distinct, {requests} requests (JSON field and query parameter): detected {detected} ({:.2}%), blocked {blocked} ({:.2}%)",
+        "{what}: {} distinct, {requests} requests (JSON field and query parameter): detected {detected} ({:.2}%), blocked {blocked} ({:.2}%)",
         seen.len(),
         pct(detected),
         pct(blocked)
@@ -962,27 +968,9 @@ fn generated_benign_paths_code_and_queries() {
         tries += 1;
     }
     assert!(seen.len() >= n / 2, "only {} distinct values", seen.len());
-    let (mut requests, mut blocked, mut detected) = (0usize, 0usize, 0usize);
-    let mut listed = 0;
-    for v in &seen {
-        for place in [Place::Json, Place::Query] {
-            requests += 1;
-            let out = outcome(&engine, place, v, false);
-            let rules = rules(&out);
-            let out = out.verdict;
-            blocked += usize::from(out == Verdict::Block);
-            detected += usize::from(out != Verdict::Pass);
-            if out != Verdict::Pass && listed < shown(12) {
-                listed += 1;
-                println!("    flagged ({out:?}): {v:?} {rules:?}");
-            }
-        }
-    }
-    let pct = |x: usize| 100.0 * x as f64 / requests as f64;
-    println!(
-        "generated benign paths, file names, quoted commands and queries: {} distinct, {requests} requests (JSON field and query parameter): detected {detected} ({:.2}%), blocked {blocked} ({:.2}%)",
-        seen.len(),
-        pct(detected),
-        pct(blocked)
+    report_benign(
+        &engine,
+        &seen,
+        "generated benign paths, file names, quoted commands and queries",
     );
 }
