@@ -143,6 +143,19 @@ def test_a_body_over_the_cap_is_scanned_up_to_the_cap(procs):
     _no_body_reached(echo)
 
 
+def test_a_json_body_of_exactly_the_cap_is_parsed(procs):
+    """A body of exactly max_body_bytes is whole, not cut: it is parsed as JSON (the finding
+    names the JSON field), not scanned as raw text as a truncated body would be."""
+    e, _ = _serve(procs, {"max_body_bytes": 1024})
+    head = json.dumps({"q": SQLI_VALUE, "pad": ""})
+    body = json.dumps({"q": SQLI_VALUE, "pad": "z" * (1024 - len(head))}).encode()
+    assert len(body) == 1024
+    r = e.request("/submit", method="POST", data=body, headers={"content-type": "application/json"},
+                  timeout=TIMEOUT)
+    assert r.status_code == 403, r.text
+    assert "body.$.q" in [f["field"] for f in r.json()["findings"]], r.text
+
+
 def test_malformed_json_is_reported_not_fatal(procs):
     e, echo = _serve(procs, {"tag_threshold": 3})
     body = b'{"name": "ann", "note": '

@@ -316,7 +316,9 @@ impl Pending {
     }
 
     /// A body chunk arrived; `size` is everything buffered so far. Decides
-    /// at the end of the body or at the cap, whichever comes first.
+    /// at the end of the body or past the cap, whichever comes first. A body
+    /// of exactly the cap is waited on: Envoy may say end of stream with a
+    /// later, empty chunk, and the body is then whole, not cut.
     pub fn on_body<H: Host + ?Sized>(
         &mut self,
         rt: &Runtime,
@@ -325,7 +327,7 @@ impl Pending {
         end_of_stream: bool,
     ) -> BodyStep {
         self.seen = size;
-        if end_of_stream || size >= rt.config().max_body_bytes {
+        if end_of_stream || size > rt.config().max_body_bytes {
             BodyStep::Decided(self.finish(rt, host, !end_of_stream))
         } else {
             BodyStep::Wait
