@@ -465,6 +465,21 @@ fn cmdi_shell_reading_tricks() {
     for b in ["a/b?c", "/???/???", "what?; why?", "see /docs/*.md"] {
         assert!(!is_cmdi(b), "false positive: {b}");
     }
+    // `+` for a space (form encoding) before a wildcard path: still read.
+    assert!(cmdi_rule("cat+/et*/*wd").is_some());
+    // Relative masks whose last segment is a command name.
+    for b in ["docs/*/id", "x/*/sort", "api/*/ls"] {
+        assert!(!is_cmdi(b), "false positive: {b} -> {:?}", cmdi_rule(b));
+    }
+}
+
+#[test]
+fn traversal_a_leading_dot_slash_stays_relative() {
+    // `./etc/x` is `etc/x` below the working directory, not `/etc/x`.
+    for b in ["./etc/timezone", "././etc/x", "./windows/setup.md"] {
+        assert!(!trav_blocks(b), "false positive: {b} -> {:?}", trav(b));
+    }
+    assert!(trav_blocks("./../../../etc/passwd"));
 }
 
 #[test]

@@ -494,6 +494,12 @@ fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
     // `/???/??t` is `/bin/cat`, `/usr/bin/wh?ami` is `whoami`.
     if word.contains(&b'/') && word.iter().any(|&b| b == b'?' || b == b'*') {
         let last = word.rsplit(|&b| b == b'/').next().unwrap_or(word);
+        // Only an absolute path names a command (`docs/*/id` does not); `+`
+        // is a space where form encoding applies (`cat+/et*/*wd`).
+        let path = word.rsplit(|&b| b == b'+').next().unwrap_or(word);
+        if path.first() != Some(&b'/') {
+            return None;
+        }
         // Bounds the backtracking of `*`.
         if last.len() > 24 || last.iter().filter(|&&b| b == b'*').count() > 3 {
             return None;

@@ -369,11 +369,8 @@ fn walk(value: &[u8], mut f: impl FnMut(usize, u8)) {
     let mut after_slash = false;
     let mut after_colon = false;
     // A leading `./` is the same directory.
-    while let (Some((b'.', n)), Some((b'/', _))) = (unit(value, i), unit(value, i + 1)) {
-        if n != 1 {
-            break;
-        }
-        i += 1;
+    while let (Some((b'.', 1)), Some((b'/', m))) = (unit(value, i), unit(value, i + 1)) {
+        i += 1 + m;
     }
     while let Some((b, n)) = unit(value, i) {
         if b == b'/' {
