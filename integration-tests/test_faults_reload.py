@@ -138,7 +138,9 @@ def test_listener_update_under_load_loses_no_request(procs, keys, drain):
         # (DC, downstream_local_disconnect(filter_chain_is_being_removed)). Only then.
         assert all("keep-alive" in st for _, st, _ in errors), detail
         assert all(any(0.7 <= t + d - marks[v] <= 2.0 for v in ("v2", "v4")) for t, _, d in errors), detail
-        assert len(aborted) == len(errors), detail
+        # Each abort Envoy logs is a client error; a keep-alive reuse that races the close can
+        # also fail before Envoy has read a request (no log line), so errors may outnumber aborts.
+        assert len(aborted) <= len(errors), detail
         assert all("filter_chain_is_being_removed" in r.get("details", "") for r in aborted), detail
         assert len(errors) <= 2, detail  # one keep-alive connection, two listener changes
     log = [x for x in log if isinstance(x[1], int)]
