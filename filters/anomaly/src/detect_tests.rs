@@ -372,6 +372,26 @@ fn cmdi_weaker_shapes_are_warnings() {
 }
 
 #[test]
+fn cmdi_long_separator_runs_still_reach_the_command() {
+    // The run after each separator is walked once and remembered; every
+    // separator inside it must still lead to the word that ends it.
+    let runs = [";(".repeat(200), "; ( {".repeat(100), "|(".repeat(150)];
+    for run in &runs {
+        let v = format!("{run}id");
+        assert_eq!(
+            cmdi_rule(&v),
+            Some(("cmdi.command-after-separator", Severity::Critical)),
+            "{v}"
+        );
+        let hit = cmdi::detect(&norm(&v)).expect("hit");
+        assert_eq!(&norm(&v)[hit.offset..], b"id");
+        assert_eq!(cmdi_rule(&format!("{run}idea")), None);
+    }
+    // Alternating separators: `{` does not skip `;`, so each run is its own.
+    assert!(is_cmdi(&format!("{}cat /etc/hosts", ";{".repeat(100))));
+}
+
+#[test]
 fn cmdi_offset_points_into_the_value() {
     let v = norm("abc;'i'd");
     let hit = cmdi::detect(&v).expect("hit");
@@ -653,6 +673,15 @@ fn trigger_words_are_sorted_lowercase_and_gate_keywords() {
     let words = sqli::trigger_words();
     assert!(words.windows(2).all(|w| w[0] < w[1]));
     assert!(words.iter().all(|w| !w.iter().any(u8::is_ascii_uppercase)));
+    // Each word alone, in either case, opens the gate (the hash set holds all).
+    for w in words {
+        assert!(
+            sqli::libinjection_may_flag(w),
+            "{}",
+            String::from_utf8_lossy(w)
+        );
+        assert!(sqli::libinjection_may_flag(&w.to_ascii_uppercase()));
+    }
     for v in [
         "1 union select 2",
         "1 OR 1",

@@ -113,7 +113,10 @@ fn per_request_time() {
         Some(prose.as_bytes()),
     );
     let mut worst: f64 = 0.0;
-    for unit in ["<a ", "&#x", "%25u", "'or ", "/*", "a'b ", "1;x|", "\\u00"] {
+    for unit in [
+        "<a ", "&#x", "%25u", "'or ", "/*", "a'b ", "1;x|", "\\u00", ";(", "|id ", "a|b", "#",
+        "-- ", "../", "${", "`", "&&", "$(", "<!--", "%",
+    ] {
         let v = unit.repeat(16384 / unit.len());
         let body = serde_json::to_string(&serde_json::json!({ "v": v })).unwrap();
         let t = time(

@@ -36,6 +36,7 @@ run('GET, 8 headers, no body', '', 5000);
 run('1 KiB JSON order', JSON.stringify(order), 2000);
 run('1 KiB JSON with sqli', JSON.stringify({ q: "1' or '1'='1", pad: 'x'.repeat(1000) }), 2000);
 run('16 KiB JSON prose field', JSON.stringify({ v: prose.repeat(Math.floor(16384 / prose.length)) }), 100);
-for (const unit of ['<a ', '&#x', '%25u', "'or ", '/*', "a'b ", '1;x|', '\\u00']) {
+for (const unit of ['<a ', '&#x', '%25u', "'or ", '/*', "a'b ", '1;x|', '\\u00', ';(', '|id ', 'a|b', '#', '-- ',
+  '../', '${', '`', '&&', '$(', '<!--', '%']) {
   run(`16 KiB crafted ${JSON.stringify(unit)}`, JSON.stringify({ v: unit.repeat(Math.floor(16384 / unit.length)) }), 5);
 }

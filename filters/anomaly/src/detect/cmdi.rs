@@ -340,6 +340,7 @@ pub fn detect(value: &[u8]) -> Option<Hit> {
     let v = shell_view(value);
     let place = |i: usize| value_offset(value, i);
     let mut weak: Option<Hit> = None;
+    let mut skips = Skips::default();
     let mut i = 0;
     while let Some(&b) = v.get(i) {
         let sep = if b == b'$' && v.get(i + 1) == Some(&b'(') {
@@ -354,7 +355,7 @@ pub fn detect(value: &[u8]) -> Option<Hit> {
         };
         let Some(sep) = sep else { continue };
         let after = i;
-        let mut found = command_at(&v, i, sep);
+        let mut found = command_at(&v, i, sep, &mut skips);
         // Every separator in a run of this one and blanks (`;;;;`, `; ; ;`)
         // leads to the same word: the first has the shortest prefix before it
         // and the last the fewest blanks after it, so those two decide, and
@@ -370,7 +371,7 @@ pub fn detect(value: &[u8]) -> Option<Hit> {
                 i += 1;
             }
             if let (None | Some(Found::Unknown(_)), Some(at)) = (&found, last) {
-                found = command_at(&v, at, sep).or(found);
+                found = command_at(&v, at, sep, &mut skips).or(found);
             }
         }
         match found {
@@ -388,7 +389,7 @@ pub fn detect(value: &[u8]) -> Option<Hit> {
         }
     }
     if weak.is_none() {
-        match command_at(&v, 0, 0) {
+        match command_at(&v, 0, 0, &mut Skips::default()) {
             Some(Found::Command(offset)) => {
                 weak = Some(hit(RULE_LINE, Severity::Warning, place(offset)));
             }
@@ -450,19 +451,48 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Where the blanks, grouping and repeats of a separator after it end,
+/// remembered per separator: separators are visited left to right, so a
+/// long run (`;(;(;(`) is walked once rather than once per separator in it.
+#[derive(Default)]
+struct Skips([(usize, usize); 9]);
+
+impl Skips {
+    fn skip(&mut self, v: &[u8], at: usize, sep: u8) -> usize {
+        let slot = match sep {
+            b';' => 0,
+            b'|' => 1,
+            b'&' => 2,
+            b'`' => 3,
+            b'\n' => 4,
+            b'\r' => 5,
+            b'{' => 6,
+            b'(' => 7,
+            _ => 8,
+        };
+        let (from, to) = self.0[slot];
+        if from <= at && at < to {
+            return to;
+        }
+        let mut i = at;
+        while let Some(&b) = v.get(i) {
+            if b == b' ' || b == b'(' || b == b'{' || b == sep {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        self.0[slot] = (at, i);
+        i
+    }
+}
+
 /// Is there a command word starting at (or after blanks from) `at`? `sep` is
 /// the separator before it, 0 at the start of the value (where only a command
 /// with a shell-like argument counts), `{` for brace expansion (`{cat,/etc}`).
-fn command_at(v: &[u8], at: usize, sep: u8) -> Option<Found> {
-    let mut i = at;
+fn command_at(v: &[u8], at: usize, sep: u8, skips: &mut Skips) -> Option<Found> {
     // `&&`, `||`, `;;` and blanks or grouping before the command.
-    while let Some(&b) = v.get(i) {
-        if b == b' ' || b == b'(' || b == b'{' || b == sep {
-            i += 1;
-        } else {
-            break;
-        }
-    }
+    let i = skips.skip(v, at, sep);
     // `&&` and `||` are shell operators; prose has a lone `&` ("Tom & Jerry").
     let run = v[at..].iter().take_while(|&&b| b == sep).count();
     let doubled = sep != 0 && run > 0;

@@ -7,6 +7,7 @@ pub mod protocol;
 pub mod sqli;
 pub mod ssrf;
 pub mod traversal;
+mod words;
 pub mod xss;
 
 /// Where byte `index` of a decoded view came from: `walk` calls its

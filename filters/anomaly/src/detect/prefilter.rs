@@ -3,6 +3,7 @@
 //! `2026`) are made only of bytes that carry no injection syntax.
 
 use crate::detect::sqli;
+use crate::detect::words::WordSet;
 
 /// Letters, digits, space and `,`: none of them is syntax for SQL strings,
 /// comments or statements, HTML, URLs, paths, file names or shells, and no
@@ -39,12 +40,12 @@ pub fn inert(raw: &[u8]) -> bool {
     !sqli::libinjection_may_flag(raw)
         && !raw
             .split(|&b| !b.is_ascii_alphanumeric())
-            .any(|w| EXTRA_WORDS.iter().any(|x| w.eq_ignore_ascii_case(x)))
+            .any(|w| EXTRA.contains(w))
 }
 
 /// Words `sqli.syntax` reads that are not among libinjection's trigger words
 /// (operators and functions there).
-const EXTRA_WORDS: &[&[u8]] = &[
+static EXTRA: WordSet<64> = WordSet::new(&[
     b"div",
     b"like",
     b"glob",
@@ -63,4 +64,4 @@ const EXTRA_WORDS: &[&[u8]] = &[
     b"any",
     b"isnull",
     b"notnull",
-];
+]);

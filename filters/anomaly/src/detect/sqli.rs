@@ -16,6 +16,7 @@ use libinjectionrs::sqli::sqli_data::{self, SQL_KEYWORDS};
 use libinjectionrs::sqli::{SqliTokenizer, Token, TokenType};
 use libinjectionrs::{SqliFlags, SqliState};
 
+use super::words::WordSet;
 use crate::score::{Hit, Severity};
 
 pub fn detect(value: &[u8], hits: &mut Vec<Hit>) {
@@ -469,6 +470,8 @@ const fn trigger_shapes() -> [u32; 256] {
 }
 static TRIGGER_SHAPES: [u32; 256] = trigger_shapes();
 
+static TRIGGER_SET: WordSet<1024> = WordSet::new(TRIGGER_WORDS);
+
 fn trigger_word(w: &[u8]) -> bool {
     let Some(&first) = w.first() else {
         return false;
@@ -476,14 +479,8 @@ fn trigger_word(w: &[u8]) -> bool {
     if w.len() >= 32 || TRIGGER_SHAPES[usize::from(first)] & (1u32 << w.len()) == 0 {
         return false;
     }
-    // libinjection matches keywords in any case; the longest has 29 bytes.
-    let mut buf = [0u8; 32];
-    let Some(low) = buf.get_mut(..w.len()) else {
-        return false;
-    };
-    low.copy_from_slice(w);
-    low.make_ascii_lowercase();
-    TRIGGER_WORDS.binary_search(&&*low).is_ok()
+    // libinjection matches keywords in any case.
+    TRIGGER_SET.contains(w)
 }
 
 /// For the unit test that the table stays sorted (binary search needs it).
@@ -783,6 +780,9 @@ const MAX_TOKENS: usize = 512;
 fn tokenize(s: &[u8]) -> Vec<(usize, Tok<'_>)> {
     let mut out = Vec::new();
     let mut i = 0;
+    // End of the current line, found once per line: rescanning it at every
+    // `#` or `--` would be quadratic in a value made of them.
+    let mut eol = 0;
     while let Some(&b) = s.get(i) {
         if out.len() >= MAX_TOKENS {
             break;
@@ -801,21 +801,20 @@ fn tokenize(s: &[u8]) -> Vec<(usize, Tok<'_>)> {
         } else if (b == b'-' && s.get(i + 1) == Some(&b'-')) || b == b'#' {
             // Prose uses `--` as a dash; a comment that cuts a query is at
             // (or near) the end of the line.
-            let line_end = s[i..]
-                .iter()
-                .position(|&c| c == b'\n')
-                .map_or(s.len(), |p| i + p);
-            if line_end - i > 16 {
+            if eol <= i {
+                eol = s[i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(s.len(), |p| i + p);
+            }
+            if eol - i > 16 {
                 i += 1;
                 out.push((start, Tok::Op(b)));
                 continue;
             }
             out.push((start, Tok::Comment));
             // A comment ends at a newline; what follows is a new line of SQL.
-            i = s[i..]
-                .iter()
-                .position(|&c| c == b'\n')
-                .map_or(s.len(), |p| i + p);
+            i = eol;
         } else if b.is_ascii_digit() {
             while s
                 .get(i)
