@@ -94,6 +94,13 @@ fn time(engine: &Engine, name: &str, method: &[u8], path: &[u8], body: Option<&[
 #[ignore = "timing; run in release with --ignored"]
 fn per_request_time() {
     let engine = Engine::new(Config::parse(b"{}").unwrap()).unwrap();
+    // The benchmark's bodies (bench/harness/bodies.py write DIR), as the V8
+    // bench's BENCH_BODIES.
+    let files = std::env::var("BENCH_BODIES").unwrap_or_default();
+    for f in files.split(',').filter(|f| !f.is_empty()) {
+        let body = std::fs::read(f).unwrap();
+        time(&engine, f, b"POST", b"/api/v1/orders", Some(&body));
+    }
     let get = b"/api/v1/orders?id=123&sort=desc";
     time(&engine, "GET, 8 headers, no body", b"GET", get, None);
     let order = order_json();
