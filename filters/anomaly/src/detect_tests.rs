@@ -387,6 +387,11 @@ fn cmdi_long_separator_runs_still_reach_the_command() {
         assert_eq!(&norm(&v)[hit.offset..], b"id");
         assert_eq!(cmdi_rule(&format!("{run}idea")), None);
     }
+    // A doubled separator at the end of a spaced run: `&&id` is a command
+    // even after a lone `&` of prose.
+    assert!(is_cmdi("Tom & &&id"));
+    assert!(is_cmdi("a | ||id"));
+    assert!(!is_cmdi("Tom & &Jerry"));
     // Alternating separators: `{` does not skip `;`, so each run is its own.
     assert!(is_cmdi(&format!("{}cat /etc/hosts", ";{".repeat(100))));
 }

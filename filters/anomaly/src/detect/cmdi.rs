@@ -495,7 +495,9 @@ fn command_at(v: &[u8], at: usize, sep: u8, skips: &mut Skips) -> Option<Found> 
     let i = skips.skip(v, at, sep);
     // `&&` and `||` are shell operators; prose has a lone `&` ("Tom & Jerry").
     let run = v[at..].iter().take_while(|&&b| b == sep).count();
-    let doubled = sep != 0 && run > 0;
+    // The run may also lie behind `at`: the last separator of a run is
+    // checked on its own (`Tom & &&id`).
+    let doubled = sep != 0 && (run > 0 || (at >= 2 && v[at - 2] == sep));
     let spaced = i > at && v.get(at + run) == Some(&b' ');
     let start = i;
     // A word, possibly a path: `/usr/bin/id` is the command `id`.
