@@ -917,6 +917,11 @@ fn syntax(value: &[u8]) -> Option<usize> {
         .collect();
     let quotes = raw.iter().filter(|(_, t)| *t == Tok::Quote).count();
     let cut = quotes % 2 == 1 || raw.iter().any(|(_, t)| *t == Tok::Comment);
+    if let Some(&(at, Tok::Word(w))) = toks.first() {
+        if opens_condition(w, &toks[1..], cut) {
+            return Some(at);
+        }
+    }
     for (n, &(at, t)) in toks.iter().enumerate() {
         let next = toks.get(n + 1);
         match t {
@@ -982,6 +987,41 @@ fn breakout(toks: &[(usize, Tok<'_>)], n: usize, cut: bool) -> bool {
         Tok::Word(w) if STATEMENT.contains(&w) && k > 0 => !after.is_empty(),
         Tok::Word(w) => clause(w, after, cut),
         Tok::Comment => matches!(toks[n].1, Tok::Quote) && n > 0,
+        _ => false,
+    }
+}
+
+/// A value that opens with the tail of a condition, as appended to a number
+/// in the query (`id=1` and ` AND 2>1--`): a boolean operator, then a
+/// comparison of a value (`2>1`, `'x'<>'y'`, `3 between 1 and 5`) or, with the
+/// query cut, a truth value (`and not false#`); or `PROCEDURE ANALYSE` and
+/// `WAITFOR DELAY`, which only SQL says. Stricter than after a quote: a
+/// statement word or `sleep` does not count ("and delete", "or sleep in").
+fn opens_condition(w: &[u8], after: &[(usize, Tok<'_>)], cut: bool) -> bool {
+    let next = after.first().map(|(_, t)| *t);
+    match w {
+        // Not `div` or `not`: `div[data-x="y"]` is CSS.
+        b"or" | b"and" | b"xor" => {
+            let after = match after.first() {
+                Some((_, Tok::Word(b"not"))) => &after[1..],
+                _ => after,
+            };
+            let window = &after[..after.len().min(4)];
+            let compared = matches!(
+                window.first(),
+                Some((_, Tok::Num | Tok::Quote | Tok::Word(_)))
+            ) && window.iter().skip(1).any(|&(_, t)| match t {
+                Tok::Op(b'=' | b'<' | b'>' | b'!') => true,
+                Tok::Word(w) => COMPARE.contains(&w),
+                _ => false,
+            });
+            // `true`/`false` ending the statement (`;` and a comment may follow).
+            let truth = matches!(after, [(_, Tok::Word(b"true" | b"false")), rest @ ..]
+                if rest.iter().all(|(_, t)| matches!(t, Tok::Op(b';') | Tok::Comment)));
+            (cut && truth) || compared
+        }
+        b"procedure" => next == Some(Tok::Word(b"analyse")),
+        b"waitfor" => matches!(next, Some(Tok::Word(b"delay" | b"time"))),
         _ => false,
     }
 }

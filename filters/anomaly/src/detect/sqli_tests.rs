@@ -149,3 +149,33 @@ fn prose_with_sql_words_only_warns() {
     let r = rules("name union select password from users");
     assert!(r.contains(&("sqli.syntax", Critical)), "{r:?}");
 }
+
+#[test]
+fn a_value_opening_with_a_condition_tail_is_syntax() {
+    // Values are normalised (lower case, blanks) before the rules run.
+    for v in [
+        " and 2>1/*",
+        "\tand\t2>1--",
+        "  xor  'x'<>'y'",
+        " or 3 between 1 and 5-- -",
+        " and not false#",
+        " and not false;--",
+        "procedure analyse()",
+        "waitfor delay '0:0:5'",
+    ] {
+        assert!(syntax(v.as_bytes()).is_some(), "{v}");
+    }
+    for v in [
+        "and delete",
+        "or sleep in",
+        "and 3 more",
+        "or maybe not",
+        "and not false",
+        "div[data-value=\"test\"]",
+        "not = equal",
+        "procedure manual",
+        "and select the",
+    ] {
+        assert_eq!(syntax(v.as_bytes()), None, "{v}");
+    }
+}
