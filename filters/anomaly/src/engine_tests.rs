@@ -508,3 +508,85 @@ fn command_injection_in_a_path_segment_is_blocked_and_routes_are_not() {
         assert_eq!(e.evaluate(&get(p)).verdict, Verdict::Pass, "{p}");
     }
 }
+
+#[test]
+fn json_documents_inside_values_are_read_as_json() {
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"application/json")];
+    let body =
+        r#"{"meta":"{\"tags\":[\"or\",\"update\"]}","note":"{not json}","list":" [1, \"a b\"] "}"#;
+    let i = input(
+        "/x?filter=%7B%22q%22%3A%22a+b%22%7D&raw=%7Bx",
+        h,
+        Some(body),
+    );
+    let got: Vec<(String, String)> = fields(&i)
+        .into_iter()
+        .filter(|f| f.0 != "path" && !f.0.contains("-name["))
+        .map(|f| (f.0, f.2))
+        .collect();
+    let want = [
+        ("query.filter.q", "a b"),
+        ("query.raw", "%7Bx"),
+        ("body.$.meta.tags[0]", "or"),
+        ("body.$.meta.tags[1]", "update"),
+        ("body.$.note", "{not json}"),
+        ("body.$.list[1]", "a b"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(got, want);
+
+    // Read as one value, the document's quotes look like string breakouts;
+    // read as JSON, its words are words. A payload in a leaf is still seen.
+    let e = engine("{}");
+    let clean = e.evaluate(&input("/", h, Some(body)));
+    assert_eq!(clean.verdict, Verdict::Pass, "{:?}", clean.score.findings);
+    let attack = r#"{"meta":"{\"q\":\"1' or '1'='1\"}"}"#;
+    let out = e.evaluate(&input("/", h, Some(attack)));
+    assert_eq!(out.verdict, Verdict::Block);
+    assert!(out
+        .score
+        .findings
+        .iter()
+        .all(|f| f.field == "body.$.meta.q"));
+    let out = e.evaluate(&input(
+        "/x?f=%7B%22q%22%3A%22%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%7D",
+        &[],
+        None,
+    ));
+    assert_eq!(out.verdict, Verdict::Block);
+    assert!(out.score.findings.iter().any(|f| f.field == "query.f.q"));
+}
+
+#[test]
+fn json_inside_strings_counts_toward_the_depth_cap() {
+    // Each level is a string holding an array: ["[\"[\\\"...\\\"]\"]"].
+    let mut v = serde_json::Value::String("' or 1=1 --".into());
+    for _ in 0..10 {
+        v = serde_json::Value::String(serde_json::json!([v]).to_string());
+    }
+    let body = serde_json::json!({ "a": v }).to_string();
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"application/json")];
+    let i = input("/", h, Some(&body));
+    let limits = Limits {
+        max_json_depth: 4,
+        ..Limits::default()
+    };
+    let body_fields = |limits| {
+        View::build(&i, limits)
+            .fields
+            .into_iter()
+            .filter(|f| f.name != "path")
+            .collect::<Vec<_>>()
+    };
+    // Walked down to the cap; the string there is kept whole as a value.
+    let capped = body_fields(limits);
+    assert_eq!(capped.len(), 1);
+    assert_eq!(capped[0].name, "body.$.a[0][0][0]");
+    assert!(capped[0].raw.starts_with(b"[\""));
+    let all = body_fields(Limits::default());
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].raw, b"' or 1=1 --");
+}

@@ -207,6 +207,68 @@ impl View {
         self.sources.push(self.source);
     }
 
+    /// A value that may hold a JSON document of its own (a JSON string leaf,
+    /// a query or form parameter: `filter={"status":["open","late"]}`). A
+    /// document's keys and string leaves are the fields, as in a JSON body:
+    /// its quotes and brackets are JSON's syntax, and read whole as one
+    /// value they look like SQL string breakouts (`{"tags":["or","update"]}`).
+    /// Anything else, or a document that does not parse, is one field.
+    /// `depth` counts the JSON levels around the value.
+    fn value(&mut self, limits: &Limits, name: String, kind: Kind, raw: &[u8], depth: usize) {
+        if self.embedded_json(limits, &name, kind, raw, depth) {
+            return;
+        }
+        self.push(limits, name, kind, raw);
+    }
+
+    fn embedded_json(
+        &mut self,
+        limits: &Limits,
+        name: &str,
+        kind: Kind,
+        raw: &[u8],
+        depth: usize,
+    ) -> bool {
+        if !matches!(raw.trim_ascii_start().first(), Some(b'{' | b'[' | b'%')) {
+            return false;
+        }
+        // A parameter is read as the server reads it: URL-decoded, `+` a space.
+        let decoded;
+        let doc = if kind == Kind::ParamValue {
+            decoded = crate::normalize::url_decode(raw, crate::normalize::Plus::Space);
+            &decoded[..]
+        } else {
+            raw
+        };
+        let doc = doc.trim_ascii();
+        let framed = matches!(
+            (doc.first(), doc.last()),
+            (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
+        );
+        if !framed || depth + 1 > limits.max_json_depth {
+            return false;
+        }
+        let source = self.source as usize;
+        let (fields, anomalies, count) =
+            (self.fields.len(), self.anomalies.len(), self.counts[source]);
+        let mut path = name.to_string();
+        let mut de = serde_json::Deserializer::from_slice(doc);
+        let walk = JsonWalk {
+            view: self,
+            limits,
+            path: &mut path,
+            depth,
+        };
+        if walk.deserialize(&mut de).and_then(|()| de.end()).is_ok() {
+            return true;
+        }
+        self.fields.truncate(fields);
+        self.sources.truncate(fields);
+        self.counts[source] = count;
+        self.anomalies.truncate(anomalies);
+        false
+    }
+
     /// Keeps at most `max` fields, shared fairly between the sources: each
     /// gets an equal share, and what a source does not use goes to the
     /// others. Any field left out is a critical finding, since a request
@@ -263,7 +325,13 @@ impl View {
             let decoded = crate::normalize::url_decode(name, crate::normalize::Plus::Space);
             let shown = display_name(&decoded, limits.max_name_bytes);
             self.push(limits, format!("{prefix}-name[{n}]"), Kind::ParamName, name);
-            self.push(limits, format!("{prefix}.{shown}"), Kind::ParamValue, value);
+            self.value(
+                limits,
+                format!("{prefix}.{shown}"),
+                Kind::ParamValue,
+                value,
+                0,
+            );
         }
     }
 
@@ -405,9 +473,10 @@ impl<'de> Visitor<'de> for JsonWalk<'_> {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        let depth = self.depth;
         let name = self.path.clone();
         self.view
-            .push(self.limits, name, Kind::JsonValue, v.as_bytes());
+            .value(self.limits, name, Kind::JsonValue, v.as_bytes(), depth);
         Ok(())
     }
 
