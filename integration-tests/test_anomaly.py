@@ -156,6 +156,21 @@ def test_a_json_body_of_exactly_the_cap_is_parsed(procs):
     assert "body.$.q" in [f["field"] for f in r.json()["findings"]], r.text
 
 
+def test_json_inside_a_value_is_read_as_json(procs):
+    """A JSON document inside a JSON string or a query parameter is read as JSON: its words are
+    not SQL string breakouts (the upstream gets the body), and a payload in one of its leaves is
+    blocked, named by the path into the document."""
+    e, echo = _serve(procs, {})
+    body = json.dumps({"meta": json.dumps({"tags": ["or", "update"], "title": "Sam's \"best\""})})
+    r = e.request("/submit", method="POST", data=body.encode(),
+                  headers={"content-type": "application/json"}, timeout=TIMEOUT)
+    assert r.status_code == 200, r.text
+    assert r.json()["body"] == body
+    r = e.request("/items?filter=%7B%22q%22%3A%221%27%20OR%201%3D1--%22%7D", timeout=TIMEOUT)
+    assert r.status_code == 403, r.text
+    assert {f["field"] for f in r.json()["findings"]} == {"query.filter.q"}, r.text
+
+
 def test_malformed_json_is_reported_not_fatal(procs):
     e, echo = _serve(procs, {"tag_threshold": 3})
     body = b'{"name": "ann", "note": '
