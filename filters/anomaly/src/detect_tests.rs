@@ -708,3 +708,21 @@ fn trigger_words_are_sorted_lowercase_and_gate_keywords() {
         assert!(!sqli::libinjection_may_flag(v.as_bytes()), "{v}");
     }
 }
+
+#[test]
+fn no_detector_flags_a_single_byte() {
+    // The premise of the engine's skip for values shorter than two bytes.
+    let t = Traversal::new().expect("keywords compile");
+    for b in 0..=255u8 {
+        for plus in [Plus::Space, Plus::Keep] {
+            let v = normalize(&[b], plus);
+            let mut hits = Vec::new();
+            sqli::detect(&v, &mut hits);
+            hits.extend(xss::detect(&v));
+            t.detect(&v, &mut hits);
+            hits.extend(cmdi::detect(&v));
+            ssrf::detect(&v, &mut hits);
+            assert!(hits.is_empty(), "byte {b:#04x}: {hits:?}");
+        }
+    }
+}

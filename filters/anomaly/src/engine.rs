@@ -210,8 +210,10 @@ impl Engine {
             if run == DetectorSet::default() {
                 continue;
             }
-            // Most values hold no byte any detector needs (one table scan).
-            if prefilter::inert(&field.raw) {
+            // One byte cannot hold an injection (`/`, `1`, `y`: no detector
+            // flags any byte alone, checked for all 256), and most values hold
+            // no byte any detector needs (one table scan).
+            if field.raw.len() < 2 || prefilter::inert(&field.raw) {
                 continue;
             }
             let cacheable = matches!(field.kind, Kind::Header | Kind::Cookie)
