@@ -68,34 +68,42 @@ pub fn detect(view: &View, limits: Limits, out: &mut Vec<(String, Hit)>) {
     let mut cl: Option<&[u8]> = None;
     let mut te = false;
     for (n, (name, value)) in view.headers.iter().enumerate() {
-        let field = format!(
-            "header.{}",
-            crate::request::display_name(name.as_bytes(), 64)
-        );
+        // Named only for a finding: most requests have none.
+        let field = || {
+            format!(
+                "header.{}",
+                crate::request::display_name(name.as_bytes(), 64)
+            )
+        };
         if value.len() > limits.max_header_bytes {
-            push(&field, "protocol.oversized-header", Severity::Warning, 0);
+            push(&field(), "protocol.oversized-header", Severity::Warning, 0);
         }
         if let Some(at) = value.iter().position(|&b| is_ctl(b)) {
-            push(&field, "protocol.control-char", Severity::Error, at);
+            push(&field(), "protocol.control-char", Severity::Error, at);
         }
         if !name.starts_with(':') && !name.bytes().all(is_tchar) {
-            push(&field, "protocol.bad-header-name", Severity::Error, 0);
+            push(&field(), "protocol.bad-header-name", Severity::Error, 0);
         }
         let single = SINGLE.contains(&name.as_str());
         if single && view.headers[..n].iter().any(|(m, _)| m == name) {
-            push(&field, "protocol.duplicate-header", Severity::Error, 0);
+            push(&field(), "protocol.duplicate-header", Severity::Error, 0);
         }
         match name.as_str() {
             "content-length" => {
                 if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-                    push(&field, "protocol.bad-content-length", Severity::Error, 0);
+                    push(&field(), "protocol.bad-content-length", Severity::Error, 0);
                 }
                 cl = Some(value);
             }
             "transfer-encoding" => {
                 te = true;
                 if !value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                    push(&field, "protocol.bad-transfer-encoding", Severity::Error, 0);
+                    push(
+                        &field(),
+                        "protocol.bad-transfer-encoding",
+                        Severity::Error,
+                        0,
+                    );
                 }
             }
             _ => {}
