@@ -4,7 +4,8 @@
 //!   contexts and flags token sequences that only injections form;
 //! - `sqli.syntax`: our own token rules for shapes libinjection's fingerprints
 //!   miss (measured on the CRS corpus): a quote or number breaking out into a
-//!   boolean or clause keyword, `UNION SELECT`, stacked statements,
+//!   boolean or clause keyword, a value opening with a condition's tail
+//!   (` AND 2>1--`), `UNION SELECT`, stacked statements,
 //!   `SELECT ... FROM` lists, SQL-only functions and catalogue names, and
 //!   MongoDB query operators in parameter names or JSON keys.
 
@@ -455,7 +456,7 @@ pub fn libinjection_may_flag(value: &[u8]) -> bool {
 }
 
 /// Bit `n` of entry `b`: some trigger word of `n` bytes starts with `b`
-/// (either case). Rejects almost every word before the binary search.
+/// (either case). Rejects almost every word before the hash lookup.
 const fn trigger_shapes() -> [u32; 256] {
     let mut t = [0u32; 256];
     let mut i = 0;
@@ -483,7 +484,8 @@ fn trigger_word(w: &[u8]) -> bool {
     TRIGGER_SET.contains(w)
 }
 
-/// For the unit test that the table stays sorted (binary search needs it).
+/// For the unit test that the table stays sorted (for review) and lowercase
+/// (the hash set's keys).
 pub fn trigger_words() -> &'static [&'static [u8]] {
     TRIGGER_WORDS
 }
