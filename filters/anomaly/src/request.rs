@@ -245,13 +245,15 @@ impl View {
             (doc.first(), doc.last()),
             (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
         );
-        if !framed || depth + 1 > limits.max_json_depth {
-            return false;
-        }
+        framed && depth < limits.max_json_depth && self.json(limits, doc, name.to_string(), depth)
+    }
+
+    /// Walks a JSON document into fields named from `path`; `depth` is the
+    /// nesting around it. On a parse error nothing it read is kept.
+    fn json(&mut self, limits: &Limits, doc: &[u8], mut path: String, depth: usize) -> bool {
         let source = self.source as usize;
         let (fields, anomalies, count) =
             (self.fields.len(), self.anomalies.len(), self.counts[source]);
-        let mut path = name.to_string();
         let mut de = serde_json::Deserializer::from_slice(doc);
         let walk = JsonWalk {
             view: self,
@@ -359,33 +361,18 @@ impl View {
             .to_ascii_lowercase();
         let is_json = ct == b"application/json" || (ct.ends_with(b"+json") && ct.contains(&b'/'));
         if is_json && !truncated {
-            let (fields, anomalies) = (self.fields.len(), self.anomalies.len());
-            let mut path = String::from("body.$");
-            let mut de = serde_json::Deserializer::from_slice(body);
-            let walk = JsonWalk {
-                view: self,
-                limits,
-                path: &mut path,
-                depth: 0,
-            };
-            match walk.deserialize(&mut de).and_then(|()| de.end()) {
-                Ok(()) => return,
-                Err(_) => {
-                    // Drop what was read before the error: the body is scanned as text.
-                    self.fields.truncate(fields);
-                    self.sources.truncate(fields);
-                    self.counts[Source::Body as usize] = 0;
-                    self.anomalies.truncate(anomalies);
-                    self.anomalies.push(Anomaly {
-                        field: "body".to_string(),
-                        hit: Hit {
-                            rule: "protocol.malformed-json",
-                            severity: Severity::Warning,
-                            offset: 0,
-                        },
-                    })
-                }
+            if self.json(limits, body, String::from("body.$"), 0) {
+                return;
             }
+            // The body is scanned as text.
+            self.anomalies.push(Anomaly {
+                field: "body".to_string(),
+                hit: Hit {
+                    rule: "protocol.malformed-json",
+                    severity: Severity::Warning,
+                    offset: 0,
+                },
+            });
         }
         if ct == b"application/x-www-form-urlencoded" || (ct.is_empty() && looks_like_form(body)) {
             self.params(limits, "body", body);
