@@ -853,6 +853,18 @@ fn count() -> usize {
 
 type Generator = fn(&mut Rng) -> String;
 
+/// Up to `n` distinct values from `make`, giving up after `50 n` draws (the
+/// callers assert how many they need).
+fn distinct(n: usize, r: &mut Rng, mut make: impl FnMut(&mut Rng) -> String) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut tries = 0;
+    while seen.len() < n && tries < n * 50 {
+        seen.insert(make(r));
+        tries += 1;
+    }
+    seen
+}
+
 #[test]
 fn generated_attacks_per_family() {
     let engine = Engine::new(Config::default()).unwrap();
@@ -866,12 +878,7 @@ fn generated_attacks_per_family() {
     println!("generated attacks, {n} distinct per family, each sent in one of five places (json, query, form, cookie, header), a quarter URL-encoded once more; blocked = score >= 5, detected = score >= 3");
     for (fi, (family, make)) in families.iter().enumerate() {
         let mut r = Rng(0x6e6e_7261_7465_0000 + fi as u64);
-        let mut seen = BTreeSet::new();
-        let mut tries = 0;
-        while seen.len() < n && tries < n * 50 {
-            seen.insert(make(&mut r));
-            tries += 1;
-        }
+        let seen = distinct(n, &mut r, make);
         assert!(
             seen.len() >= n,
             "{family}: only {} distinct payloads",
@@ -913,13 +920,7 @@ fn generated_attacks_per_family() {
 fn generated_benign_values() {
     let engine = Engine::new(Config::default()).unwrap();
     let n = count() * 4;
-    let mut r = Rng(0x6265_6e69_676e_0001);
-    let mut seen = BTreeSet::new();
-    let mut tries = 0;
-    while seen.len() < n && tries < n * 50 {
-        seen.insert(benign(&mut r));
-        tries += 1;
-    }
+    let seen = distinct(n, &mut Rng(0x6265_6e69_676e_0001), benign);
     assert!(
         seen.len() >= n,
         "only {} distinct benign values",
@@ -960,13 +961,7 @@ fn report_benign(engine: &Engine, seen: &BTreeSet<String>, what: &str) {
 fn generated_benign_paths_code_and_queries() {
     let engine = Engine::new(Config::default()).unwrap();
     let n = count();
-    let mut r = Rng(0x7061_7468_7300_0001);
-    let mut seen = BTreeSet::new();
-    let mut tries = 0;
-    while seen.len() < n && tries < n * 50 {
-        seen.insert(benign_paths_and_code(&mut r));
-        tries += 1;
-    }
+    let seen = distinct(n, &mut Rng(0x7061_7468_7300_0001), benign_paths_and_code);
     assert!(seen.len() >= n / 2, "only {} distinct values", seen.len());
     report_benign(
         &engine,
