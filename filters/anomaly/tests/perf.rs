@@ -93,7 +93,10 @@ fn time(engine: &Engine, name: &str, method: &[u8], path: &[u8], body: Option<&[
 #[test]
 #[ignore = "timing; run in release with --ignored"]
 fn per_request_time() {
-    let engine = Engine::new(Config::parse(b"{}").unwrap()).unwrap();
+    // MESHWARD_PERF_CONFIG: a config to time instead of the defaults (a
+    // detector turned off, to see its share).
+    let config = std::env::var("MESHWARD_PERF_CONFIG").unwrap_or_else(|_| "{}".into());
+    let engine = Engine::new(Config::parse(config.as_bytes()).unwrap()).unwrap();
     // The benchmark's bodies (bench/harness/bodies.py write DIR), as the V8
     // bench's BENCH_BODIES.
     let files = std::env::var("BENCH_BODIES").unwrap_or_default();

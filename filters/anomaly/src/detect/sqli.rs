@@ -27,15 +27,16 @@ pub fn detect(value: &[u8], hits: &mut Vec<Hit>) {
     }
     // Two gates, each checked against libinjection in tests/robustness.rs.
     if !single_plain_token(value) && libinjection_may_flag(value) && libinjection_flags(value) {
-        if !prose_shaped(value) {
+        if !(prose_shaped(value) || search_shaped(value) || copy_numbered_file(value)) {
             hits.push(hit("sqli.libinjection", 0));
             return;
         }
-        // Words only, led by a plain word: English with SQL words in it
-        // (`Please drop your join by Friday`) fingerprints like SQL. Such a
-        // value cannot leave a quoted string, and in an unquoted slot the
-        // shapes that do harm (`union select`, stacked statements) are
-        // `sqli.syntax`'s, below; so libinjection alone only warns.
+        // English with SQL words in it (`Please drop your join by Friday`),
+        // a boolean search over plain words, or a file name such as
+        // `logo set (2).png` fingerprints like SQL. None can leave a quoted
+        // string, and in an unquoted slot the shapes that do harm (`union
+        // select`, stacked statements) are `sqli.syntax`'s, below; so
+        // libinjection alone only warns.
         hits.push(Hit {
             rule: "sqli.libinjection",
             severity: Severity::Warning,
@@ -65,6 +66,123 @@ pub fn prose_shaped(value: &[u8]) -> bool {
         .unwrap_or_default();
     first.first().is_some_and(u8::is_ascii_alphabetic)
         && std::str::from_utf8(first).is_ok_and(|w| keywords().lookup(w) == TokenType::Bareword)
+}
+
+/// A boolean search over plain words (`backup and (copy or logo) not
+/// draft`, as search boxes take them): words libinjection reads as plain
+/// names ([`plain_name`]), `and`, `or`, `not`, blanks and balanced
+/// parentheses. No number, literal, operator, comment or statement word:
+/// read as SQL it only names columns, so it can neither compare nor call
+/// nor select anything.
+pub fn search_shaped(value: &[u8]) -> bool {
+    let mut depth = 0usize;
+    let mut prev: &[u8] = b"";
+    let mut i = 0;
+    while let Some(&b) = value.get(i) {
+        match b {
+            b' ' => i += 1,
+            b'(' => {
+                depth += 1;
+                prev = b"";
+                i += 1;
+            }
+            b')' => {
+                let Some(d) = depth.checked_sub(1) else {
+                    return false;
+                };
+                depth = d;
+                prev = b"";
+                i += 1;
+            }
+            _ if b.is_ascii_alphabetic() || b == b'_' => {
+                let end = value[i..]
+                    .iter()
+                    .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+                    .map_or(value.len(), |n| i + n);
+                let word = &value[i..end];
+                let next = value[end..].iter().find(|&&c| c != b' ');
+                if !(matches!(word, b"and" | b"or" | b"not") || plain_name(word, next))
+                    || merges_with(prev, word)
+                {
+                    return false;
+                }
+                prev = word;
+                i = end;
+            }
+            _ => return false,
+        }
+    }
+    depth == 0
+}
+
+/// A word libinjection reads as a bareword, a type name or a clause
+/// keyword (`int`, `time`: common search words), or a function name not
+/// called (`date`). Statement words (`select`, `set`), `union`, literals
+/// (`true`, `null`) and T-SQL words are not plain.
+fn plain_name(word: &[u8], next: Option<&u8>) -> bool {
+    match std::str::from_utf8(word).map(|w| keywords().lookup(w)) {
+        Ok(TokenType::Bareword | TokenType::SqlType | TokenType::Keyword) => true,
+        Ok(TokenType::Function) => next != Some(&b'('),
+        _ => false,
+    }
+}
+
+/// Whether two adjacent words fold into one of libinjection's multi-word
+/// keywords (`order by`).
+fn merges_with(prev: &[u8], word: &[u8]) -> bool {
+    if prev.is_empty() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let n = prev.len() + 1 + word.len();
+    let Some(joined) = buf.get_mut(..n) else {
+        return false;
+    };
+    joined[..prev.len()].copy_from_slice(prev);
+    joined[prev.len()] = b' ';
+    joined[prev.len() + 1..].copy_from_slice(word);
+    std::str::from_utf8(joined).map_or(true, |w| keywords().lookup(w) != TokenType::Bareword)
+}
+
+/// A file name with a copy number, as file managers and browsers write
+/// them (`logo set (2).png`, `draft sleep (5).tar.gz`): words, a blank,
+/// `(digits)` and one or two extensions, nothing else. The `.ext` after
+/// the parenthesis makes any SQL reading a syntax error (and the shape has
+/// no `;` or comment to cut it off); still, no word may join conditions
+/// (`and`, `or`) or queries (`union`).
+pub fn copy_numbered_file(value: &[u8]) -> bool {
+    let Some(open) = value.iter().rposition(|&b| b == b'(') else {
+        return false;
+    };
+    let (names, tail) = value.split_at(open);
+    let Some(close) = tail.iter().position(|&b| b == b')') else {
+        return false;
+    };
+    let (digits, ext) = (&tail[1..close], &tail[close + 1..]);
+    let ext_ok = ext.first() == Some(&b'.')
+        && ext[1..].split(|&b| b == b'.').enumerate().all(|(i, e)| {
+            i < 2 && (1..=5).contains(&e.len()) && e.iter().all(u8::is_ascii_alphanumeric)
+        });
+    let Some(names) = names.strip_suffix(b" ") else {
+        return false;
+    };
+    ext_ok
+        && (1..=3).contains(&digits.len())
+        && digits.iter().all(u8::is_ascii_digit)
+        && names.first().is_some_and(u8::is_ascii_alphabetic)
+        && names.split(|&b| b == b' ').all(|w| {
+            !w.is_empty()
+                && w[0].is_ascii_alphanumeric()
+                && w.iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                && !contains(w, b"--")
+                && std::str::from_utf8(w).is_ok_and(|w| {
+                    !matches!(
+                        keywords().lookup(w),
+                        TokenType::LogicOperator | TokenType::Union
+                    )
+                })
+        })
 }
 
 /// Bytes that give libinjection a token other than a word, a number, an

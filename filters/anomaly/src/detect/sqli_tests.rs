@@ -179,3 +179,61 @@ fn a_value_opening_with_a_condition_tail_is_syntax() {
         assert_eq!(syntax(v.as_bytes()), None, "{v}");
     }
 }
+
+#[test]
+fn search_queries_and_copy_numbered_file_names_only_warn() {
+    use crate::score::Severity::{Critical, Warning};
+    // Values are normalised (lower case) before the rules run.
+    for v in [
+        "backup and (config or copy) not sort",
+        "draft and (invoice or time) not notes",
+        "(red or blue) and not green",
+        "photos and (summary or date) not home",
+    ] {
+        assert!(search_shaped(v.as_bytes()), "{v}");
+        assert_eq!(rules(v), [("sqli.libinjection", Warning)], "{v}");
+    }
+    for v in [
+        "logo set (2).jpg",
+        "draft sleep (5).tar.gz",
+        "backup time (6).jpg",
+    ] {
+        assert!(copy_numbered_file(v.as_bytes()), "{v}");
+        assert_eq!(rules(v), [("sqli.libinjection", Warning)], "{v}");
+    }
+    // A number, literal, comparison, call, statement word, quote or comment
+    // makes it SQL again.
+    for v in [
+        "x and (1 or 2)",
+        "x or (true)",
+        "x and (y or z) not null",
+        "x or (select password)",
+        "x and sleep(5)",
+        "x and (y = z)",
+        "x' and (y or z)",
+        "x and (y or z)--",
+        "x or (y or z",
+        "x union (y)",
+        "x and (y or z) not set",
+    ] {
+        assert!(!search_shaped(v.as_bytes()), "{v}");
+    }
+    for v in [
+        "x and sleep (5).jpg",
+        "x or y (1).png",
+        "a union select (1).jpg",
+        "x--y (1).jpg",
+        "x; drop (1).jpg",
+        "x (1).jpg--",
+        "x (1)",
+        "x (1234).jpg",
+        "x (1).toolong",
+        "x (1).a.b.c",
+    ] {
+        assert!(!copy_numbered_file(v.as_bytes()), "{v}");
+    }
+    assert!(rules("1 or sleep(5)").contains(&("sqli.libinjection", Critical)));
+    assert!(rules("x or (select password)")
+        .iter()
+        .any(|r| r.1 == Critical));
+}
