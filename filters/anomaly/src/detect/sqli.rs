@@ -1042,6 +1042,9 @@ fn syntax(value: &[u8]) -> Option<usize> {
             return Some(at);
         }
     }
+    if let Some(at) = clause_tail(&toks, cut) {
+        return Some(at);
+    }
     for (n, &(at, t)) in toks.iter().enumerate() {
         let next = toks.get(n + 1);
         match t {
@@ -1146,6 +1149,65 @@ fn opens_condition(w: &[u8], after: &[(usize, Tok<'_>)], cut: bool) -> bool {
     }
 }
 
+/// A value that is a clause appended to a number or a name in the query,
+/// and nothing else: at most one word or number, then `order by 5`,
+/// `group by 1,2`, `having 1=1` or `limit 1,1`, then only `;` or a comment.
+/// `having` with a comparison counts at the start of the value; the others
+/// need the query cut, since prose says "please order by 5" and "credit
+/// limit 5,000". `procedure analyse` counts anywhere.
+fn clause_tail(toks: &[(usize, Tok<'_>)], cut: bool) -> Option<usize> {
+    if let Some(n) = toks
+        .windows(2)
+        .position(|w| w[0].1 == Tok::Word(b"procedure") && w[1].1 == Tok::Word(b"analyse"))
+    {
+        return Some(toks[n].0);
+    }
+    let lead = usize::from(matches!(
+        toks.first(),
+        Some((_, Tok::Num | Tok::Word(_)))
+            if !matches!(toks[0].1, Tok::Word(b"order" | b"group" | b"having" | b"limit"))
+    ));
+    let clause = toks.get(lead..)?;
+    let &(at, first) = clause.first()?;
+    let numbers = |t: &[(usize, Tok<'_>)]| -> usize {
+        // `N`, `N,N`, ...: how many tokens the list takes.
+        let mut k = 0;
+        while matches!(t.get(k), Some((_, Tok::Num))) {
+            k += 1;
+            if !matches!(t.get(k), Some((_, Tok::Op(b','))))
+                || !matches!(t.get(k + 1), Some((_, Tok::Num)))
+            {
+                break;
+            }
+            k += 1;
+        }
+        k
+    };
+    let (len, needs_cut) = match first {
+        Tok::Word(b"order" | b"group") if is_word(clause.get(1), &[b"by"]) => {
+            match numbers(&clause[2..]) {
+                0 => return None,
+                k => (2 + k, true),
+            }
+        }
+        Tok::Word(b"limit") => match numbers(&clause[1..]) {
+            0 => return None,
+            k => (1 + k, true),
+        },
+        Tok::Word(b"having") => match clause.get(1..4)? {
+            [(_, Tok::Num | Tok::Quote), (_, Tok::Op(b'=' | b'<' | b'>')), (_, Tok::Num | Tok::Quote)] => {
+                (4, lead > 0)
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let tail_ok = clause[len..]
+        .iter()
+        .all(|(_, t)| matches!(t, Tok::Op(b';') | Tok::Comment));
+    (tail_ok && (cut || !needs_cut)).then_some(at)
+}
+
 fn is_bare_truth(after: &[(usize, Tok<'_>)]) -> bool {
     matches!(
         after,
@@ -1235,6 +1297,18 @@ fn stacked(rest: &[(usize, Tok<'_>)]) -> bool {
             )
         }
         b"delete" => second == Some(Tok::Word(b"from")),
+        // `; update users set role='admin'`: a table, `set`, a column, `=`
+        // and a literal ("; update the set list = done" is prose).
+        b"update" => matches!(
+            rest.get(1..6),
+            Some([
+                (_, Tok::Word(_)),
+                (_, Tok::Word(b"set")),
+                (_, Tok::Word(_)),
+                (_, Tok::Op(b'=')),
+                (_, Tok::Quote | Tok::Num)
+            ])
+        ),
         b"insert" => second == Some(Tok::Word(b"into")),
         b"shutdown" => true,
         b"exec" | b"execute" => {

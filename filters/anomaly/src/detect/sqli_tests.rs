@@ -237,3 +237,36 @@ fn search_queries_and_copy_numbered_file_names_only_warn() {
         .iter()
         .any(|r| r.1 == Critical));
 }
+
+#[test]
+fn a_value_that_is_a_clause_tail_is_syntax() {
+    for v in [
+        " group by 1#",
+        "x order by 5--",
+        "\norder\nby\n5--",
+        " limit 1,1-- -",
+        " limit 1,1;--",
+        " having 1=1/*",
+        "having 1=1",
+        "42 having 1=1--",
+        "abc procedure analyse()",
+        "-1  procedure  analyse()--  -",
+        "; update users set role='admin'",
+    ] {
+        assert!(syntax(v.as_bytes()).is_some(), "{v}");
+    }
+    // Prose says these without cutting a query.
+    for v in [
+        "please order by 5",
+        "order by 5",
+        "credit limit 5,000",
+        "speed limit 30",
+        "group by 2 tomorrow#",
+        "we are having 2 = 3 more",
+        "order by friday--",
+        "the having 1=1",
+        "fixed it; update the set list = done",
+    ] {
+        assert_eq!(syntax(v.as_bytes()), None, "{v}");
+    }
+}
