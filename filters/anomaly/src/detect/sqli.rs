@@ -660,14 +660,24 @@ pub fn libinjection_flags(value: &[u8]) -> bool {
             state.stats_comment_ddx != 0 || state.stats_comment_hash != 0,
         )
     };
+    // The dialects tokenize alike except `#` and `--` (comments in one,
+    // operators in the other), so without them one clear-check serves both.
+    let dialects_agree = !value.contains(&b'#') && !contains(value, b"--");
     let pair = |ansi: SqliFlags, mysql: SqliFlags| {
-        let mysql_clear = context_clear(value, mysql);
-        if context_clear(value, ansi) && mysql_clear {
+        let ansi_clear = context_clear(value, ansi);
+        let mysql_clear = || {
+            if dialects_agree {
+                ansi_clear
+            } else {
+                context_clear(value, mysql)
+            }
+        };
+        if ansi_clear && mysql_clear() {
             return false;
         }
         // The ANSI pass also says whether libinjection would reparse.
         let (hit, reparse) = run(ansi);
-        hit || (reparse && !mysql_clear && run(mysql).0)
+        hit || (reparse && !mysql_clear() && run(mysql).0)
     };
     if value.is_empty() {
         return false;
