@@ -130,18 +130,7 @@ fn plain_name(word: &[u8], next: Option<&u8>) -> bool {
 /// Whether two adjacent words fold into one of libinjection's multi-word
 /// keywords (`order by`).
 fn merges_with(prev: &[u8], word: &[u8]) -> bool {
-    if prev.is_empty() {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    let n = prev.len() + 1 + word.len();
-    let Some(joined) = buf.get_mut(..n) else {
-        return false;
-    };
-    joined[..prev.len()].copy_from_slice(prev);
-    joined[prev.len()] = b' ';
-    joined[prev.len() + 1..].copy_from_slice(word);
-    std::str::from_utf8(joined).map_or(true, |w| keywords().lookup(w) != TokenType::Bareword)
+    !prev.is_empty() && keywords().phrase(prev, word)
 }
 
 /// A file name with a copy number, as file managers and browsers write
@@ -845,20 +834,23 @@ impl Keywords {
     /// any other second token that does not merge with the third is not
     /// absorbed later either.
     fn merges(&self, a: &Token, b: &Token) -> bool {
-        let (va, vb) = (value(a), value(b));
+        // A value libinjection cut at its token size could be any word.
+        a.len >= 31 || b.len >= 31 || self.phrase(value(a), value(b))
+    }
+
+    /// Whether `a b` (joined by a space) is a keyword in the table, not a
+    /// bareword entry.
+    fn phrase(&self, a: &[u8], b: &[u8]) -> bool {
         let mut buf = [0u8; 64];
-        let n = va.len() + 1 + vb.len();
+        let n = a.len() + 1 + b.len();
         let Some(joined) = buf.get_mut(..n) else {
             // Longer than any keyword.
             return false;
         };
-        joined[..va.len()].copy_from_slice(va);
-        joined[va.len()] = b' ';
-        joined[va.len() + 1..].copy_from_slice(vb);
-        // A value libinjection cut at its token size could be any word.
-        a.len >= 31
-            || b.len >= 31
-            || std::str::from_utf8(joined).map_or(true, |w| self.lookup(w) != TokenType::Bareword)
+        joined[..a.len()].copy_from_slice(a);
+        joined[a.len()] = b' ';
+        joined[a.len() + 1..].copy_from_slice(b);
+        std::str::from_utf8(joined).map_or(true, |w| self.lookup(w) != TokenType::Bareword)
     }
 }
 

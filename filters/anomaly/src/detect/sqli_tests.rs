@@ -49,22 +49,23 @@ fn prose_starting_with_two_plain_words_is_clear() {
 
 #[test]
 fn injections_and_unsure_shapes_are_not_clear() {
-    for v in [
-        "1' or '1'='1",
-        "admin' --",
-        "x' union select password from users --",
-        "The user(s) list",
-        "It's a fine day",
-        "Please select the best window",
-        "group by 1",
-        "at time zone 'utc'",
-        "ann' or 1=1 --",
-        "hello world' and sleep(5) #",
-        "",
-        "word",
-    ] {
-        assert!(!prefix_clear(v.as_bytes()), "{v}");
-    }
+    not_shaped(
+        prefix_clear,
+        &[
+            "1' or '1'='1",
+            "admin' --",
+            "x' union select password from users --",
+            "The user(s) list",
+            "It's a fine day",
+            "Please select the best window",
+            "group by 1",
+            "at time zone 'utc'",
+            "ann' or 1=1 --",
+            "hello world' and sleep(5) #",
+            "",
+            "word",
+        ],
+    );
 }
 
 #[test]
@@ -124,36 +125,67 @@ fn rules(v: &str) -> Vec<(&'static str, crate::score::Severity)> {
     hits.iter().map(|h| (h.rule, h.severity)).collect()
 }
 
+fn not_shaped(shape: fn(&[u8]) -> bool, values: &[&str]) {
+    for v in values {
+        assert!(!shape(v.as_bytes()), "{v}");
+    }
+}
+
+/// Each value has the shape, and libinjection's finding on it only warns.
+fn only_warns(shape: fn(&[u8]) -> bool, values: &[&str]) {
+    for v in values {
+        assert!(shape(v.as_bytes()), "{v}");
+        assert_eq!(
+            rules(v),
+            [("sqli.libinjection", crate::score::Severity::Warning)],
+            "{v}"
+        );
+    }
+}
+
 #[test]
 fn prose_with_sql_words_only_warns() {
-    use crate::score::Severity::{Critical, Warning};
-    for v in [
-        "Please drop your join by Friday for me",
-        "blue from 1 or 2 more table",
-    ] {
-        assert!(prose_shaped(v.as_bytes()), "{v}");
-        assert_eq!(rules(v), [("sqli.libinjection", Warning)], "{v}");
-    }
+    use crate::score::Severity::Critical;
+    only_warns(
+        prose_shaped,
+        &[
+            "Please drop your join by Friday for me",
+            "blue from 1 or 2 more table",
+        ],
+    );
     // A number, a keyword or SQL punctuation first is no sentence.
-    for v in [
-        "1 union select null",
-        "or 1=1",
-        "x' or 1=1 --",
-        "select password from users",
-        "name -- comment",
-    ] {
-        assert!(!prose_shaped(v.as_bytes()), "{v}");
-    }
+    not_shaped(
+        prose_shaped,
+        &[
+            "1 union select null",
+            "or 1=1",
+            "x' or 1=1 --",
+            "select password from users",
+            "name -- comment",
+        ],
+    );
     assert!(rules("1 union select null").contains(&("sqli.libinjection", Critical)));
     // What does harm unquoted is still critical through the syntax rules.
     let r = rules("name union select password from users");
     assert!(r.contains(&("sqli.syntax", Critical)), "{r:?}");
 }
 
+fn flagged_by_syntax(values: &[&str]) {
+    for v in values {
+        assert!(syntax(v.as_bytes()).is_some(), "{v}");
+    }
+}
+
+fn clean_to_syntax(values: &[&str]) {
+    for v in values {
+        assert_eq!(syntax(v.as_bytes()), None, "{v}");
+    }
+}
+
 #[test]
 fn a_value_opening_with_a_condition_tail_is_syntax() {
     // Values are normalised (lower case, blanks) before the rules run.
-    for v in [
+    flagged_by_syntax(&[
         " and 2>1/*",
         "\tand\t2>1--",
         "  xor  'x'<>'y'",
@@ -162,10 +194,8 @@ fn a_value_opening_with_a_condition_tail_is_syntax() {
         " and not false;--",
         "procedure analyse()",
         "waitfor delay '0:0:5'",
-    ] {
-        assert!(syntax(v.as_bytes()).is_some(), "{v}");
-    }
-    for v in [
+    ]);
+    clean_to_syntax(&[
         "and delete",
         "or sleep in",
         "and 3 more",
@@ -175,63 +205,63 @@ fn a_value_opening_with_a_condition_tail_is_syntax() {
         "not = equal",
         "procedure manual",
         "and select the",
-    ] {
-        assert_eq!(syntax(v.as_bytes()), None, "{v}");
-    }
+    ]);
 }
 
 #[test]
 fn search_queries_and_copy_numbered_file_names_only_warn() {
-    use crate::score::Severity::{Critical, Warning};
+    use crate::score::Severity::Critical;
     // Values are normalised (lower case) before the rules run.
-    for v in [
-        "backup and (config or copy) not sort",
-        "draft and (invoice or time) not notes",
-        "(red or blue) and not green",
-        "photos and (summary or date) not home",
-    ] {
-        assert!(search_shaped(v.as_bytes()), "{v}");
-        assert_eq!(rules(v), [("sqli.libinjection", Warning)], "{v}");
-    }
-    for v in [
-        "logo set (2).jpg",
-        "draft sleep (5).tar.gz",
-        "backup time (6).jpg",
-    ] {
-        assert!(copy_numbered_file(v.as_bytes()), "{v}");
-        assert_eq!(rules(v), [("sqli.libinjection", Warning)], "{v}");
-    }
+    only_warns(
+        search_shaped,
+        &[
+            "backup and (config or copy) not sort",
+            "draft and (invoice or time) not notes",
+            "(red or blue) and not green",
+            "photos and (summary or date) not home",
+        ],
+    );
+    only_warns(
+        copy_numbered_file,
+        &[
+            "logo set (2).jpg",
+            "draft sleep (5).tar.gz",
+            "backup time (6).jpg",
+        ],
+    );
     // A number, literal, comparison, call, statement word, quote or comment
     // makes it SQL again.
-    for v in [
-        "x and (1 or 2)",
-        "x or (true)",
-        "x and (y or z) not null",
-        "x or (select password)",
-        "x and sleep(5)",
-        "x and (y = z)",
-        "x' and (y or z)",
-        "x and (y or z)--",
-        "x or (y or z",
-        "x union (y)",
-        "x and (y or z) not set",
-    ] {
-        assert!(!search_shaped(v.as_bytes()), "{v}");
-    }
-    for v in [
-        "x and sleep (5).jpg",
-        "x or y (1).png",
-        "a union select (1).jpg",
-        "x--y (1).jpg",
-        "x; drop (1).jpg",
-        "x (1).jpg--",
-        "x (1)",
-        "x (1234).jpg",
-        "x (1).toolong",
-        "x (1).a.b.c",
-    ] {
-        assert!(!copy_numbered_file(v.as_bytes()), "{v}");
-    }
+    not_shaped(
+        search_shaped,
+        &[
+            "x and (1 or 2)",
+            "x or (true)",
+            "x and (y or z) not null",
+            "x or (select password)",
+            "x and sleep(5)",
+            "x and (y = z)",
+            "x' and (y or z)",
+            "x and (y or z)--",
+            "x or (y or z",
+            "x union (y)",
+            "x and (y or z) not set",
+        ],
+    );
+    not_shaped(
+        copy_numbered_file,
+        &[
+            "x and sleep (5).jpg",
+            "x or y (1).png",
+            "a union select (1).jpg",
+            "x--y (1).jpg",
+            "x; drop (1).jpg",
+            "x (1).jpg--",
+            "x (1)",
+            "x (1234).jpg",
+            "x (1).toolong",
+            "x (1).a.b.c",
+        ],
+    );
     assert!(rules("1 or sleep(5)").contains(&("sqli.libinjection", Critical)));
     assert!(rules("x or (select password)")
         .iter()
@@ -240,7 +270,7 @@ fn search_queries_and_copy_numbered_file_names_only_warn() {
 
 #[test]
 fn a_value_that_is_a_clause_tail_is_syntax() {
-    for v in [
+    flagged_by_syntax(&[
         " group by 1#",
         "x order by 5--",
         "\norder\nby\n5--",
@@ -252,11 +282,9 @@ fn a_value_that_is_a_clause_tail_is_syntax() {
         "abc procedure analyse()",
         "-1  procedure  analyse()--  -",
         "; update users set role='admin'",
-    ] {
-        assert!(syntax(v.as_bytes()).is_some(), "{v}");
-    }
+    ]);
     // Prose says these without cutting a query.
-    for v in [
+    clean_to_syntax(&[
         "please order by 5",
         "order by 5",
         "credit limit 5,000",
@@ -266,7 +294,5 @@ fn a_value_that_is_a_clause_tail_is_syntax() {
         "order by friday--",
         "the having 1=1",
         "fixed it; update the set list = done",
-    ] {
-        assert_eq!(syntax(v.as_bytes()), None, "{v}");
-    }
+    ]);
 }
