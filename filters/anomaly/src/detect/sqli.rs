@@ -71,9 +71,9 @@ pub fn prose_shaped(value: &[u8]) -> bool {
 /// A boolean search over plain words (`backup and (copy or logo) not
 /// draft`, as search boxes take them): words libinjection reads as plain
 /// names ([`plain_name`]), `and`, `or`, `not`, blanks and balanced
-/// parentheses. No number, literal, operator, comment or statement word:
-/// read as SQL it only names columns, so it can neither compare nor call
-/// nor select anything.
+/// parentheses. No number, literal, operator, comment, keyword or called
+/// name: read as SQL it only names columns, so it can neither compare nor
+/// call nor select anything.
 pub fn search_shaped(value: &[u8]) -> bool {
     let mut depth = 0usize;
     let mut prev: &[u8] = b"";
@@ -115,16 +115,17 @@ pub fn search_shaped(value: &[u8]) -> bool {
     depth == 0
 }
 
-/// A word libinjection reads as a bareword, a type name or a clause
-/// keyword (`int`, `time`: common search words), or a function name not
-/// called (`date`). Statement words (`select`, `set`), `union`, literals
-/// (`true`, `null`) and T-SQL words are not plain.
+/// A word libinjection reads as a bareword, a type name (`int`) or a
+/// function name (`date`), with no `(` after it: any name called is a
+/// function in SQL (`char(49)`, `user()`). Keywords (`in`, `match`:
+/// `x or id in (id)` compares), statement words (`select`, `set`), `union`,
+/// literals (`true`, `null`) and T-SQL words are not plain.
 fn plain_name(word: &[u8], next: Option<&u8>) -> bool {
-    match std::str::from_utf8(word).map(|w| keywords().lookup(w)) {
-        Ok(TokenType::Bareword | TokenType::SqlType | TokenType::Keyword) => true,
-        Ok(TokenType::Function) => next != Some(&b'('),
-        _ => false,
-    }
+    next != Some(&b'(')
+        && matches!(
+            std::str::from_utf8(word).map(|w| keywords().lookup(w)),
+            Ok(TokenType::Bareword | TokenType::SqlType | TokenType::Function)
+        )
 }
 
 /// Whether two adjacent words fold into one of libinjection's multi-word
@@ -1044,7 +1045,7 @@ fn syntax(value: &[u8]) -> Option<usize> {
             return Some(at);
         }
     }
-    if let Some(at) = clause_tail(&toks, cut) {
+    if let Some(at) = clause_tail(value, &toks) {
         return Some(at);
     }
     for (n, &(at, t)) in toks.iter().enumerate() {
@@ -1155,9 +1156,10 @@ fn opens_condition(w: &[u8], after: &[(usize, Tok<'_>)], cut: bool) -> bool {
 /// and nothing else: at most one word or number, then `order by 5`,
 /// `group by 1,2`, `having 1=1` or `limit 1,1`, then only `;` or a comment.
 /// `having` with a comparison counts at the start of the value; the others
-/// need the query cut, since prose says "please order by 5" and "credit
-/// limit 5,000". `procedure analyse` counts anywhere.
-fn clause_tail(toks: &[(usize, Tok<'_>)], cut: bool) -> Option<usize> {
+/// need the query cut by a bare comment ending the value (`#`, `-- -`,
+/// `/*`), since prose says "please order by 5", "credit limit 5,000" and
+/// "order by 2 #tbt". `procedure analyse` counts anywhere.
+fn clause_tail(value: &[u8], toks: &[(usize, Tok<'_>)]) -> Option<usize> {
     if let Some(n) = toks
         .windows(2)
         .position(|w| w[0].1 == Tok::Word(b"procedure") && w[1].1 == Tok::Word(b"analyse"))
@@ -1204,10 +1206,28 @@ fn clause_tail(toks: &[(usize, Tok<'_>)], cut: bool) -> Option<usize> {
         },
         _ => return None,
     };
-    let tail_ok = clause[len..]
+    let tail = &clause[len..];
+    let tail_ok = tail
         .iter()
         .all(|(_, t)| matches!(t, Tok::Op(b';') | Tok::Comment));
+    let cut = tail
+        .iter()
+        .any(|&(c, t)| t == Tok::Comment && bare_comment(&value[c..]));
     (tail_ok && (cut || !needs_cut)).then_some(at)
+}
+
+/// A comment marker with nothing after it but blanks, `-`, `+` and `;`
+/// (`#`, `-- -`, `--+`, `/*`), as injections end; not a hashtag (`#tbt`)
+/// or a signature (`-- see notes`).
+fn bare_comment(rest: &[u8]) -> bool {
+    let body = rest
+        .strip_prefix(b"#")
+        .or_else(|| rest.strip_prefix(b"--"))
+        .or_else(|| rest.strip_prefix(b"/*"));
+    body.is_some_and(|b| {
+        b.iter()
+            .all(|c| c.is_ascii_whitespace() || matches!(c, b'-' | b'+' | b';'))
+    })
 }
 
 fn is_bare_truth(after: &[(usize, Tok<'_>)]) -> bool {
@@ -1300,7 +1320,8 @@ fn stacked(rest: &[(usize, Tok<'_>)]) -> bool {
         }
         b"delete" => second == Some(Tok::Word(b"from")),
         // `; update users set role='admin'`: a table, `set`, a column, `=`
-        // and a literal ("; update the set list = done" is prose).
+        // and a value SQL spells (a literal, `true`, a subquery), where
+        // prose has a word ("; update the set list = done").
         b"update" => matches!(
             rest.get(1..6),
             Some([
@@ -1308,7 +1329,10 @@ fn stacked(rest: &[(usize, Tok<'_>)]) -> bool {
                 (_, Tok::Word(b"set")),
                 (_, Tok::Word(_)),
                 (_, Tok::Op(b'=')),
-                (_, Tok::Quote | Tok::Num)
+                (
+                    _,
+                    Tok::Quote | Tok::Num | Tok::Word(b"true" | b"false" | b"null" | b"select")
+                )
             ])
         ),
         b"insert" => second == Some(Tok::Word(b"into")),

@@ -216,7 +216,7 @@ fn search_queries_and_copy_numbered_file_names_only_warn() {
         search_shaped,
         &[
             "backup and (config or copy) not sort",
-            "draft and (invoice or time) not notes",
+            "draft and (invoice or report) not notes",
             "(red or blue) and not green",
             "photos and (summary or date) not home",
         ],
@@ -245,6 +245,13 @@ fn search_queries_and_copy_numbered_file_names_only_warn() {
             "x or (y or z",
             "x union (y)",
             "x and (y or z) not set",
+            "x or id in (id)",
+            "x or (id in (id))",
+            "x or match (a) against (b)",
+            "x or user()",
+            "x or database()",
+            "x or password(x)",
+            "x or char (49)",
         ],
     );
     not_shaped(
@@ -282,6 +289,8 @@ fn a_value_that_is_a_clause_tail_is_syntax() {
         "abc procedure analyse()",
         "-1  procedure  analyse()--  -",
         "; update users set role='admin'",
+        "; update users set admin=true",
+        "; update users set pw=(select pw from admins)",
     ]);
     // Prose says these without cutting a query.
     clean_to_syntax(&[
@@ -294,5 +303,10 @@ fn a_value_that_is_a_clause_tail_is_syntax() {
         "order by friday--",
         "the having 1=1",
         "fixed it; update the set list = done",
+        "order by 2 #tbt",
+        "group by 2 #teamwork",
+        "limit 10,20 #promo",
+        "group by 3 -- see notes",
+        "order by 5pm -- thanks",
     ]);
 }
