@@ -1120,8 +1120,9 @@ fn breakout(toks: &[(usize, Tok<'_>)], n: usize, cut: bool) -> bool {
 /// A value that opens with the tail of a condition, as appended to a number
 /// in the query (`id=1` and ` AND 2>1--`): a boolean operator, then a
 /// comparison of a value (`2>1`, `'x'<>'y'`, `3 between 1 and 5`) or, with the
-/// query cut, a truth value (`and not false#`); or `PROCEDURE ANALYSE` and
-/// `WAITFOR DELAY`, which only SQL says. Stricter than after a quote: a
+/// query cut, a truth value (`and not false#`); or `WAITFOR DELAY`, which
+/// only SQL says (`PROCEDURE ANALYSE` is [`clause_tail`]'s, anywhere in the
+/// value). Stricter than after a quote: a
 /// statement word or `sleep` does not count ("and delete", "or sleep in").
 fn opens_condition(w: &[u8], after: &[(usize, Tok<'_>)], cut: bool) -> bool {
     let next = after.first().map(|(_, t)| *t);
@@ -1146,7 +1147,6 @@ fn opens_condition(w: &[u8], after: &[(usize, Tok<'_>)], cut: bool) -> bool {
                 if rest.iter().all(|(_, t)| matches!(t, Tok::Op(b';') | Tok::Comment)));
             (cut && truth) || compared
         }
-        b"procedure" => next == Some(Tok::Word(b"analyse")),
         b"waitfor" => matches!(next, Some(Tok::Word(b"delay" | b"time"))),
         _ => false,
     }
