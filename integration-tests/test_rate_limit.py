@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -41,10 +42,13 @@ def test_local_limit_is_exact_across_four_workers(procs):
                           "limit": {"requests": limit, "per": "hour", "algorithm": algorithm}}]}
         e = _envoy(procs, cfg)
         statuses = _blast(e, limit * 4, threads=12)
-        assert statuses.count(200) == limit, (algorithm, statuses.count(200))
-        assert statuses.count(429) == limit * 3, algorithm
-        assert e.metric("meshward_rate_limit_allowed", rule="all") == limit
-        assert e.metric("meshward_rate_limit_limited", rule="all") == limit * 3
+        seen = (algorithm, dict(Counter(statuses)),
+                {m: e.metric(f"meshward_rate_limit_{m}") for m in
+                 ("allowed", "limited", "cas_contention", "shared_data_error", "key_space_full")})
+        assert statuses.count(200) == limit, seen
+        assert statuses.count(429) == limit * 3, seen
+        assert e.metric("meshward_rate_limit_allowed", rule="all") == limit, seen
+        assert e.metric("meshward_rate_limit_limited", rule="all") == limit * 3, seen
 
 
 def test_per_client_keys_and_response_headers(procs):

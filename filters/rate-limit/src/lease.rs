@@ -135,6 +135,7 @@ pub fn renew(
     back: Option<&Back>,
     want: u64,
 ) -> (Renewal, Option<State>) {
+    let read = state;
     let mut state = state;
     let mut returned = 0;
     if let Some(b) = back {
@@ -156,7 +157,7 @@ pub fn renew(
         }
     }
     let (v, next) = limit.admit(state, now, cost, max_delay_ms);
-    let write = next.or((returned > 0).then_some(state));
+    let write = next.or((state != read).then_some(state));
     let r = Renewal {
         verdict: v,
         granted: 0,
@@ -240,7 +241,7 @@ pub fn give_back<H: Host + ?Sized>(
             lease
                 .limit
                 .give_back(s.state, now, lease.units, lease.taken_ms, lease.window);
-        if r == 0 {
+        if next == s.state {
             return false;
         }
         s.state = next;

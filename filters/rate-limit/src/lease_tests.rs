@@ -460,9 +460,46 @@ fn give_back_rules() {
         // 200 ms later 2 units refilled: 5 - 2 go back
         let (s, r) = l.give_back(taken, t0 + 200, 5, t0, 0);
         assert_eq!((r, l.available(s, t0 + 200)), (3, 7), "{alg:?}");
+        // 250 ms: 2.5 refilled, 2.5 go back (2 whole ones reported)
+        let (s, r) = l.give_back(taken, t0 + 250, 5, t0, 0);
+        assert_eq!(r, 2, "{alg:?}");
+        assert_eq!(l.available(s, t0 + 250), 7, "{alg:?}");
+        assert_eq!(l.available(s, t0 + 350), 8, "{alg:?}");
         // after a full refill nothing goes back
-        assert_eq!(l.give_back(taken, t0 + 1000, 5, t0, 0).1, 0, "{alg:?}");
-        assert_eq!(l.give_back(State::default(), t0, 5, t0, 0).1, 0, "{alg:?}");
+        let (s, r) = l.give_back(taken, t0 + 1000, 5, t0, 0);
+        assert_eq!((s, r), (taken, 0), "{alg:?}");
+        let (s, r) = l.give_back(State::default(), t0, 5, t0, 0);
+        assert_eq!((s, r), (State::default(), 0), "{alg:?}");
+    }
+}
+
+#[test]
+fn a_slow_limit_loses_no_unit_to_a_give_back() {
+    // 60 an hour: a unit refills in 60 s, so a lease handed back 50 ms after
+    // its take owes 50 ms, not a whole unit (CI once admitted 59 of 60).
+    let t0 = NOW * 1000;
+    for alg in [Algorithm::TokenBucket, Algorithm::Gcra] {
+        let l = Limit {
+            requests: 60,
+            period_ms: 3_600_000,
+            burst: 60,
+            algorithm: alg,
+        };
+        let (_, taken) = l.admit(State::default(), t0, 2, 0);
+        let taken = taken.expect("admitted");
+        let (s, r) = l.give_back(taken, t0 + 50, 1, t0, 0);
+        assert_eq!(r, 0, "{alg:?}: less than a whole unit went back");
+        assert_ne!(s, taken, "{alg:?}");
+        // the 50 ms owed are refilled 50 ms later: 59 left, as if the spare unit was never taken
+        assert_eq!(l.available(s, t0 + 100), 59, "{alg:?}");
+        let mut state = s;
+        let mut admitted = 1;
+        while let (v, Some(next)) = l.admit(state, t0 + 100, 1, 0) {
+            assert!(v.allowed);
+            state = next;
+            admitted += 1;
+        }
+        assert_eq!(admitted, 60, "{alg:?}");
     }
 }
 

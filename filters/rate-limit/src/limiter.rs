@@ -110,13 +110,16 @@ impl Limit {
     }
 
     /// Put back `units` a lease took at `taken_ms` and did not spend. Returns
-    /// the new state and how many went back (0: leave the state alone).
+    /// the new state (unchanged: nothing to write) and how many whole units
+    /// went back.
     ///
     /// Fixed window: all of them, while the slot is still in the lease's
     /// `window` (index + 1) and that window is current. Token bucket and GCRA:
-    /// all of them less what the bucket refilled since the take. Those could
-    /// have been lost to the burst ceiling had the lease never been taken, so
-    /// handing them back could admit more than per-request admission would.
+    /// all of them less what the bucket refilled since the take, in the
+    /// limiter's own precision. That refill could have been lost to the burst
+    /// ceiling had the lease never been taken, so handing it back could admit
+    /// more than per-request admission would. Rounding it up to whole units
+    /// would cost a slow limit (60 an hour) a unit per give-back.
     pub fn give_back(
         &self,
         state: State,
@@ -146,24 +149,25 @@ impl Limit {
                 }
                 let period = self.period_ms.max(1) as u128;
                 let rate = self.requests as u128 * SCALE;
-                let refilled = (age_ms * self.requests as u128).div_ceil(period);
-                let r = (units as u128).saturating_sub(refilled);
+                let refilled = (age_ms * rate).div_ceil(period);
+                let owed = (units as u128 * SCALE).saturating_sub(refilled);
                 let cap = self.burst as u128 * SCALE;
                 let elapsed = now_ms.saturating_sub(state.b) as u128;
                 let stored = (state.a as u128 + elapsed * rate / period).min(2 * cap);
-                let next = (stored + r * SCALE).min(2 * cap);
-                let back = (next - stored) / SCALE;
-                if back == 0 {
+                let next = (stored + owed).min(2 * cap);
+                if next == stored {
                     return (state, 0);
                 }
-                let a = u64::try_from(stored + back * SCALE).unwrap_or(0);
-                let back = u64::try_from(back).unwrap_or(0);
+                let Ok(a) = u64::try_from(next) else {
+                    return (state, 0);
+                };
+                let whole = u64::try_from((next - stored) / SCALE).unwrap_or(0);
                 (
                     State {
                         a,
                         b: now_ms.max(1),
                     },
-                    back,
+                    whole,
                 )
             }
             Algorithm::Gcra => {
@@ -173,14 +177,13 @@ impl Limit {
                 if tat <= now {
                     return (state, 0); // full
                 }
-                let refilled = (age_ms * 1000).div_ceil(t);
-                let r = (units as u128).saturating_sub(refilled);
-                let back = r.min((tat - now) / t);
-                if back == 0 {
+                let owed = (units as u128 * t).saturating_sub(age_ms * 1000);
+                let back = owed.min(tat - now);
+                let Ok(a) = u64::try_from(tat - back) else {
                     return (state, 0);
-                }
-                let a = u64::try_from(tat - back * t).unwrap_or(state.a);
-                (State { a, b: state.b }, u64::try_from(back).unwrap_or(0))
+                };
+                let whole = u64::try_from(back / t).unwrap_or(0);
+                (State { a, b: state.b }, whole)
             }
         }
     }
