@@ -95,6 +95,32 @@ def test_key_rotation_without_envoy_restart(procs, jwt_wasm):
     assert envoy.request("/api/old-key-still-valid", t_old).status_code == 200
 
 
+def test_a_key_dropped_from_the_jwks_stops_its_cached_tokens(procs, jwt_wasm):
+    """A key the provider stops publishing (rotated out after a leak) must stop its tokens at
+    the next refresh, even those each worker verified and cached."""
+    k1, k2 = tk.rsa_key("k1"), tk.rsa_key("k2")
+    oidc = procs.oidc([k1]).start()
+    provider = remote_provider(oidc)
+    provider["remote_jwks"]["cache_duration"] = "3s"
+    echo, envoy = start_envoy(procs, jwt_wasm, config(provider), oidc.port)
+    t_old = oidc.token()
+    for i in range(8):  # fresh connections: both workers verify and cache it
+        assert envoy.request(f"/api/cached/{i}", t_old).status_code == 200
+    hits = envoy.metric("meshward_jwt_auth_jwt_cache_hit", provider=PROVIDER)
+    assert int(hits) >= 1, "the token is served from the cache before the rotation"
+
+    oidc.restart([k2])  # k1 is no longer published
+    fetched = fetch_ok(envoy)
+    deadline = time.monotonic() + 30
+    while fetch_ok(envoy) < fetched + 4 and time.monotonic() < deadline:
+        time.sleep(0.2)  # each worker refreshes every 2.7 s
+    assert fetch_ok(envoy) >= fetched + 4, "the workers did not refresh the keys"
+    for i in range(6):
+        assert_denied(envoy.request(f"/api/after-drop/{i}", t_old), 401, "kid_not_found")
+    assert not [x for x in echo.snapshot() if x["path"].startswith("/api/after-drop/")]
+    assert envoy.request("/api/new-key", oidc.token()).status_code == 200
+
+
 def test_provider_down_known_kid_works_unknown_kid_refused(procs, jwt_wasm):
     k1, k2 = tk.rsa_key("k1"), tk.rsa_key("k2")
     never_published = tk.rsa_key("never-published")

@@ -136,8 +136,12 @@ impl Runtime {
             return Check::Failed(Reason::TokenMalformed);
         }
         let now = now_ms / 1000;
+        let generation = self.keys.borrow().get(p).map_or(0, KeyState::generation);
         let mut caches = self.caches.borrow_mut();
-        if let Some(hit) = caches.get_mut(p).and_then(|c| c.get(&found.token, now)) {
+        if let Some(hit) = caches
+            .get_mut(p)
+            .and_then(|c| c.get(&found.token, now, generation))
+        {
             metrics.cache_hit.inc(host);
             return Check::Verified(hit);
         }
@@ -173,7 +177,7 @@ impl Runtime {
             Ok(v) => {
                 let v = Rc::new(v);
                 if let Some(c) = caches.get_mut(p) {
-                    c.insert(&found.token, v.clone(), now);
+                    c.insert(&found.token, v.clone(), now, state.generation());
                 }
                 Check::Verified(v)
             }

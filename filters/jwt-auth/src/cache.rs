@@ -1,7 +1,8 @@
 //! Bounded per-worker cache of verified tokens, keyed by the whole token
 //! string (so there is no hash-collision risk). Entries are never served at
-//! or past the token's `exp`; when full, expired entries go first, then the
-//! oldest insertion.
+//! or past the token's `exp`, nor after the provider's key set changed (a
+//! key dropped from the JWKS must stop its tokens at once); when full,
+//! expired entries go first, then the oldest insertion.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -37,7 +38,8 @@ impl Hasher for TailHasher {
 #[derive(Debug)]
 pub struct TokenCache {
     capacity: usize,
-    entries: HashMap<Rc<str>, Rc<Verified>, BuildHasherDefault<TailHasher>>,
+    /// The verification and the key-set generation that made it.
+    entries: HashMap<Rc<str>, (Rc<Verified>, u64), BuildHasherDefault<TailHasher>>,
     order: VecDeque<Rc<str>>,
 }
 
@@ -58,16 +60,17 @@ impl TokenCache {
         self.entries.is_empty()
     }
 
-    pub fn get(&mut self, token: &str, now: u64) -> Option<Rc<Verified>> {
-        let hit = self.entries.get(token)?;
-        if hit.usable_at(now) {
+    /// `generation`: the provider's current key set ([`crate::keys::KeyState::generation`]).
+    pub fn get(&mut self, token: &str, now: u64, generation: u64) -> Option<Rc<Verified>> {
+        let (hit, made_by) = self.entries.get(token)?;
+        if hit.usable_at(now) && *made_by == generation {
             return Some(hit.clone());
         }
         self.entries.remove(token);
         None
     }
 
-    pub fn insert(&mut self, token: &str, verified: Rc<Verified>, now: u64) {
+    pub fn insert(&mut self, token: &str, verified: Rc<Verified>, now: u64, generation: u64) {
         if self.capacity == 0 || !verified.usable_at(now) {
             return;
         }
@@ -75,13 +78,17 @@ impl TokenCache {
             self.make_room(now);
         }
         let key: Rc<str> = Rc::from(token);
-        if self.entries.insert(key.clone(), verified).is_none() {
+        if self
+            .entries
+            .insert(key.clone(), (verified, generation))
+            .is_none()
+        {
             self.order.push_back(key);
         }
     }
 
     fn make_room(&mut self, now: u64) {
-        self.entries.retain(|_, v| v.usable_at(now));
+        self.entries.retain(|_, (v, _)| v.usable_at(now));
         // Drop queue slots whose entries are gone, then the oldest live ones.
         while self.entries.len() >= self.capacity {
             match self.order.pop_front() {
@@ -126,19 +133,19 @@ mod tests {
         let mut c = TokenCache::new(10);
         let mut only_a = (*verified(Some(100))).clone();
         only_a.provider = 7;
-        c.insert(&a, Rc::new(only_a), 50);
-        assert_eq!(c.get(&a, 60).map(|v| v.provider), Some(7));
-        assert!(c.get(&b, 60).is_none(), "equality compares whole tokens");
+        c.insert(&a, Rc::new(only_a), 50, 0);
+        assert_eq!(c.get(&a, 60, 0).map(|v| v.provider), Some(7));
+        assert!(c.get(&b, 60, 0).is_none(), "equality compares whole tokens");
     }
 
     #[test]
     fn never_served_at_or_past_exp() {
         let mut c = TokenCache::new(10);
-        c.insert("a", verified(Some(100)), 50);
-        assert!(c.get("a", 99).is_some());
-        assert!(c.get("a", 100).is_none());
+        c.insert("a", verified(Some(100)), 50, 0);
+        assert!(c.get("a", 99, 0).is_some());
+        assert!(c.get("a", 100, 0).is_none());
         assert!(c.is_empty(), "expired entry is dropped on lookup");
-        c.insert("b", verified(Some(10)), 50);
+        c.insert("b", verified(Some(10)), 50, 0);
         assert!(c.is_empty(), "already-expired entries are not inserted");
     }
 
@@ -146,39 +153,39 @@ mod tests {
     fn bounded_with_fifo_eviction() {
         let mut c = TokenCache::new(3);
         for (i, t) in ["a", "b", "c", "d", "e"].iter().enumerate() {
-            c.insert(t, verified(Some(1000 + i as u64)), 0);
+            c.insert(t, verified(Some(1000 + i as u64)), 0, 0);
             assert!(c.len() <= 3);
         }
-        assert!(c.get("a", 0).is_none());
-        assert!(c.get("b", 0).is_none());
-        assert!(c.get("e", 0).is_some());
+        assert!(c.get("a", 0, 0).is_none());
+        assert!(c.get("b", 0, 0).is_none());
+        assert!(c.get("e", 0, 0).is_some());
         assert!(c.order.len() <= 3);
     }
 
     #[test]
     fn expired_entries_evicted_before_live_ones() {
         let mut c = TokenCache::new(2);
-        c.insert("old-live", verified(Some(1000)), 0);
-        c.insert("soon", verified(Some(10)), 0);
-        c.insert("new", verified(Some(1000)), 20);
+        c.insert("old-live", verified(Some(1000)), 0, 0);
+        c.insert("soon", verified(Some(10)), 0, 0);
+        c.insert("new", verified(Some(1000)), 20, 0);
         assert!(
-            c.get("old-live", 20).is_some(),
+            c.get("old-live", 20, 0).is_some(),
             "live entry kept, expired one evicted"
         );
-        assert!(c.get("new", 20).is_some());
+        assert!(c.get("new", 20, 0).is_some());
     }
 
     #[test]
     fn zero_capacity_disables() {
         let mut c = TokenCache::new(0);
-        c.insert("a", verified(None), 0);
-        assert!(c.get("a", 0).is_none());
+        c.insert("a", verified(None), 0, 0);
+        assert!(c.get("a", 0, 0).is_none());
     }
 
     #[test]
     fn tokens_without_exp_are_cached() {
         let mut c = TokenCache::new(1);
-        c.insert("a", verified(None), 0);
-        assert!(c.get("a", u64::MAX - 1).is_some());
+        c.insert("a", verified(None), 0, 0);
+        assert!(c.get("a", u64::MAX - 1, 0).is_some());
     }
 }

@@ -518,3 +518,46 @@ fn rules_match_the_normalised_path_and_ambiguous_paths_get_400() {
         "envoy mode matches :path as is"
     );
 }
+
+/// Installs `kids` as the provider's keys through a fetch, as the root does
+/// when a refresh is due (`at_ms` must be past the next attempt).
+fn install_keys(rt: &Runtime, at_ms: u64, kids: &[&str]) {
+    let mut keys = rt.keys.borrow_mut();
+    let (_, plan) = keys[0].poll(at_ms);
+    keys[0].started(1, at_ms, &plan.expect("a refresh is due"));
+    let body = testing::jwks_of(kids);
+    let outcome = keys[0].on_response(at_ms, Some(200), Some(body.as_bytes()));
+    assert!(matches!(outcome, crate::keys::FetchOutcome::Loaded { .. }));
+}
+
+#[test]
+fn a_key_dropped_from_the_jwks_stops_its_cached_tokens_at_once() {
+    let host = FakeHost::at(NOW);
+    let mut cfg = remote_config();
+    cfg["providers"]["corp"]["remote_jwks"]["cache_duration"] = json!("10s");
+    let rt = runtime(&host, cfg);
+    let both = [testing::KID_RSA, testing::KID_RSA_B];
+    install_keys(&rt, NOW * 1000, &both);
+    let token = testing::token(Alg::Rs256, &testing::claims(NOW));
+    for _ in 0..2 {
+        request(&host, "/x", Some(&token));
+        assert_eq!(process(&rt, &host, true), Step::Continue);
+    }
+    let hits = || host.metric("meshward.jwt_auth.jwt_cache_hit", &[("provider", "corp")]);
+    assert_eq!(hits(), 1, "verified, cached, then served from the cache");
+    // The refresh returns the same document: the cached entry stays good.
+    let generation = rt.keys.borrow()[0].generation();
+    install_keys(&rt, (NOW + 10) * 1000, &both);
+    assert_eq!(rt.keys.borrow()[0].generation(), generation);
+    request(&host, "/x", Some(&token));
+    assert_eq!(process(&rt, &host, true), Step::Continue);
+    assert_eq!(hits(), 2);
+    // The provider drops the token's key: the cached verification is not
+    // served, and the token fails as its kid is no longer published.
+    host.advance(std::time::Duration::from_secs(20));
+    install_keys(&rt, (NOW + 20) * 1000, &[testing::KID_RSA_B]);
+    request(&host, "/x", Some(&token));
+    assert_eq!(process(&rt, &host, true), Step::Replied);
+    let (status, reason, _) = reply_reason(&host);
+    assert_eq!((status, reason.as_str()), (401, "kid_not_found"));
+}

@@ -146,6 +146,10 @@ pub struct KeyState {
     backoff_ms: u64,
     last_kid_refetch_ms: Option<u64>,
     pending_jwks_after_discovery: bool,
+    /// Counts the key sets installed that differ from the one before: a
+    /// verified-token cache entry is only good for the set that verified it.
+    generation: u64,
+    last_jwks_body: Vec<u8>,
 }
 
 impl KeyState {
@@ -164,11 +168,19 @@ impl KeyState {
             backoff_ms: BACKOFF_START_MS,
             last_kid_refetch_ms: None,
             pending_jwks_after_discovery: false,
+            generation: 0,
+            last_jwks_body: Vec::new(),
         }
     }
 
     pub fn keys(&self) -> Option<&Rc<Jwks>> {
         self.jwks.as_ref()
+    }
+
+    /// Changes when a refresh installs a key set that differs from the
+    /// current one (a refresh that returns the same document keeps it).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn is_remote(&self) -> bool {
@@ -296,6 +308,10 @@ impl KeyState {
             Ok((jwks, skipped)) => {
                 let keys = jwks.len();
                 self.jwks = Some(Rc::new(jwks));
+                if body != self.last_jwks_body.as_slice() {
+                    self.generation += 1;
+                    self.last_jwks_body = body.to_vec();
+                }
                 self.pending_jwks_after_discovery = false;
                 self.backoff_ms = BACKOFF_START_MS;
                 let cache_ms = self
