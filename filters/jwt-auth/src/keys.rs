@@ -149,7 +149,8 @@ pub struct KeyState {
     /// Counts the key sets installed that differ from the one before: a
     /// verified-token cache entry is only good for the set that verified it.
     generation: u64,
-    last_jwks_body: Vec<u8>,
+    /// SHA-256 of the installed document (a JWKS can be up to 1 MiB).
+    last_jwks_digest: [u8; 32],
 }
 
 impl KeyState {
@@ -169,7 +170,7 @@ impl KeyState {
             last_kid_refetch_ms: None,
             pending_jwks_after_discovery: false,
             generation: 0,
-            last_jwks_body: Vec::new(),
+            last_jwks_digest: [0; 32],
         }
     }
 
@@ -308,9 +309,10 @@ impl KeyState {
             Ok((jwks, skipped)) => {
                 let keys = jwks.len();
                 self.jwks = Some(Rc::new(jwks));
-                if body != self.last_jwks_body.as_slice() {
+                let digest = ring::digest::digest(&ring::digest::SHA256, body);
+                if digest.as_ref() != self.last_jwks_digest.as_slice() {
                     self.generation += 1;
-                    self.last_jwks_body = body.to_vec();
+                    self.last_jwks_digest.copy_from_slice(digest.as_ref());
                 }
                 self.pending_jwks_after_discovery = false;
                 self.backoff_ms = BACKOFF_START_MS;
