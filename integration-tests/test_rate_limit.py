@@ -42,13 +42,18 @@ def test_local_limit_is_exact_across_four_workers(procs):
                           "limit": {"requests": limit, "per": "hour", "algorithm": algorithm}}]}
         e = _envoy(procs, cfg)
         statuses = _blast(e, limit * 4, threads=12)
+        # A bucket or GCRA lease handed back owes the refill since its take (docs/rate-limit.md,
+        # "Leases"): up to ~0.1 s per lease before its spare unit can be taken again. So the
+        # count is checked once the leases have settled, with more demand after that.
+        time.sleep(1.0)
+        statuses += _blast(e, limit, threads=12)
         seen = (algorithm, dict(Counter(statuses)),
                 {m: e.metric(f"meshward_rate_limit_{m}") for m in
                  ("allowed", "limited", "cas_contention", "shared_data_error", "key_space_full")})
         assert statuses.count(200) == limit, seen
-        assert statuses.count(429) == limit * 3, seen
+        assert statuses.count(429) == limit * 4, seen
         assert e.metric("meshward_rate_limit_allowed", rule="all") == limit, seen
-        assert e.metric("meshward_rate_limit_limited", rule="all") == limit * 3, seen
+        assert e.metric("meshward_rate_limit_limited", rule="all") == limit * 4, seen
 
 
 def test_per_client_keys_and_response_headers(procs):
