@@ -1,6 +1,7 @@
 //! The host seam: everything a filter asks of Envoy goes through [`Host`].
 //! Production uses [`HostCalls`] (raw `hostcalls`, whose errors we map instead
-//! of unwrapping like the SDK's trait helpers do); tests use `fake::FakeHost`.
+//! of unwrapping like the SDK's trait helpers do, and [`crate::abi`] for the
+//! calls whose SDK wrappers panic on a status); tests use `fake::FakeHost`.
 
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -8,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType, Status};
 
+use crate::abi;
 use crate::identity::Identity;
 
 /// A host call failed; carries the call name and the proxy-wasm status.
@@ -174,10 +176,7 @@ impl Host for HostCalls {
     // >= 0x80 (legal obs-text, passed on by Envoy) would panic the VM and fail every later
     // request on the worker. Read bytes; invalid sequences become U+FFFD.
     fn request_header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-            .ok()
-            .flatten()
-            .map(lossy)
+        abi::header_value(MapType::HttpRequestHeaders, name).map(lossy)
     }
 
     fn request_headers(&self) -> Vec<(String, String)> {
@@ -185,11 +184,11 @@ impl Host for HostCalls {
     }
 
     fn set_request_header(&self, name: &str, value: Option<&str>) {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+        let _ = abi::set_header(MapType::HttpRequestHeaders, name, value);
     }
 
     fn add_request_header(&self, name: &str, value: &str) {
-        let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value);
+        let _ = abi::add_header(MapType::HttpRequestHeaders, name, value);
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
@@ -197,8 +196,7 @@ impl Host for HostCalls {
     }
 
     fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError> {
-        hostcalls::set_property(path.to_vec(), Some(value))
-            .map_err(|s| HostError::new("set_property", s))
+        abi::set_property(path, value)
     }
 
     fn shared_data(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
@@ -303,7 +301,7 @@ impl Host for HostCalls {
     }
 
     fn add_response_header(&self, name: &str, value: &str) {
-        let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
+        let _ = abi::add_header(MapType::HttpResponseHeaders, name, value);
     }
 
     fn call_foreign_function(&self, name: &str, args: &[u8]) -> Result<Option<Vec<u8>>, HostError> {

@@ -1,6 +1,7 @@
 //! Pieces every meshward filter uses: the host seam, config errors,
 //! standard deny responses, the identity contract, metrics and audit lines.
 
+pub mod abi;
 pub mod audit;
 pub mod callbacks;
 pub mod config;

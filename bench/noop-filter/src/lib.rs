@@ -9,6 +9,7 @@
 
 use std::rc::Rc;
 
+use meshward_shared::abi;
 use meshward_shared::config::parse_json;
 use meshward_shared::host::HostCalls;
 use proxy_wasm::hostcalls;
@@ -90,13 +91,13 @@ impl HttpContext for Noop {
             // Results are ignored: only the cost of the call is of interest.
             match p {
                 Probe::Header(name) => {
-                    let _ = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name);
+                    let _ = abi::header_value(MapType::HttpRequestHeaders, name);
                 }
                 Probe::Property(path) => {
                     let _ = hostcalls::get_property(path.iter().map(String::as_str).collect());
                 }
                 Probe::SetProperty(key) => {
-                    let _ = hostcalls::set_property(vec![key.as_str()], Some(b"{\"probe\":1}"));
+                    let _ = abi::set_property(&[key.as_str()], b"{\"probe\":1}");
                 }
                 Probe::Shared(key) => {
                     if let Ok((value, cas)) = hostcalls::get_shared_data(key) {

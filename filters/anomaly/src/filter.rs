@@ -11,6 +11,7 @@
 
 use std::rc::Rc;
 
+use meshward_shared::abi;
 use meshward_shared::audit::AuditLine;
 use meshward_shared::host::{Host, HostCalls};
 use meshward_shared::identity::Identity;
@@ -365,10 +366,8 @@ pub fn on_response(rt: &Runtime, key: crate::behaviour::IdentityKey) {
     if key == crate::behaviour::IdentityKey::default() {
         return;
     }
-    let status = hostcalls::get_map_value(MapType::HttpResponseHeaders, ":status")
-        .ok()
-        .flatten()
-        .and_then(|s| s.parse::<u16>().ok());
+    let status = abi::header_value(MapType::HttpResponseHeaders, ":status")
+        .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
     if let (Some(status), Ok(mut b)) = (status, rt.behaviour.try_borrow_mut()) {
         b.on_response(key, status);
     }
