@@ -219,3 +219,35 @@ def test_global_path_added_latency(procs, backend):
     print(f"median latency: local {m_local:.2f} ms, global {m_global:.2f} ms, "
           f"added {m_global - m_local:.2f} ms")
     assert m_global - m_local < 5.0
+
+
+def test_a_cluster_name_that_parses_as_a_grpc_service_message(procs, backend):
+    """Envoy reads a gRPC call's upstream as a serialized GrpcService when the bytes parse as one,
+    and as a cluster name only when they do not. `a-cluster` parses (field 12, fixed64: the other
+    8 bytes), leaving a service with no target: Envoy answers BadArgument, on which the proxy-wasm
+    SDK panics. The module sends the message itself (envoy_grpc.cluster_name), so any name works."""
+    _safe_window()
+    cfg = _cfg("global", 3, rls={"cluster": "a-cluster"})
+    echo = procs.echo()
+    e = procs.envoy([rate_limit_filter(cfg)],
+                    [static_cluster("upstream", echo.port), grpc_cluster("a-cluster", backend.rls.port)],
+                    concurrency=1).start()
+    statuses = [requests.get(e.url("/"), timeout=10).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429], statuses
+    assert e.metric("meshward_rate_limit_rls_error", rule="shared") == 0
+
+
+def test_an_rls_cluster_envoy_does_not_have_follows_the_failure_mode_at_once(procs, backend):
+    """The upstream goes as a GrpcService message, so Envoy no longer looks the name up before
+    the call; a cluster it does not have must still fail the call, not hang the request."""
+    echo = procs.echo()
+    for deny, expected in ((True, 503), (False, 200)):
+        cfg = _cfg("global", 3, rls={"cluster": "not-configured", "failure_mode_deny": deny})
+        e = procs.envoy([rate_limit_filter(cfg)], [static_cluster("upstream", echo.port)],
+                        concurrency=1).start()
+        t = time.monotonic()
+        statuses = [requests.get(e.url("/"), timeout=10).status_code for _ in range(3)]
+        took = time.monotonic() - t
+        assert statuses == [expected] * 3, (deny, statuses)
+        assert took < 3 * 0.25 + 1.0, took  # within the call timeout, not Envoy's default
+        assert e.metric("meshward_rate_limit_rls_error", rule="shared") == 3

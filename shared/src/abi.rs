@@ -15,6 +15,8 @@
 //! has no variant for (6, 12) is a value too. Clippy's `disallowed-methods`
 //! (workspace `clippy.toml`) keeps the panicking wrappers out of the tree.
 
+use std::borrow::Cow;
+
 use proxy_wasm::types::{MapType, Status};
 
 use crate::host::HostError;
@@ -139,6 +141,31 @@ pub fn property_path(path: &[&str]) -> Vec<u8> {
     path.join("\0").into_bytes()
 }
 
+/// The `upstream` of a gRPC call: a serialized `GrpcService` whose
+/// `envoy_grpc.cluster_name` (fields 1 and 1) is `cluster`. Envoy reads the
+/// bytes as that message when they parse as one, and as a bare cluster name
+/// only when they do not. Some names parse (`a-cluster`: field 12, fixed64,
+/// the other 8 bytes), leaving a service with no target, and Envoy 1.40 then
+/// aborts the whole process ("panic: unset oneof"). Sent as the message, any
+/// name means itself. Both lengths stay below 128 so each is one byte, as
+/// the SDK passes this as `&str`; a longer name goes bare.
+pub fn grpc_upstream(cluster: &str) -> Cow<'_, str> {
+    let (Ok(inner), Ok(outer)) = (u8::try_from(cluster.len()), u8::try_from(cluster.len() + 2))
+    else {
+        return Cow::Borrowed(cluster);
+    };
+    if outer >= 0x80 {
+        return Cow::Borrowed(cluster);
+    }
+    let mut s = String::with_capacity(cluster.len() + 4);
+    s.push('\n'); // field 1 (envoy_grpc), length-delimited
+    s.push(char::from(outer));
+    s.push('\n'); // field 1 (cluster_name), length-delimited
+    s.push(char::from(inner));
+    s.push_str(cluster);
+    Cow::Owned(s)
+}
+
 fn status(call: &'static str, code: u32) -> Result<(), HostError> {
     match code {
         OK => Ok(()),
@@ -155,6 +182,36 @@ mod tests {
         assert_eq!(property_path(&["a", "b.c"]), b"a\0b.c".to_vec());
         assert_eq!(property_path(&["one"]), b"one".to_vec());
         assert!(property_path(&[]).is_empty());
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct EnvoyGrpc {
+        #[prost(string, tag = "1")]
+        cluster_name: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct GrpcService {
+        #[prost(message, optional, tag = "1")]
+        envoy_grpc: Option<EnvoyGrpc>,
+    }
+
+    #[test]
+    fn grpc_upstream_is_a_grpc_service_naming_the_cluster() {
+        use prost::Message;
+        for name in [
+            "rls",
+            "a-cluster",
+            "outbound|8081||ratelimit.default.svc.cluster.local",
+        ] {
+            let up = grpc_upstream(name);
+            let svc = GrpcService::decode(up.as_bytes()).unwrap();
+            assert_eq!(svc.envoy_grpc.unwrap().cluster_name, name);
+        }
+        let longest = "c".repeat(125);
+        assert!(matches!(grpc_upstream(&longest), Cow::Owned(_)));
+        let too_long = "c".repeat(126);
+        assert_eq!(grpc_upstream(&too_long), too_long.as_str());
     }
 
     #[test]

@@ -290,7 +290,8 @@ impl Host for HostCalls {
         message: &[u8],
         timeout: Duration,
     ) -> Result<u32, HostError> {
-        hostcalls::dispatch_grpc_call(cluster, service, method, vec![], Some(message), timeout)
+        let upstream = abi::grpc_upstream(cluster);
+        hostcalls::dispatch_grpc_call(&upstream, service, method, vec![], Some(message), timeout)
             .map_err(|s| HostError::new("dispatch_grpc_call", s))
     }
 
