@@ -207,6 +207,7 @@ class SoakRun:
     new_identities: int = 0
     behind_s: float = 0.0     # how far the slowest client thread fell behind its schedule
     started_at: str = ""
+    client_objects: int = 0   # objects the client process's GC tracked before the run
 
     # -- pass conditions --------------------------------------------------------------
     RSS_GROWTH_BOUND_KB = 8 * 1024
@@ -367,6 +368,8 @@ class SoakRun:
             f"| RSS growth after warm-up (median of last fifth - first fifth) | {s['rss_growth_kb']} kB "
             f"(bound {self.RSS_GROWTH_BOUND_KB} kB) |",
             f"| Wasm VMs created (no restart: unchanged after warm-up) | {s['vm_created']} |",
+            f"| client process: objects tracked by Python's GC (its cyclic GC is off during the run) "
+            f"| {self.client_objects} |",
             "",
             "p99 per bucket after warm-up (ms): "
             + ", ".join(f"{b[0]:.0f}s {b[3] * 1e3:.1f}" for b in s["buckets"]),
@@ -521,6 +524,8 @@ class Soak:
         # (late in a whole-suite run it holds every earlier test's objects) would stall every
         # client thread at once and show up as Envoy's p99. The run creates no cycles.
         gc.collect()
+        run.client_objects = len(gc.get_objects())
+        was_enabled = gc.isenabled()
         gc.freeze()
         gc.disable()
         try:
@@ -532,8 +537,9 @@ class Soak:
             self._stop.set()
             sampler.join(10)
         finally:
-            gc.enable()
             gc.unfreeze()
+            if was_enabled:
+                gc.enable()
         run.records = sorted((r for rs in per_thread for r in rs), key=lambda r: r.sched)
         run.behind_s = max(behind, default=0.0)
         run.new_identities = self.tokens.new_identities

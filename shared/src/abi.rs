@@ -141,6 +141,9 @@ pub fn property_path(path: &[&str]) -> Vec<u8> {
     path.join("\0").into_bytes()
 }
 
+/// The longest cluster name [`grpc_upstream`] can wrap (one-byte lengths).
+pub const GRPC_CLUSTER_MAX: usize = 125;
+
 /// The `upstream` of a gRPC call: a serialized `GrpcService` whose
 /// `envoy_grpc.cluster_name` (fields 1 and 1) is `cluster`. Envoy reads the
 /// bytes as that message when they parse as one, and as a bare cluster name
@@ -148,13 +151,14 @@ pub fn property_path(path: &[&str]) -> Vec<u8> {
 /// the other 8 bytes), leaving a service with no target, and Envoy 1.40 then
 /// aborts the whole process ("panic: unset oneof"). Sent as the message, any
 /// name means itself. Both lengths stay below 128 so each is one byte, as
-/// the SDK passes this as `&str`; a longer name goes bare.
+/// the SDK passes this as `&str`: configs refuse names over
+/// [`GRPC_CLUSTER_MAX`], and a longer one would go bare.
 pub fn grpc_upstream(cluster: &str) -> Cow<'_, str> {
     let (Ok(inner), Ok(outer)) = (u8::try_from(cluster.len()), u8::try_from(cluster.len() + 2))
     else {
         return Cow::Borrowed(cluster);
     };
-    if outer >= 0x80 {
+    if cluster.len() > GRPC_CLUSTER_MAX {
         return Cow::Borrowed(cluster);
     }
     let mut s = String::with_capacity(cluster.len() + 4);

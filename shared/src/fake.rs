@@ -45,6 +45,8 @@ pub struct FakeHost {
     pub cas_conflicts: RefCell<u32>,
     /// `set_shared_data` fails with a host error.
     pub fail_shared_writes: RefCell<bool>,
+    /// Request-header writes fail as Envoy's do once it let the headers go.
+    pub fail_header_writes: RefCell<bool>,
     /// Contexts made effective, in order, and requests resumed (by context).
     pub effective: RefCell<Vec<u32>>,
     pub resumed: RefCell<Vec<u32>>,
@@ -88,6 +90,15 @@ pub struct GrpcCall {
 }
 
 impl FakeHost {
+    fn header_write(&self, call: &'static str) -> Result<(), HostError> {
+        if *self.fail_header_writes.borrow() {
+            return Err(HostError {
+                call,
+                status: "BadArgument".into(),
+            });
+        }
+        Ok(())
+    }
     pub fn at(unix_secs: u64) -> Self {
         let h = FakeHost::default();
         *h.now.borrow_mut() = unix_secs * 1000;
@@ -234,17 +245,21 @@ impl Host for FakeHost {
         self.record("headers".to_string());
         self.headers.borrow().clone()
     }
-    fn set_request_header(&self, name: &str, value: Option<&str>) {
+    fn set_request_header(&self, name: &str, value: Option<&str>) -> Result<(), HostError> {
+        self.header_write("set_header_map_value")?;
         let mut h = self.headers.borrow_mut();
         h.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
         if let Some(v) = value {
             h.push((name.to_ascii_lowercase(), v.to_string()));
         }
+        Ok(())
     }
-    fn add_request_header(&self, name: &str, value: &str) {
+    fn add_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
+        self.header_write("add_header_map_value")?;
         self.headers
             .borrow_mut()
             .push((name.to_ascii_lowercase(), value.to_string()));
+        Ok(())
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         self.record(format!("property {}", path.join(".")));

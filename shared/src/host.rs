@@ -59,9 +59,12 @@ pub trait Host {
 
     fn request_header(&self, name: &str) -> Option<String>;
     fn request_headers(&self) -> Vec<(String, String)>;
-    /// Replace (or, with `None`, remove) a request header.
-    fn set_request_header(&self, name: &str, value: Option<&str>);
-    fn add_request_header(&self, name: &str, value: &str);
+    /// Replace (or, with `None`, remove) a request header. Envoy refuses
+    /// when it no longer holds the request headers; a filter that strips or
+    /// sets a header the upstream trusts must then not let the request go
+    /// on ([`crate::facts::refuse_header_write`]).
+    fn set_request_header(&self, name: &str, value: Option<&str>) -> Result<(), HostError>;
+    fn add_request_header(&self, name: &str, value: &str) -> Result<(), HostError>;
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
     fn set_property(&self, path: &[&str], value: &[u8]) -> Result<(), HostError>;
@@ -183,12 +186,12 @@ impl Host for HostCalls {
         lossy_map(hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default())
     }
 
-    fn set_request_header(&self, name: &str, value: Option<&str>) {
-        let _ = abi::set_header(MapType::HttpRequestHeaders, name, value);
+    fn set_request_header(&self, name: &str, value: Option<&str>) -> Result<(), HostError> {
+        abi::set_header(MapType::HttpRequestHeaders, name, value)
     }
 
-    fn add_request_header(&self, name: &str, value: &str) {
-        let _ = abi::add_header(MapType::HttpRequestHeaders, name, value);
+    fn add_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
+        abi::add_header(MapType::HttpRequestHeaders, name, value)
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {

@@ -138,20 +138,22 @@ impl<H: Host + ?Sized> Host for MemoHost<'_, H> {
         all
     }
 
-    fn set_request_header(&self, name: &str, value: Option<&str>) {
-        self.inner.set_request_header(name, value);
+    fn set_request_header(&self, name: &str, value: Option<&str>) -> Result<(), HostError> {
+        self.inner.set_request_header(name, value)?;
         self.memo.remember_header(name, value.map(str::to_string));
         *self.memo.all_headers.borrow_mut() = None;
+        Ok(())
     }
 
-    fn add_request_header(&self, name: &str, value: &str) {
-        self.inner.add_request_header(name, value);
+    fn add_request_header(&self, name: &str, value: &str) -> Result<(), HostError> {
+        self.inner.add_request_header(name, value)?;
         // The first value may stay what it was: read it again when asked.
         self.memo
             .headers
             .borrow_mut()
             .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         *self.memo.all_headers.borrow_mut() = None;
+        Ok(())
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {

@@ -13,7 +13,8 @@ use std::rc::Rc;
 
 use meshward_shared::abi;
 use meshward_shared::audit::AuditLine;
-use meshward_shared::host::{Host, HostCalls};
+use meshward_shared::facts;
+use meshward_shared::host::{Host, HostCalls, HostError};
 use meshward_shared::identity::Identity;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -45,8 +46,15 @@ pub enum AtHeaders {
 /// Request headers arrived (`end_of_stream`: there is no body).
 pub fn on_headers<H: Host + ?Sized>(rt: &Runtime, host: &H, end_of_stream: bool) -> AtHeaders {
     let mut headers = host.request_headers();
-    strip_own(host, &mut headers);
     let cfg = rt.config();
+    if let Err(e) = strip_own(host, &mut headers) {
+        let replied = facts::refuse_header_write(host, "anomaly", &e, cfg.shadow);
+        return AtHeaders::Decided(if replied {
+            Step::Replied
+        } else {
+            Step::Continue
+        });
+    }
     if !end_of_stream && cfg.inspect_body && cfg.max_body_bytes > 0 && inspected(&headers) {
         return AtHeaders::AwaitBody(headers);
     }
@@ -55,7 +63,10 @@ pub fn on_headers<H: Host + ?Sized>(rt: &Runtime, host: &H, end_of_stream: bool)
 
 /// Remove incoming copies of the headers this filter sets, so a client cannot
 /// forge a score or a hint. Costs a host call only when one is present.
-fn strip_own<H: Host + ?Sized>(host: &H, headers: &mut Vec<(String, String)>) {
+fn strip_own<H: Host + ?Sized>(
+    host: &H,
+    headers: &mut Vec<(String, String)>,
+) -> Result<(), HostError> {
     let before = headers.len();
     headers.retain(|(k, _)| {
         !actions::OWN_HEADERS
@@ -64,9 +75,10 @@ fn strip_own<H: Host + ?Sized>(host: &H, headers: &mut Vec<(String, String)>) {
     });
     if headers.len() != before {
         for name in actions::OWN_HEADERS {
-            host.set_request_header(name, None);
+            host.set_request_header(name, None)?;
         }
     }
+    Ok(())
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -207,11 +219,13 @@ fn apply<H: Host + ?Sized>(
     if plan.tag {
         m.action(Act::Tag).inc(host);
         if headers_open {
-            host.set_request_header(
+            // Tags and the hint are advice to the upstream: a refused
+            // write loses the advice, not a check.
+            let _ = host.set_request_header(
                 actions::SCORE_HEADER,
                 Some(&outcome.score.total.to_string()),
             );
-            host.set_request_header(
+            let _ = host.set_request_header(
                 actions::DETECTORS_HEADER,
                 Some(&actions::detector_list(&outcome.score)),
             );
@@ -229,7 +243,7 @@ fn apply<H: Host + ?Sized>(
             m.action(Act::ShadowThrottle).inc(host);
         } else {
             m.action(Act::Throttle).inc(host);
-            host.set_request_header(actions::HINT_HEADER, Some(actions::HINT_THROTTLE));
+            let _ = host.set_request_header(actions::HINT_HEADER, Some(actions::HINT_THROTTLE));
         }
     }
     let blocks = plan.block && !plan.shadow;

@@ -132,6 +132,27 @@ fn spoofed_headers_are_stripped_from_benign_requests() {
 }
 
 #[test]
+fn a_spoofed_header_envoy_will_not_strip_refuses_the_request() {
+    let h = req("/ok", &[("x-meshward-anomaly-score", "0")]);
+    let rt = runtime(&h, json!({}));
+    *h.fail_header_writes.borrow_mut() = true;
+    assert_eq!(on_headers(&rt, &h, true), AtHeaders::Decided(Step::Replied));
+    let (status, _, body) = h.replies().last().cloned().unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, v["reason"].as_str()),
+        (500, Some("header_write_failed"))
+    );
+    // nothing to strip: nothing to refuse
+    let h = req("/ok", &[]);
+    *h.fail_header_writes.borrow_mut() = true;
+    assert_eq!(
+        on_headers(&rt, &h, true),
+        AtHeaders::Decided(Step::Continue)
+    );
+}
+
+#[test]
 fn throttle_hint_is_set_between_its_threshold_and_blocking() {
     let h = req(SQLI, &[]);
     let rt = runtime(

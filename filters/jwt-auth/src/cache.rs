@@ -63,11 +63,13 @@ impl TokenCache {
     /// `generation`: the provider's current key set ([`crate::keys::KeyState::generation`]).
     pub fn get(&mut self, token: &str, now: u64, generation: u64) -> Option<Rc<Verified>> {
         let (hit, made_by) = self.entries.get(token)?;
-        if hit.usable_at(now) && *made_by == generation {
-            return Some(hit.clone());
+        if !hit.usable_at(now) {
+            self.entries.remove(token);
+            return None;
         }
-        self.entries.remove(token);
-        None
+        // Another key set verified it: the caller verifies again and the
+        // insert overwrites this entry in place (one queue slot per token).
+        (*made_by == generation).then(|| hit.clone())
     }
 
     pub fn insert(&mut self, token: &str, verified: Rc<Verified>, now: u64, generation: u64) {
@@ -84,6 +86,12 @@ impl TokenCache {
             .is_none()
         {
             self.order.push_back(key);
+            // Entries dropped on lookup leave their slot; a cache that never
+            // fills would otherwise never drop those slots.
+            if self.order.len() > 2 * self.capacity {
+                let entries = &self.entries;
+                self.order.retain(|k| entries.contains_key(k));
+            }
         }
     }
 
@@ -173,6 +181,27 @@ mod tests {
             "live entry kept, expired one evicted"
         );
         assert!(c.get("new", 20, 0).is_some());
+    }
+
+    #[test]
+    fn a_new_key_set_reverifies_in_place() {
+        let mut c = TokenCache::new(4);
+        c.insert("a", verified(Some(1000)), 0, 1);
+        assert!(c.get("a", 1, 2).is_none(), "verified by another key set");
+        c.insert("a", verified(Some(1000)), 1, 2);
+        assert!(c.get("a", 1, 2).is_some());
+        assert_eq!((c.len(), c.order.len()), (1, 1), "one slot per token");
+    }
+
+    #[test]
+    fn slots_of_entries_dropped_on_lookup_do_not_pile_up() {
+        let mut c = TokenCache::new(4);
+        for i in 0..100u64 {
+            let t = format!("t{i}");
+            c.insert(&t, verified(Some(10 + i)), i, 0);
+            assert!(c.get(&t, 10 + i, 0).is_none(), "expired");
+            assert!(c.order.len() <= 2 * 4 + 1, "{}", c.order.len());
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use meshward_shared::audit::AuditLine;
 use meshward_shared::facts::{self, RequestFacts};
-use meshward_shared::host::{Host, HostCalls};
+use meshward_shared::host::{Host, HostCalls, HostError};
 use meshward_shared::response::LocalReply;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -82,7 +82,9 @@ pub fn now_ms<H: Host + ?Sized>(host: &H) -> u64 {
 pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H, final_attempt: bool) -> Step {
     let config = &rt.config;
     for name in &config.output_headers {
-        host.set_request_header(name, None);
+        if let Err(e) = host.set_request_header(name, None) {
+            return refused_write(host, config, &e);
+        }
     }
     let facts = RequestFacts::new(host, &config.sources);
     // Rules match the normalised path, so `/public/../admin` is `/admin`.
@@ -112,10 +114,10 @@ pub fn process<H: Host + ?Sized>(rt: &Runtime, host: &H, final_attempt: bool) ->
     let decision = rt.decide(host, rule, &tokens, now_ms(host), final_attempt);
     match decision.outcome {
         Outcome::Pending => Step::Pause,
-        Outcome::Allow => {
-            allow(rt, host, &decision, full_path);
-            Step::Continue
-        }
+        Outcome::Allow => match allow(rt, host, &decision, full_path) {
+            Ok(()) => Step::Continue,
+            Err(e) => refused_write(host, config, &e),
+        },
         Outcome::Deny(reason, provider) => deny(rt, host, reason, provider, &rule.required_scopes),
     }
 }
@@ -154,7 +156,22 @@ fn extract_tokens<H: Host + ?Sized>(
         .collect()
 }
 
-fn allow<H: Host + ?Sized>(rt: &Runtime, host: &H, decision: &Decision, full_path: &str) {
+/// Envoy refused to strip or set a header: the request must not go on
+/// (a spoofed identity header, or a token, could reach the upstream).
+fn refused_write<H: Host + ?Sized>(host: &H, config: &Config, e: &HostError) -> Step {
+    if facts::refuse_header_write(host, "jwt-auth", e, config.shadow) {
+        Step::Replied
+    } else {
+        Step::Continue
+    }
+}
+
+fn allow<H: Host + ?Sized>(
+    rt: &Runtime,
+    host: &H,
+    decision: &Decision,
+    full_path: &str,
+) -> Result<(), HostError> {
     let config = &rt.config;
     // Copied only when a token parameter is removed from it.
     let mut path: Option<String> = None;
@@ -175,7 +192,7 @@ fn allow<H: Host + ?Sized>(rt: &Runtime, host: &H, decision: &Decision, full_pat
                             .request_header(name)
                             .is_some_and(|v| crate::extract::has_prefix(&v, prefix));
                     if carries {
-                        host.set_request_header(name, None);
+                        host.set_request_header(name, None)?;
                     }
                 }
                 TokenLocation::Param(name) => {
@@ -186,13 +203,13 @@ fn allow<H: Host + ?Sized>(rt: &Runtime, host: &H, decision: &Decision, full_pat
             }
         }
         if let Some(h) = &provider.forward_payload_header {
-            host.set_request_header(h, Some(&verified.payload_segment));
+            host.set_request_header(h, Some(&verified.payload_segment))?;
         }
         for c in &provider.claim_to_headers {
             if let Some(value) =
                 crate::claims::claim_at(&verified.identity.claims, &c.claim).and_then(header_value)
             {
-                host.set_request_header(&c.header, Some(&value));
+                host.set_request_header(&c.header, Some(&value))?;
             }
         }
         if let Some(m) = rt.metrics.provider(*p) {
@@ -200,7 +217,7 @@ fn allow<H: Host + ?Sized>(rt: &Runtime, host: &H, decision: &Decision, full_pat
         }
     }
     if let Some(path) = path.filter(|p| p != full_path) {
-        host.set_request_header(":path", Some(&path));
+        host.set_request_header(":path", Some(&path))?;
     }
     if let Some((_, _, first)) = decision.verified.first() {
         publish_identity(host, config, first);
@@ -215,6 +232,7 @@ fn allow<H: Host + ?Sized>(rt: &Runtime, host: &H, decision: &Decision, full_pat
         }
         line.emit(host);
     }
+    Ok(())
 }
 
 fn publish_identity<H: Host + ?Sized>(host: &H, config: &Config, verified: &Verified) {

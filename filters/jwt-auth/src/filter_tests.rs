@@ -72,6 +72,29 @@ fn reply_reason(host: &FakeHost) -> (u32, String, Option<String>) {
 }
 
 #[test]
+fn a_refused_header_write_refuses_the_request() {
+    // Envoy answers BadArgument once it no longer holds the headers: a
+    // spoofed x-jwt-sub or the token itself must not go on unstripped.
+    let host = FakeHost::at(NOW);
+    let rt = runtime(&host, config(json!({})));
+    let token = testing::token(Alg::Es256, &testing::claims(NOW));
+    request(&host, "/orders", Some(&token));
+    host.add_request_header("x-jwt-sub", "mallory").unwrap();
+    *host.fail_header_writes.borrow_mut() = true;
+    assert_eq!(process(&rt, &host, false), Step::Replied);
+    let (status, reason, _) = reply_reason(&host);
+    assert_eq!((status, reason.as_str()), (500, "header_write_failed"));
+
+    // the same in shadow mode: logged, not answered
+    let host = FakeHost::at(NOW);
+    let rt = runtime(&host, config(json!({"shadow": true})));
+    request(&host, "/orders", Some(&token));
+    *host.fail_header_writes.borrow_mut() = true;
+    assert_eq!(process(&rt, &host, false), Step::Continue);
+    assert!(host.replies().is_empty());
+}
+
+#[test]
 fn valid_token_is_allowed_with_outputs() {
     let host = FakeHost::at(NOW);
     let rt = runtime(&host, config(json!({})));
@@ -79,7 +102,7 @@ fn valid_token_is_allowed_with_outputs() {
     claims["org"] = json!({"groups": ["a", "b"]});
     let token = testing::token(Alg::Es256, &claims);
     request(&host, "/orders", Some(&token));
-    host.add_request_header("x-jwt-sub", "mallory");
+    host.add_request_header("x-jwt-sub", "mallory").unwrap();
     assert_eq!(process(&rt, &host, false), Step::Continue);
     assert!(host.replies().is_empty());
     assert_eq!(
@@ -227,7 +250,7 @@ fn scopes_bypass_optional_and_preflight() {
         .contains("error=\"insufficient_scope\", scope=\"admin\""));
 
     request(&host, "/public/x", None);
-    host.add_request_header("x-jwt-sub", "mallory");
+    host.add_request_header("x-jwt-sub", "mallory").unwrap();
     assert_eq!(process(&rt, &host, false), Step::Continue);
     assert_eq!(
         host.header("x-jwt-sub"),

@@ -355,6 +355,15 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
                     "must not be empty",
                 ));
             }
+            if r.cluster.len() > meshward_shared::abi::GRPC_CLUSTER_MAX {
+                return Err(ConfigError::new(
+                    "rate_limit_service.cluster",
+                    format!(
+                        "at most {} bytes: the name goes to Envoy inside a GrpcService message",
+                        meshward_shared::abi::GRPC_CLUSTER_MAX
+                    ),
+                ));
+            }
             if !(200..=599).contains(&r.failure_status) {
                 return Err(ConfigError::new(
                     "rate_limit_service.failure_status",

@@ -113,6 +113,10 @@ fn errors_name_the_field_path() {
             "rules[0].limit.per",
         ),
         (
+            json!({"rules": [{"name": "a", "mode": "global", "limit": {"requests": 1, "per": "second"}}], "rate_limit_service": {"cluster": "c".repeat(126)}}),
+            "rate_limit_service.cluster",
+        ),
+        (
             json!({"rules": [{"name": "a", "mode": "hybrid", "limit": {"requests": 1, "per": "month"}}], "rate_limit_service": {"cluster": "rls"}}),
             "rules[0].limit.per",
         ),

@@ -401,7 +401,8 @@ fn anomaly_runs_after_authz_and_its_throttle_hint_reaches_rate_limit() {
     assert_eq!(status(&host), Some(429));
     // a forged hint on a benign request is stripped before rate-limit reads it
     request(&host, "/api/orders?id=7", "alice");
-    host.add_request_header("x-meshward-anomaly", "throttle");
+    host.add_request_header("x-meshward-anomaly", "throttle")
+        .unwrap();
     assert_eq!(filter(&rt, 4).on_request(&host), Flow::Continue);
     assert_eq!(
         metric(

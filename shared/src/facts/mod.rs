@@ -307,20 +307,54 @@ pub const AMBIGUOUS_PATH: &str = "ambiguous_path";
 /// and a 400 problem+json reply (nothing is sent in `shadow` mode).
 /// Returns whether the request was answered.
 pub fn refuse_path<H: Host + ?Sized>(host: &H, filter: &str, e: PathError, shadow: bool) -> bool {
+    refuse(host, filter, 400, AMBIGUOUS_PATH, e.detail(), shadow)
+}
+
+/// Reason code of the 500 sent when Envoy refused a header write.
+pub const HEADER_WRITE_FAILED: &str = "header_write_failed";
+
+/// Refuse a request whose headers could not be stripped or set (Envoy
+/// answers `BadArgument` once it no longer holds them): a spoofed identity
+/// or score header must not reach the upstream. One audit line and a 500
+/// problem+json reply, none in `shadow` mode. Returns whether it answered.
+pub fn refuse_header_write<H: Host + ?Sized>(
+    host: &H,
+    filter: &str,
+    e: &crate::host::HostError,
+    shadow: bool,
+) -> bool {
+    refuse(
+        host,
+        filter,
+        500,
+        HEADER_WRITE_FAILED,
+        &e.to_string(),
+        shadow,
+    )
+}
+
+fn refuse<H: Host + ?Sized>(
+    host: &H,
+    filter: &str,
+    status: u32,
+    reason: &str,
+    detail: &str,
+    shadow: bool,
+) -> bool {
     let decision = if shadow { "shadow_deny" } else { "deny" };
-    AuditLine::new(filter, decision, AMBIGUOUS_PATH)
+    AuditLine::new(filter, decision, reason)
         .request(host)
-        .field("why", e.detail())
-        .field("status", 400)
+        .field("why", detail)
+        .field("status", status)
         .emit(host);
     if shadow {
         return false;
     }
-    let reply = LocalReply::problem(400, AMBIGUOUS_PATH, e.detail());
+    let reply = LocalReply::problem(status, reason, detail);
     if let Err(err) = reply.send(host) {
         host.log(
             proxy_wasm::types::LogLevel::Error,
-            &format!("meshward {filter}: could not send the 400 reply: {err}"),
+            &format!("meshward {filter}: could not send the {status} reply: {err}"),
         );
     }
     true
