@@ -10,26 +10,18 @@ the wrapper avoids it."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import requests
 
-from harness import REPO_ROOT
 from harness.envoy import static_cluster, wasm_filter
+from harness.wasm_build import build_test_module
 
-LATE_WASM = "target/wasm32-wasip1/release/late_read_filter.wasm"
 PANIC = "unexpected status: 2"  # the SDK's message for BadArgument
 
 
 @pytest.fixture(scope="module")
 def late_wasm() -> str:
-    cmd = ["cargo", "build", "--release", "--target", "wasm32-wasip1", "-p", "late-read-filter"]
-    p = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=170)
-    if p.returncode != 0:  # offline: the lock file pins what ~/.cargo holds
-        p = subprocess.run(cmd + ["--offline"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=170)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return LATE_WASM
+    return build_test_module("late-read-filter")
 
 
 def _envoy(procs, wasm: str, reader: str):

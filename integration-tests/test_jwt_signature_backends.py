@@ -31,8 +31,8 @@ from harness import REPO_ROOT
 from harness import tokens as tk
 from harness.configs import LOCAL_AUD, LOCAL_ISS
 from harness.envoy import jwt_auth_filter, static_cluster, wasm_filter
+from harness.wasm_build import build_test_module
 
-SIGCHECK_WASM = "target/wasm32-wasip1/release/sigcheck_filter.wasm"
 
 # Group orders (for the other member of an ECDSA (r, s) pair).
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -229,12 +229,7 @@ BATCH = 48  # cases per request (an 8192-bit case is about 4 KB of hex)
 
 @pytest.fixture(scope="session")
 def sigcheck_wasm() -> str:
-    cmd = ["cargo", "build", "--release", "--target", "wasm32-wasip1", "-p", "sigcheck-filter"]
-    p = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=170)
-    if p.returncode != 0:  # offline: the lock file pins what ~/.cargo holds
-        p = subprocess.run(cmd + ["--offline"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=170)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return SIGCHECK_WASM
+    return build_test_module("sigcheck-filter")
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ Modules:
   envoy   - Envoy bootstrap builders, launcher, admin/stats helpers, --mode validate
   oidc    - the real npm `oidc-provider` as a managed process
   tokens  - keys, JWKS and JWT minting (PyJWT + cryptography), raw/forged tokens
+  wasm_build - builds a test-only proxy-wasm crate of the workspace, returns its module
 """
 
 from pathlib import Path
