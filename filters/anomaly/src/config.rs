@@ -57,6 +57,8 @@ struct RawDetectors {
     #[serde(default)]
     ssrf: Option<RawDetector>,
     #[serde(default)]
+    java: Option<RawDetector>,
+    #[serde(default)]
     protocol: Option<RawDetector>,
 }
 
@@ -97,7 +99,7 @@ struct RawRoute {
 pub struct DetectorSet(u8);
 
 impl DetectorSet {
-    pub const ALL: DetectorSet = DetectorSet(0b11_1111);
+    pub const ALL: DetectorSet = DetectorSet(0b111_1111);
 
     pub fn with(self, d: Detector) -> DetectorSet {
         DetectorSet(self.0 | 1 << d as u8)
@@ -348,6 +350,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         (Detector::Traversal, &d.traversal),
         (Detector::Cmdi, &d.cmdi),
         (Detector::Ssrf, &d.ssrf),
+        (Detector::Java, &d.java),
         (Detector::Protocol, &d.protocol),
     ] {
         if let Some(RawDetector { enabled: false }) = setting {
@@ -441,7 +444,7 @@ fn exclusions_at(raw: &[RawExclusion], path: &str) -> Result<Vec<Exclusion>, Con
                 ConfigError::new(
                     format!("{}[{j}]", crate_join(&at, "detectors")),
                     format!(
-                        "unknown detector {name:?}; expected one of sqli, xss, traversal, cmdi, ssrf, protocol"
+                        "unknown detector {name:?}; expected one of sqli, xss, traversal, cmdi, ssrf, java, protocol"
                     ),
                 )
             })?;

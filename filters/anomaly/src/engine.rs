@@ -2,7 +2,7 @@
 //! host calls, so it is tested natively and reused by the glue and the suite.
 
 use crate::config::{Config, DetectorSet, Exclusion};
-use crate::detect::{cmdi, prefilter, protocol, sqli, ssrf, traversal::Traversal, xss};
+use crate::detect::{cmdi, java::Java, prefilter, protocol, sqli, ssrf, traversal::Traversal, xss};
 use crate::normalize::normalize;
 use crate::request::{Input, Kind, View};
 use crate::score::{Detector, Hit, Score, Verdict};
@@ -58,13 +58,10 @@ fn applicable(kind: Kind) -> DetectorSet {
         .with(Detector::Sqli)
         .with(Detector::Xss)
         .with(Detector::Traversal)
-        .with(Detector::Cmdi);
+        .with(Detector::Cmdi)
+        .with(Detector::Java);
     match kind {
-        Kind::Path => DetectorSet::default()
-            .with(Detector::Traversal)
-            .with(Detector::Xss)
-            .with(Detector::Sqli)
-            .with(Detector::Cmdi),
+        Kind::Path => injection,
         Kind::Header => injection,
         Kind::ParamName | Kind::JsonKey | Kind::FileName => injection,
         Kind::ParamValue | Kind::Cookie | Kind::JsonValue | Kind::RawBody | Kind::XmlValue => {
@@ -78,6 +75,7 @@ fn applicable(kind: Kind) -> DetectorSet {
 pub struct Engine {
     config: Config,
     traversal: Traversal,
+    java: Java,
     clean: Mutex<CleanCache>,
 }
 
@@ -88,7 +86,7 @@ pub struct Engine {
 /// those, so the result is the same. A value that differs in any byte is
 /// scanned in full; flagged values are never kept.
 struct CleanCache {
-    slots: Vec<Option<(u8, Vec<u8>)>>,
+    slots: Vec<Option<(u16, Vec<u8>)>>,
 }
 
 const CLEAN_SLOTS: usize = 64;
@@ -96,7 +94,7 @@ const CLEAN_SLOTS: usize = 64;
 const CLEAN_MAX_BYTES: usize = 256;
 
 impl CleanCache {
-    fn slot(key: u8, raw: &[u8]) -> usize {
+    fn slot(key: u16, raw: &[u8]) -> usize {
         // FNV-1a; a collision only evicts, since a hit compares the bytes.
         let h = raw
             .iter()
@@ -106,11 +104,11 @@ impl CleanCache {
         (h % CLEAN_SLOTS as u64) as usize
     }
 
-    fn contains(&self, key: u8, raw: &[u8]) -> bool {
+    fn contains(&self, key: u16, raw: &[u8]) -> bool {
         matches!(self.slots.get(Self::slot(key, raw)), Some(Some((k, v))) if *k == key && v == raw)
     }
 
-    fn insert(&mut self, key: u8, raw: &[u8]) {
+    fn insert(&mut self, key: u16, raw: &[u8]) {
         if let Some(slot) = self.slots.get_mut(Self::slot(key, raw)) {
             match slot {
                 Some((k, v)) => {
@@ -125,13 +123,13 @@ impl CleanCache {
 }
 
 /// The cache key besides the bytes: the detectors run and the decoding.
-fn clean_key(run: DetectorSet, kind: Kind) -> u8 {
+fn clean_key(run: DetectorSet, kind: Kind) -> u16 {
     let bits = Detector::ALL
         .iter()
         .enumerate()
         .filter(|(_, d)| run.contains(**d))
-        .fold(0u8, |acc, (i, _)| acc | 1 << i);
-    bits | u8::from(kind == Kind::Cookie) << 7
+        .fold(0u16, |acc, (i, _)| acc | 1 << i);
+    bits | u16::from(kind == Kind::Cookie) << Detector::ALL.len()
 }
 
 /// The score and what it means for this request's route.
@@ -147,6 +145,7 @@ impl Engine {
         Ok(Engine {
             config,
             traversal: Traversal::new()?,
+            java: Java::new()?,
             clean: Mutex::new(CleanCache {
                 slots: vec![None; CLEAN_SLOTS],
             }),
@@ -237,6 +236,7 @@ impl Engine {
                     Detector::Traversal => self.traversal.detect(&value, &mut hits),
                     Detector::Cmdi => hits.extend(cmdi::detect(&value)),
                     Detector::Ssrf => ssrf::detect(&value, &mut hits),
+                    Detector::Java => self.java.detect(&value, &mut hits),
                     // Protocol runs above; behaviour is not a field detector.
                     Detector::Protocol | Detector::Behaviour => {}
                 }

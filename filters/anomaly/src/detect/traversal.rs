@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use aho_corasick::{AhoCorasick, MatchKind};
 use meshward_shared::facts::path::hex_digit;
 
+use super::find;
 use crate::score::{Hit, Severity};
 
 /// System and secret files (lowercase; matched anywhere in the value, at a
@@ -306,10 +307,6 @@ fn local_path_token(v: &[u8], at: usize) -> bool {
 
 fn is_blank(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'"' | b'\'' | b'<' | b'>')
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The first `..` segment and how many levels the climbs go above the start
