@@ -726,3 +726,28 @@ fn no_detector_flags_a_single_byte() {
         }
     }
 }
+
+#[test]
+fn cmdi_ifs_behind_a_third_encoding() {
+    // Two decodings leave `%24` for `$`: the shell still reads `${IFS}`.
+    for a in [
+        "cat%252524%257BIFS%257D/etc/passwd",
+        "cat%252524IFS/etc/passwd",
+        "x%252524%257BIFS%257Did",
+        "a;cat%252524%257BIFS%257D%252524HOME",
+    ] {
+        assert!(is_cmdi(a), "missed: {a} -> {:?}", cmdi_rule(a));
+    }
+}
+
+#[test]
+fn cmdi_separator_behind_a_percent25_chain() {
+    // Four and five encodings: two decodings leave `%25…` before the byte.
+    for a in [
+        "x%2525250awhoami",
+        "a%252525250d%252525250aid",
+        "1%25252526%25252526id",
+    ] {
+        assert!(is_cmdi(a), "missed: {a} -> {:?}", cmdi_rule(a));
+    }
+}

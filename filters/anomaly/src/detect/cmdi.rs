@@ -232,34 +232,45 @@ fn walk(value: &[u8], mut f: impl FnMut(usize, u8)) {
     let mut i = 0;
     while let Some(&b) = value.get(i) {
         // A `%XX` left after the normaliser's two URL-decodings, for a byte
-        // the shell reads as syntax (`%0a` sent encoded three times).
+        // the shell reads as syntax (`%0a` sent encoded three times), also
+        // behind a chain of `%25` (`%25250a`, encoded four times and more).
         if b == b'%' {
-            let pair = value.get(i + 1..i + 3).and_then(|h| {
-                let d = |c: u8| (c as char).to_digit(16);
+            let d = |c: u8| (c as char).to_digit(16);
+            let pair_at = |j: usize| {
+                let h = value.get(j..j + 2)?;
                 Some((d(h[0])? << 4 | d(h[1])?) as u8)
-            });
+            };
+            let mut j = i + 1;
+            while value.get(j..j + 2) == Some(b"25") && pair_at(j + 2).is_some() {
+                j += 2;
+            }
             if let Some(c @ (b'\n' | b'\r' | b'\t' | b';' | b'|' | b'&' | b'`' | b'$' | b'(')) =
-                pair
+                pair_at(j)
             {
                 f(i, if c == b'\t' { b' ' } else { c });
-                i += 3;
+                i = j + 2;
+                continue;
+            }
+        }
+        // `%24` left after two decodings is a `$` to the shell's reader too.
+        let dollar = match b {
+            b'$' => 1,
+            b'%' if value.get(i + 1..i + 3) == Some(b"24") => 3,
+            _ => 0,
+        };
+        if dollar > 0 {
+            let rest = value.get(i + dollar..).unwrap_or_default();
+            let ifs = [&b"{ifs}"[..], b"%7bifs%7d", b"ifs"]
+                .into_iter()
+                .find(|form| rest.starts_with(form));
+            if let Some(form) = ifs {
+                f(i, b' ');
+                i += dollar + form.len();
                 continue;
             }
         }
         if b == b'$' {
             let rest = value.get(i + 1..).unwrap_or_default();
-            let skip = if rest.starts_with(b"{ifs}") {
-                6
-            } else if rest.starts_with(b"ifs") {
-                4
-            } else {
-                0
-            };
-            if skip > 0 {
-                f(i, b' ');
-                i += skip;
-                continue;
-            }
             // `$@` and `$*` are empty outside a function: `w$@hoami` is `whoami`.
             if matches!(rest.first(), Some(b'@' | b'*')) {
                 i += 2;
@@ -284,6 +295,13 @@ fn walk(value: &[u8], mut f: impl FnMut(usize, u8)) {
         }
         i += 1;
     }
+}
+
+/// `$IFS` with its `$` (and braces) still encoded after the two decodings.
+fn ifs_encoded(value: &[u8]) -> bool {
+    [&b"%24{ifs}"[..], b"%24%7bifs%7d", b"%24ifs"]
+        .into_iter()
+        .any(|form| contains(value, form))
 }
 
 /// Before the separator that ends at `at`: nothing, or one token without
@@ -335,7 +353,9 @@ pub fn detect(value: &[u8]) -> Option<Hit> {
     {
         return None;
     }
-    if value.contains(&b'$') && (contains(value, b"${ifs}") || contains(value, b"$ifs")) {
+    if (value.contains(&b'$') && (contains(value, b"${ifs}") || contains(value, b"$ifs")))
+        || (contains(value, b"%24") && ifs_encoded(value))
+    {
         return Some(hit(RULE_SEPARATOR, Severity::Critical, 0));
     }
     let v = shell_view(value);
