@@ -90,6 +90,12 @@ const HAND: &[&str] = &[
     "3.5mm jack; echo cancellation", "USB-C; sleep mode", "5kg; cat litter", "1 or 2", "true or false",
     "Model X-100 | type: wireless", "Ref 42 & find attached", "Note: /etc/passwd is where Linux lists users",
     "a=1", "key=value", "x==y", "!important", "100% sure", "50%-off", "30% + 20%", "C++", "C#", "F#", ".NET",
+    // Java and templates near the `java` rules
+    "Hello ${firstName}, your order ${order.id} has shipped", "${price} USD", "{{user.name}}",
+    "Runtime: 2h 15m", "The class loader could not find my plugin", "java.util.List<String> is not serializable",
+    "Caused by: java.lang.IllegalStateException at org.example.Main.run(Main.java:7)",
+    "org.apache.commons.lang3.StringUtils", "Spring Boot 3.2 with Java 21", "JNDI lookup failed in our legacy app",
+    "rO0 is not a word", "ro0abc", "aced0005 is what I see in the hex dump",
 ];
 
 struct Rng(u64);
