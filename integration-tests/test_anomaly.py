@@ -334,3 +334,23 @@ def test_the_java_detector_can_be_turned_off(procs):
     e, _ = _serve(procs, {"detectors": {"java": {"enabled": False}}})
     assert e.request("/items", headers={"user-agent": LOG4SHELL_UA}, timeout=TIMEOUT).status_code == 200
     assert e.request(SQLI_QUERY, timeout=TIMEOUT).status_code == 403
+
+
+def test_php_injection_is_blocked_before_the_upstream(procs):
+    e, echo = _serve(procs, {})
+    cases = [
+        ("/items?code=%3C%3Fphp%20system(%24_GET%5B%27c%27%5D)%3B", {}, "php.open-tag", "query.code"),
+        ("/items?x=%27.system(%27id%27).%27", {}, "php.function-call", "query.x"),
+        ("/items", {"cookie": 'cart=O:8:"stdClass":1:{s:1:"a";i:2;}'}, "php.serialized-object",
+         "cookie.cart"),
+    ]
+    for path, headers, rule, field in cases:
+        r = e.request(path, headers=headers, timeout=TIMEOUT)
+        assert r.status_code == 403, (path, headers, r.text)
+        found = r.json()["findings"]
+        assert {"detector": "php", "rule": rule, "field": field} in found, found
+    assert echo.snapshot() == [], "the upstream saw a blocked request"
+    for path in ["/items?note=our%20system(s)%20failed", "/items?email=richard.php%40example.com",
+                 "/items?q=exec()%20in%20python"]:
+        assert e.request(path, timeout=TIMEOUT).status_code == 200, path
+    assert e.wait_metric("meshward_anomaly_detections", len(cases), detector="php") == len(cases)

@@ -59,6 +59,8 @@ struct RawDetectors {
     #[serde(default)]
     java: Option<RawDetector>,
     #[serde(default)]
+    php: Option<RawDetector>,
+    #[serde(default)]
     protocol: Option<RawDetector>,
 }
 
@@ -96,21 +98,21 @@ struct RawRoute {
 
 /// A set of detectors as a bit mask (bit = `Detector as u8`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DetectorSet(u8);
+pub struct DetectorSet(u16);
 
 impl DetectorSet {
-    pub const ALL: DetectorSet = DetectorSet(0b111_1111);
+    pub const ALL: DetectorSet = DetectorSet(0b1111_1111);
 
     pub fn with(self, d: Detector) -> DetectorSet {
-        DetectorSet(self.0 | 1 << d as u8)
+        DetectorSet(self.0 | 1 << d as u16)
     }
 
     pub fn without(self, d: Detector) -> DetectorSet {
-        DetectorSet(self.0 & !(1 << d as u8))
+        DetectorSet(self.0 & !(1 << d as u16))
     }
 
     pub fn contains(self, d: Detector) -> bool {
-        self.0 & (1 << d as u8) != 0
+        self.0 & (1 << d as u16) != 0
     }
 }
 
@@ -351,6 +353,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         (Detector::Cmdi, &d.cmdi),
         (Detector::Ssrf, &d.ssrf),
         (Detector::Java, &d.java),
+        (Detector::Php, &d.php),
         (Detector::Protocol, &d.protocol),
     ] {
         if let Some(RawDetector { enabled: false }) = setting {
@@ -444,7 +447,7 @@ fn exclusions_at(raw: &[RawExclusion], path: &str) -> Result<Vec<Exclusion>, Con
                 ConfigError::new(
                     format!("{}[{j}]", crate_join(&at, "detectors")),
                     format!(
-                        "unknown detector {name:?}; expected one of sqli, xss, traversal, cmdi, ssrf, java, protocol"
+                        "unknown detector {name:?}; expected one of sqli, xss, traversal, cmdi, ssrf, java, php, protocol"
                     ),
                 )
             })?;

@@ -2,7 +2,9 @@
 //! host calls, so it is tested natively and reused by the glue and the suite.
 
 use crate::config::{Config, DetectorSet, Exclusion};
-use crate::detect::{cmdi, java::Java, prefilter, protocol, sqli, ssrf, traversal::Traversal, xss};
+use crate::detect::{
+    cmdi, java::Java, php, prefilter, protocol, sqli, ssrf, traversal::Traversal, xss,
+};
 use crate::normalize::normalize;
 use crate::request::{Input, Kind, View};
 use crate::score::{Detector, Hit, Score, Verdict};
@@ -59,7 +61,8 @@ fn applicable(kind: Kind) -> DetectorSet {
         .with(Detector::Xss)
         .with(Detector::Traversal)
         .with(Detector::Cmdi)
-        .with(Detector::Java);
+        .with(Detector::Java)
+        .with(Detector::Php);
     match kind {
         Kind::Path => injection,
         Kind::Header => injection,
@@ -237,6 +240,7 @@ impl Engine {
                     Detector::Cmdi => hits.extend(cmdi::detect(&value)),
                     Detector::Ssrf => ssrf::detect(&value, &mut hits),
                     Detector::Java => self.java.detect(&value, &mut hits),
+                    Detector::Php => php::detect(&value, &mut hits),
                     // Protocol runs above; behaviour is not a field detector.
                     Detector::Protocol | Detector::Behaviour => {}
                 }

@@ -35,19 +35,22 @@ pub enum Detector {
     Ssrf,
     /// Log4j lookups, serialized objects, code-execution classes.
     Java,
+    /// PHP code, serialized PHP objects.
+    Php,
     Protocol,
     /// Per-identity behaviour (`behaviour.*` rules); see `crate::behaviour`.
     Behaviour,
 }
 
 impl Detector {
-    pub const ALL: [Detector; 8] = [
+    pub const ALL: [Detector; 9] = [
         Detector::Sqli,
         Detector::Xss,
         Detector::Traversal,
         Detector::Cmdi,
         Detector::Ssrf,
         Detector::Java,
+        Detector::Php,
         Detector::Protocol,
         Detector::Behaviour,
     ];
@@ -60,6 +63,7 @@ impl Detector {
             Detector::Cmdi => "cmdi",
             Detector::Ssrf => "ssrf",
             Detector::Java => "java",
+            Detector::Php => "php",
             Detector::Protocol => "protocol",
             Detector::Behaviour => "behaviour",
         }

@@ -96,6 +96,11 @@ const HAND: &[&str] = &[
     "Caused by: java.lang.IllegalStateException at org.example.Main.run(Main.java:7)",
     "org.apache.commons.lang3.StringUtils", "Spring Boot 3.2 with Java 21", "JNDI lookup failed in our legacy app",
     "rO0 is not a word", "ro0abc", "aced0005 is what I see in the hex dump",
+    // PHP-adjacent
+    "Our system(s) were down for 2 hours", "Please include(s) the receipt", "<?xml version=\"1.0\"?>",
+    "richard.php@example.com", "I call exec() from Python", "cursor.execute(sql) fails",
+    "Price: $5 (incl. VAT)", "$(document).ready(fn)", "ratio 3:2", "O: 8 items",
+    "Upgraded PHP 8.2 and phpinfo shows the old version",
 ];
 
 struct Rng(u64);

@@ -501,6 +501,70 @@ fn java(r: &mut Rng) -> String {
     }
 }
 
+fn php(r: &mut Rng) -> String {
+    let cmd = format!(
+        "{} {}",
+        r.pick(&["id", "whoami", "uname", "ls", "cat"]),
+        r.pick(&["-a", "/etc/passwd", "/tmp", "", "-la"])
+    );
+    let func = r.pick(&[
+        "system",
+        "exec",
+        "passthru",
+        "shell_exec",
+        "popen",
+        "proc_open",
+        "eval",
+        "assert",
+        "pcntl_exec",
+    ]);
+    let func = random_case(r, func);
+    let arg = match r.below(4) {
+        0 => format!("'{cmd}'"),
+        1 => format!("\"{cmd}\""),
+        2 => format!("$_GET['{}']", r.pick(&["c", "cmd", "x"])),
+        _ => format!(
+            "base64_decode('{}')",
+            r.pick(&["aWQ=", "d2hvYW1p", "bHMgLWxh"])
+        ),
+    };
+    let call = match r.below(6) {
+        0 => format!("{func}({arg})"),
+        1 => format!("{func} ({arg})"),
+        2 => format!("{func}/**/({arg})"),
+        3 => format!("\\{func}({arg})"),
+        4 => format!("({func})({arg})"),
+        _ => format!("\"{func}\"({arg})"),
+    };
+    match r.below(6) {
+        0 => format!("<?php {call}; ?>"),
+        1 => format!("<?={call}?>"),
+        2 => format!("{}';{call};//", r.pick(&["x", "1", "", "name"])),
+        3 => format!("'.{call}.'"),
+        4 => {
+            let class = r.pick(&[
+                "stdClass",
+                "App\\Logger",
+                "GuzzleHttp\\Psr7\\FnStream",
+                "Monolog\\Handler\\SyslogUdpHandler",
+            ]);
+            let n = 1 + r.below(3);
+            format!(
+                "O:{}:\"{class}\":{n}:{{s:1:\"a\";i:{};}}",
+                class.len(),
+                r.below(100)
+            )
+        }
+        _ => format!(
+            "{} '{}://{}.example/{}.txt'",
+            r.pick(&["include_once", "require_once"]),
+            r.pick(&["http", "ftp", "phar"]),
+            r.pick(&["x", "cdn", "evil"]),
+            r.below(100_000)
+        ),
+    }
+}
+
 /// Benign values of the kinds that sit closest to the traversal and command
 /// injection rules: file names and paths (relative, home, Windows, one level
 /// up), URLs with paths, shell and git commands quoted in support text, search
@@ -965,12 +1029,13 @@ fn distinct(n: usize, r: &mut Rng, mut make: impl FnMut(&mut Rng) -> String) -> 
 #[test]
 fn generated_attacks_per_family() {
     let engine = Engine::new(Config::default()).unwrap();
-    let families: [(&str, Generator); 5] = [
+    let families: [(&str, Generator); 6] = [
         ("sqli", sqli),
         ("xss", xss),
         ("traversal", traversal),
         ("cmdi", cmdi),
         ("java", java),
+        ("php", php),
     ];
     let n = count();
     println!("generated attacks, {n} distinct per family, each sent in one of five places (json, query, form, cookie, header), a quarter URL-encoded once more; blocked = score >= 5, detected = score >= 3");

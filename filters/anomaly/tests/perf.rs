@@ -125,7 +125,8 @@ fn per_request_time() {
     let mut worst: f64 = 0.0;
     for unit in [
         "<a ", "&#x", "%25u", "'or ", "/*", "a'b ", "1;x|", "\\u00", ";(", "|id ", "a|b", "#",
-        "-- ", "../", "${", "`", "&&", "$(", "<!--", "%",
+        "-- ", "../", "${", "`", "&&", "$(", "<!--", "%", "${::-", "system/*", "o:99:\"", "$a",
+        "<? a",
     ] {
         let v = unit.repeat(16384 / unit.len());
         let body = serde_json::to_string(&serde_json::json!({ "v": v })).unwrap();

