@@ -5,7 +5,7 @@
 //! argument that looks like a shell one, so prose such as "P&ID" or
 //! "dogs; cats" stays clean.
 
-use super::contains;
+use super::{contains, hit};
 use crate::score::{Hit, Severity};
 
 /// Commands that have no meaning in prose.
@@ -457,14 +457,6 @@ fn glob(pattern: &[u8], name: &[u8]) -> bool {
             Some((&c, tail)) => (p == b'?' || p == c) && glob(rest, tail),
             None => false,
         },
-    }
-}
-
-fn hit(rule: &'static str, severity: Severity, offset: usize) -> Hit {
-    Hit {
-        rule,
-        severity,
-        offset,
     }
 }
 

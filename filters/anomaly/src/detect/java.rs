@@ -6,7 +6,7 @@
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
-use super::find;
+use super::{find, hit};
 use crate::score::{Hit, Severity};
 
 pub const RULE_JNDI: &str = "java.jndi-lookup";
@@ -136,14 +136,6 @@ impl Java {
         if let Some(at) = class {
             hits.push(hit(RULE_CLASS, Severity::Error, at));
         }
-    }
-}
-
-fn hit(rule: &'static str, severity: Severity, offset: usize) -> Hit {
-    Hit {
-        rule,
-        severity,
-        offset,
     }
 }
 

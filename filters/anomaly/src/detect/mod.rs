@@ -38,3 +38,15 @@ pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     find(hay, needle).is_some()
 }
+
+pub(crate) fn hit(
+    rule: &'static str,
+    severity: crate::score::Severity,
+    offset: usize,
+) -> crate::score::Hit {
+    crate::score::Hit {
+        rule,
+        severity,
+        offset,
+    }
+}

@@ -4,6 +4,7 @@
 //! `(system)('id')`, `"system"('id')`), a serialized PHP object (the input
 //! of an object-injection gadget), and superglobals or variable functions.
 
+use super::hit;
 use super::words::WordSet;
 use crate::score::{Hit, Severity};
 
@@ -109,14 +110,6 @@ pub fn detect(value: &[u8], hits: &mut Vec<Hit>) {
         if let Some(at) = superglobal(value) {
             hits.push(hit(RULE_SUPERGLOBAL, Severity::Error, at));
         }
-    }
-}
-
-fn hit(rule: &'static str, severity: Severity, offset: usize) -> Hit {
-    Hit {
-        rule,
-        severity,
-        offset,
     }
 }
 
