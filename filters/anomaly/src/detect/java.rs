@@ -14,14 +14,14 @@ pub const RULE_LOOKUP: &str = "java.log4j-lookup";
 pub const RULE_SERIALIZED: &str = "java.serialized-object";
 pub const RULE_EXEC: &str = "java.code-execution";
 pub const RULE_CLASS: &str = "java.class-name";
+pub const RULE_NESTING: &str = "java.lookup-nesting";
 
 /// Members and classes that only appear in a request to run code: static
 /// calls and context tricks of OGNL (Struts) and SpEL, Spring's
 /// `class.module.classLoader` binding, deserialization gadgets, and the
 /// loaders that fetch a remote bean definition.
 const EXEC: &[&str] = &[
-    "getruntime(",
-    "processbuilder(",
+    "getruntime().exec(",
     "_memberaccess",
     "ognlcontext",
     "ognlutil",
@@ -29,7 +29,6 @@ const EXEC: &[&str] = &[
     "class.module.classloader",
     "class.classloader",
     "t(java.",
-    "class.forname(",
     "scriptenginemanager",
     "invokertransformer",
     "instantiatetransformer",
@@ -40,9 +39,14 @@ const EXEC: &[&str] = &[
     "classpathxmlapplicationcontext",
 ];
 
-/// Class and package names exploits use, which also appear when people
-/// write about Java: an error alone, so a mention is detected, not blocked.
+/// Class and package names and calls exploits use, which also appear in
+/// Java code people write about (`new ProcessBuilder(cmd)`, a JDBC driver's
+/// `Class.forName(`): an error alone, so a mention is detected, not blocked,
+/// unless it sits inside an expression-language block (`${…}`, `#{…}`,
+/// `%{…}`), where it is evaluated.
 const CLASSES: &[&str] = &[
+    "processbuilder(",
+    "class.forname(",
     "java.lang.runtime",
     "java.lang.processbuilder",
     "java.lang.system",
@@ -134,9 +138,21 @@ impl Java {
             class.get_or_insert(m.start());
         }
         if let Some(at) = class {
-            hits.push(hit(RULE_CLASS, Severity::Error, at));
+            if expression_before(value, at) {
+                hits.push(hit(RULE_EXEC, Severity::Critical, at));
+            } else {
+                hits.push(hit(RULE_CLASS, Severity::Error, at));
+            }
         }
     }
+}
+
+/// An expression-language block opens before `at`: `${`, `#{` or `%{`
+/// (SpEL, JSF EL, OGNL), so a class named there is evaluated.
+fn expression_before(v: &[u8], at: usize) -> bool {
+    v[..at]
+        .windows(2)
+        .any(|w| matches!(w, [b'$' | b'#' | b'%', b'{']))
 }
 
 /// Resolves Log4j lookups innermost first, writing each resolved lookup's
@@ -152,9 +168,14 @@ fn lookups(value: &[u8], hits: &mut Vec<Hit>) {
     let mut open: Vec<(usize, usize)> = Vec::new();
     let mut jndi: Option<usize> = None;
     let mut lookup: Option<usize> = None;
+    let mut too_deep: Option<usize> = None;
     for (i, &b) in value.iter().enumerate() {
-        if b == b'{' && out.last() == Some(&b'$') && open.len() < MAX_DEPTH {
-            open.push((out.len() - 1, i));
+        if b == b'{' && out.last() == Some(&b'$') {
+            if open.len() < MAX_DEPTH {
+                open.push((out.len() - 1, i));
+            } else {
+                too_deep.get_or_insert(i);
+            }
             out.push(b);
             continue;
         }
@@ -177,9 +198,11 @@ fn lookups(value: &[u8], hits: &mut Vec<Hit>) {
         }
         // The resolved value: where it starts in `content`, and whether
         // quotes go (a date pattern's literal text is quoted).
+        // Log4j splits off a default before it looks at the prefix, so an
+        // unknown prefix (`${x:-j}`) falls back to its default too.
         let resolved = match find(content, b":-") {
-            Some(d) if known || prefix.is_empty() => Some((d + 2, false)),
-            _ => match (prefix, colon) {
+            Some(d) => Some((d + 2, false)),
+            None => match (prefix, colon) {
                 (b"lower" | b"upper", Some(c)) => Some((c + 1, false)),
                 (b"date", Some(c)) => Some((c + 1, true)),
                 _ => None,
@@ -189,9 +212,20 @@ fn lookups(value: &[u8], hits: &mut Vec<Hit>) {
             out.push(b);
             continue;
         };
+        let case = matches!(prefix, b"lower" | b"upper");
         let mut w = start;
-        for r in start + 2 + from..out.len() {
-            let c = out[r];
+        let mut r = start + 2 + from;
+        while r < out.len() {
+            // Java's case mapping takes `ı` (U+0131) to `I`, `ſ` (U+017F) to
+            // `S` and the Kelvin sign to `k`: `${upper:ı}` is an `i` to Log4j.
+            let (c, n) = match (case, &out[r..]) {
+                (true, [0xc4, 0xb1, ..]) => (b'i', 2),
+                (true, [0xc5, 0xbf, ..]) => (b's', 2),
+                (true, [0xe2, 0x84, 0xaa, ..]) => (b'k', 3),
+                (_, [c, ..]) => (*c, 1),
+                (_, []) => break,
+            };
+            r += n;
             if !(unquote && c == b'\'') {
                 out[w] = c;
                 w += 1;
@@ -211,6 +245,11 @@ fn lookups(value: &[u8], hits: &mut Vec<Hit>) {
     }
     if let Some(at) = lookup {
         hits.push(hit(RULE_LOOKUP, Severity::Error, at));
+    }
+    // Log4j has no depth limit, so what lies past the cap is unread: no log
+    // template nests that deep.
+    if let Some(at) = too_deep {
+        hits.push(hit(RULE_NESTING, Severity::Critical, at));
     }
 }
 
@@ -239,7 +278,7 @@ fn serialized(value: &[u8]) -> Option<Hit> {
 /// would otherwise dismiss.
 pub fn serialized_prefix(raw: &[u8]) -> bool {
     let v = raw.trim_ascii_start();
-    v.starts_with(b"rO0AB")
+    v.get(..5).is_some_and(|h| h.eq_ignore_ascii_case(b"ro0ab"))
         || v.get(..8)
             .is_some_and(|h| h.eq_ignore_ascii_case(b"aced0005"))
 }

