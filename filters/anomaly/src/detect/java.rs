@@ -120,8 +120,8 @@ impl Java {
         if let Some(hit) = serialized(value) {
             hits.push(hit);
         }
-        // Overlapping matches: `java.lang.ProcessBuilder(` holds a class
-        // name and a call, and the call decides.
+        // Overlapping matches: `T(java.lang.Runtime)` holds an execution
+        // shape and a class name, and the execution shape decides.
         let alnum = |i: usize| value.get(i).is_some_and(u8::is_ascii_alphanumeric);
         let mut class = None;
         for m in self.names.find_overlapping_iter(value) {
