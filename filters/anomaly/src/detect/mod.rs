@@ -29,10 +29,43 @@ fn offset_of(index: usize, walk: impl FnOnce(&mut dyn FnMut(usize, u8))) -> usiz
 /// The first place `needle` starts in `hay`. An empty needle is at 0
 /// (`windows(0)` would panic, which aborts the VM).
 pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
+    let Some((&first, rest)) = needle.split_first() else {
         return Some(0);
+    };
+    // A byte scan for the first byte, then a compare: a compare at every
+    // position (`windows`) measured about 1 ns a byte natively.
+    let mut from = 0;
+    while let Some(p) = hay.get(from..)?.iter().position(|&b| b == first) {
+        let at = from + p;
+        if hay.get(at + 1..)?.starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
     }
-    hay.windows(needle.len()).position(|w| w == needle)
+    None
+}
+
+#[cfg(test)]
+#[test]
+fn find_agrees_with_a_compare_at_every_position() {
+    let hay = b"aab abab ba a";
+    for needle in [
+        &b""[..],
+        b"a",
+        b"ab",
+        b"aba",
+        b"ba a",
+        b"a ",
+        b"x",
+        b"aab abab ba ax",
+    ] {
+        let slow = if needle.is_empty() {
+            Some(0)
+        } else {
+            hay.windows(needle.len()).position(|w| w == needle)
+        };
+        assert_eq!(find(hay, needle), slow, "{needle:?}");
+    }
 }
 
 pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {

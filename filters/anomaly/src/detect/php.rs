@@ -278,22 +278,29 @@ fn dangerous_call(v: &[u8]) -> Option<usize> {
 }
 
 /// `include` and `require` (and their `_once` forms) are statements: what
-/// they load needs no parentheses (`include 'http://…/x.txt';`).
+/// they load needs no parentheses (`include 'http://…/x.txt';`). Found by
+/// reading back from each quote or `$`, which prose has far fewer of than
+/// the letters the words start with.
 fn include_statement(v: &[u8]) -> Option<usize> {
-    for word in [&b"include"[..], b"require"] {
-        let mut from = 0;
-        while let Some(rel) = super::find(v.get(from..)?, word) {
-            let at = from + rel;
-            let mut end = at + word.len();
-            from = end;
-            if v.get(end..end + 5) == Some(b"_once") {
-                end += 5;
-            }
-            let glued = (at > 0 && ident(v[at - 1])) || v.get(end).is_some_and(|&b| ident(b));
-            let next = skip_blanks(v, end);
-            if !glued && next > end && include_target(v, next) {
-                return Some(at);
-            }
+    let mut from = 0;
+    while let Some(rel) = v
+        .get(from..)?
+        .iter()
+        .position(|&b| matches!(b, b'\'' | b'"' | b'$'))
+    {
+        let target = from + rel;
+        from = target + 1;
+        let end = skip_blanks_back(v, target);
+        if end == target {
+            continue;
+        }
+        let mut start = end;
+        while start > 0 && ident(v[start - 1]) {
+            start -= 1;
+        }
+        let glued = start > 0 && ident(v[start - 1]);
+        if !glued && is_include(&v[start..end]) && include_target(v, target) {
+            return Some(start);
         }
     }
     None
